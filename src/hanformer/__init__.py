@@ -1,0 +1,50 @@
+"""hanformer: train a WordPiece tokenizer, pretrain and fine-tune BERT, inspect and serve it.
+
+The public API is importable from here; heavy modules (torch) load on first use, so
+`import hanformer` and the CLI start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "HanformerError": "hanformer.errors",
+    # tokenization
+    "Tokenizer": "hanformer.tokenization.tokenizer",
+    "Encoding": "hanformer.tokenization.tokenizer",
+    "TokenizerConfig": "hanformer.tokenization.config",
+    "train_tokenizer": "hanformer.tokenization.trainer",
+    # models
+    "BertConfig": "hanformer.models.config",
+    "BertModel": "hanformer.models.bert",
+    "BertForPreTraining": "hanformer.models.heads",
+    "BertForMaskedLM": "hanformer.models.heads",
+    "BertForSequenceClassification": "hanformer.models.heads",
+    "BertForTokenClassification": "hanformer.models.heads",
+    "BertForQuestionAnswering": "hanformer.models.heads",
+    "load_model": "hanformer.models.checkpoint",
+    "inspect_checkpoint": "hanformer.models.checkpoint",
+    "convert_checkpoint": "hanformer.models.checkpoint",
+    "embed": "hanformer.models.embedding",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hanformer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_EXPORTS))
+
+
+__all__ = ["__version__", *_EXPORTS]
