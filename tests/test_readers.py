@@ -1,0 +1,116 @@
+"""Text readers: plain BERT format, wiki-extractor <doc> blocks, JSON lines; errors with positions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hanformer.data.readers import (
+    Document,
+    detect_format,
+    expand_paths,
+    iter_documents,
+    iter_text_lines,
+)
+from hanformer.errors import InputError
+
+
+def test_plain_text_documents_split_on_blank_lines(tmp_path):
+    p = tmp_path / "corpus.txt"
+    p.write_text("\ufeff첫 문장입니다.\n둘째 문장.\n\n\n  Second doc line one.  \nline two\n\nthird\n", encoding="utf-8")
+    docs = list(iter_documents(p))
+    assert docs == [
+        Document(str(p), 1, None, ["첫 문장입니다.", "둘째 문장."]),
+        Document(str(p), 5, None, ["Second doc line one.", "line two"]),
+        Document(str(p), 8, None, ["third"]),
+    ]
+    assert detect_format(p) == "text"
+
+
+def test_wiki_blocks_title_and_body(tmp_path):
+    p = tmp_path / "wiki_00"
+    p.write_text(
+        '<doc id="5" url="https://ko.wikipedia.org/wiki?curid=5" title="지미 카터">\n'
+        "지미 카터\n\n제임스 얼 카터 주니어는 미국 39대 대통령이다.\n생애.\n</doc>\n"
+        '<doc id="6" url="x" title="Stub">\nStub\n\n</doc>\n'
+        '<doc id="7" url="x" title="수학">\n수학\n수학은 학문이다.\n</doc>\n',
+        encoding="utf-8",
+    )
+    assert detect_format(p) == "wiki"
+    docs = list(iter_documents(p))
+    assert [(d.line, d.title, d.lines) for d in docs] == [
+        (1, "지미 카터", ["제임스 얼 카터 주니어는 미국 39대 대통령이다.", "생애."]),
+        (11, "수학", ["수학은 학문이다."]),
+    ]
+    # the title-only stub is kept when asked for
+    assert len(list(iter_documents(p, skip_empty=False))) == 3
+    assert list(iter_text_lines([p])) == [
+        "지미 카터", "제임스 얼 카터 주니어는 미국 39대 대통령이다.", "생애.", "Stub", "수학", "수학은 학문이다."]
+
+
+def test_jsonl_single_and_multiple_fields(tmp_path):
+    p = tmp_path / "petitions"
+    rows = [{"title": "제목 하나", "content": "본문 첫 줄\n\n본문 둘째 줄", "n": 1},
+            {"title": "제목 둘", "content": "내용"}]
+    p.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    assert detect_format(p) == "jsonl"
+    docs = list(iter_documents(p, text_fields=("title", "content")))
+    assert [(d.line, d.title, d.lines) for d in docs] == [
+        (1, None, ["제목 하나", "본문 첫 줄", "본문 둘째 줄"]), (2, None, ["제목 둘", "내용"])]
+    docs = list(iter_documents(p, text_fields="content"))
+    assert [(d.title, d.lines) for d in docs] == [("제목 하나", ["본문 첫 줄", "본문 둘째 줄"]), ("제목 둘", ["내용"])]
+    assert list(iter_text_lines(p, text_fields="content", include_titles=False)) == [
+        "본문 첫 줄", "본문 둘째 줄", "내용"]
+
+
+def test_folder_expansion_skips_readme(tmp_path):
+    (tmp_path / "README.md").write_text("# not corpus\n")
+    (tmp_path / "b.txt").write_text("bee\n")
+    (tmp_path / "a.txt").write_text("ay\n")
+    assert [p.name for p in expand_paths(tmp_path)] == ["a.txt", "b.txt"]
+    assert list(iter_text_lines(tmp_path)) == ["ay", "bee"]
+
+
+@pytest.mark.parametrize(
+    "name,content,kwargs,pattern",
+    [
+        ("bad.jsonl", '{"text": "ok"}\n{"text": "broken\n', {}, r"bad.jsonl:2: invalid JSON at column \d+"),
+        ("list.jsonl", '{"text": "ok"}\n[1, 2]\n', {}, r"list.jsonl:2: expected a JSON object, got list"),
+        ("nofield.jsonl", '{"text": "ok"}\n{"body": "x"}\n', {}, r"nofield.jsonl:2: missing text field 'text' \(fields present: body"),
+        ("type.jsonl", '{"text": 3}\n', {}, r"type.jsonl:1 \(field 'text'\): expected a string, got int"),
+        ("empty.txt", "\n\n  \n", {}, r"empty.txt: no text found"),
+        ("open.txt", '<doc id="1" title="A">\nA\nbody\n', {}, r"open.txt:1: <doc> is never closed"),
+        ("nested.txt", '<doc id="1" title="A">\nA\n<doc id="2" title="B">\n', {}, r"nested.txt:3: <doc> opened before"),
+        ("outside.txt", '<doc id="1" title="A">\nA\nx\n</doc>\nstray text\n', {}, r"outside.txt:5: text outside a <doc"),
+        ("fmt.txt", "x\n", {"fmt": "csv"}, r"unknown text format 'csv'"),
+    ],
+)
+def test_bad_input_names_file_and_line(tmp_path, name, content, kwargs, pattern):
+    p = tmp_path / name
+    p.write_text(content, encoding="utf-8")
+    with pytest.raises(InputError, match=pattern):
+        list(iter_documents(p, **kwargs))
+
+
+def test_non_utf8_missing_and_folder_errors(tmp_path):
+    p = tmp_path / "cp949.txt"
+    p.write_bytes("좋은 줄\n".encode() + "나쁜 줄\n".encode("cp949"))
+    with pytest.raises(InputError, match=r"cp949.txt:2: not valid UTF-8 at byte 11"):
+        list(iter_documents(p, fmt="text"))
+    with pytest.raises(InputError, match="input file not found: .*missing.txt"):
+        list(iter_documents(tmp_path / "missing.txt"))
+    empty_dir = tmp_path / "nothing"
+    empty_dir.mkdir()
+    with pytest.raises(InputError, match="input folder has no text files"):
+        list(iter_text_lines(empty_dir))
+
+
+def test_real_corpora(shared_data):
+    kowiki = shared_data / "kowiki" / "kowiki_AA_part0.txt"
+    first = next(iter_documents(kowiki))
+    assert (first.line, first.title) == (1, "지미 카터")
+    assert first.lines[0].startswith("제임스 얼 카터 주니어")
+    petitions = shared_data / "petitions_partial" / "petitions_2017-08.jsonl"
+    docs = list(iter_documents(petitions, text_fields=("title", "content")))
+    assert len(docs) == 662 and docs[0].lines[0] == "학교는 인력센터, 취업센터가 아닙니다. 정말 간곡히 부탁드립니다."
