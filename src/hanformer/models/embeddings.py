@@ -1,0 +1,54 @@
+"""BERT's input embeddings: token + segment (token type) + position, then LayerNorm and dropout."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from hanformer.models.config import BertConfig
+
+
+def sinusoidal_table(num_positions: int, dim: int) -> Tensor:
+    """The fixed position table of "Attention Is All You Need":
+    PE[pos, 2i] = sin(pos / 10000^(2i/dim)), PE[pos, 2i+1] = cos(pos / 10000^(2i/dim))."""
+    position = torch.arange(num_positions, dtype=torch.float32)[:, None]
+    inv_freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(num_positions, dim)
+    table[:, 0::2] = torch.sin(position * inv_freq)
+    table[:, 1::2] = torch.cos(position * inv_freq)[:, : dim // 2]
+    return table
+
+
+class BertEmbeddings(nn.Module):
+    """Sum of word, token-type and position embeddings.
+
+    Works on a padded (batch, seq) grid or, for speed, on the real tokens only:
+    pass 1-D `input_ids` of shape (tokens,) with matching 1-D `token_type_ids` and `position_ids`.
+    """
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        if config.position_embedding_type == "absolute":
+            self.position_embeddings: nn.Embedding | None = nn.Embedding(config.max_position_embeddings,
+                                                                         config.hidden_size)
+        else:
+            self.position_embeddings = None
+            # Not a parameter and not saved: it is a function of the config.
+            self.register_buffer("sinusoidal", sinusoidal_table(config.max_position_embeddings, config.hidden_size),
+                                 persistent=False)
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids: Tensor | None, token_type_ids: Tensor, position_ids: Tensor,
+                inputs_embeds: Tensor | None = None) -> Tensor:
+        x = self.word_embeddings(input_ids) if inputs_embeds is None else inputs_embeds
+        x = x + self.token_type_embeddings(token_type_ids)
+        if self.position_embeddings is not None:
+            x = x + self.position_embeddings(position_ids)
+        else:
+            x = x + self.sinusoidal[position_ids].to(x.dtype)
+        return self.dropout(self.norm(x))

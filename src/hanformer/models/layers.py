@@ -1,0 +1,268 @@
+"""Transformer building blocks shared by BERT (encoder), GPT (decoder) and encoder-decoders.
+
+* `MultiHeadAttention`: fused Q/K/V projection (one matmul instead of three), PyTorch's
+  `scaled_dot_product_attention` kernel, boolean masks (True = may attend) that broadcast to
+  (batch, heads, query, key), causal masking, optional cross-attention over a `context`,
+  a key/value cache for incremental decoding, and explicit probabilities when asked
+  (the fused kernel never materialises them).
+* `FeedForward`: Linear -> activation -> Linear.
+* `TransformerBlock`: attention (+ optional cross-attention) + feed-forward, each wrapped in a
+  residual connection with LayerNorm after it (post-LN, BERT) or before the sub-layer (pre-LN, GPT-2).
+* `TokenLayout`: where the real tokens of a padded batch are. Dense layers (projections,
+  feed-forward, LayerNorm) run on the real tokens only, packed as (tokens, hidden); only
+  attention, which needs sequences, sees the padded (batch, seq, hidden) grid. Results are the
+  same as computing on the padded batch; the work on padding is simply skipped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def activation(name: str) -> Callable[[Tensor], Tensor]:
+    """The activation called `name` in Hugging Face configs."""
+    if name == "gelu":
+        return F.gelu  # exact (erf) GELU, as in BERT
+    if name in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):
+        return lambda x: F.gelu(x, approximate="tanh")  # GPT-2's tanh approximation
+    if name == "relu":
+        return F.relu
+    if name in ("silu", "swish"):
+        return F.silu
+    if name == "tanh":
+        return torch.tanh
+    raise ValueError(f"unknown activation {name!r}")
+
+
+# --- masks ------------------------------------------------------------------------------
+
+def padding_mask(attention_mask: Tensor) -> Tensor:
+    """(batch, key) 1/0 mask -> boolean (batch, 1, 1, key): every query may see every real key."""
+    return attention_mask.bool()[:, None, None, :]
+
+
+def causal_mask(query_len: int, key_len: int, device: torch.device | str | None = None) -> Tensor:
+    """Boolean (query, key) mask where query i sees keys up to its own position.
+
+    Queries are aligned to the *end* of the keys, so with `key_len - query_len` cached
+    positions in front, the first new query sees all of them (what incremental decoding needs;
+    SDPA's own `is_causal` aligns to the start instead).
+    """
+    offset = key_len - query_len
+    q = torch.arange(query_len, device=device)[:, None]
+    k = torch.arange(key_len, device=device)[None, :]
+    return k <= q + offset
+
+
+@dataclass
+class TokenLayout:
+    """The real (non-padding) tokens of a (batch, seq) grid, for computing on them alone."""
+
+    indices: Tensor  # (tokens,) flat positions batch * seq_len + position of the real tokens
+    batch_size: int
+    seq_len: int
+
+    @classmethod
+    def from_mask(cls, attention_mask: Tensor) -> TokenLayout:
+        indices = attention_mask.reshape(-1).nonzero().squeeze(1)
+        return cls(indices, attention_mask.shape[0], attention_mask.shape[1])
+
+    @property
+    def num_tokens(self) -> int:
+        return self.indices.numel()
+
+    def unpad(self, x: Tensor) -> Tensor:
+        """(batch, seq, ...) -> (tokens, ...)."""
+        return x.reshape(self.batch_size * self.seq_len, *x.shape[2:]).index_select(0, self.indices)
+
+    def pad(self, x: Tensor) -> Tensor:
+        """(tokens, ...) -> (batch, seq, ...) with zeros at padding."""
+        out = x.new_zeros(self.batch_size * self.seq_len, *x.shape[1:]).index_copy(0, self.indices, x)
+        return out.view(self.batch_size, self.seq_len, *x.shape[1:])
+
+
+# --- key/value cache ----------------------------------------------------------------------
+
+class KVCache:
+    """Keys and values of the positions seen so far, one entry per layer.
+
+    Incremental decoding feeds only the new tokens; each attention layer appends their keys
+    and values here and attends over everything cached. Any object with the same `update`
+    method (e.g. a preallocated or paged cache) can be passed instead.
+    """
+
+    def __init__(self) -> None:
+        self.keys: list[Tensor] = []
+        self.values: list[Tensor] = []
+
+    def __len__(self) -> int:
+        """Number of cached positions."""
+        return self.keys[0].shape[2] if self.keys else 0
+
+    def update(self, layer_index: int, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+        """Append (batch, heads, new, head_dim) keys/values; return all of this layer's."""
+        if layer_index == len(self.keys):
+            self.keys.append(key)
+            self.values.append(value)
+        else:
+            self.keys[layer_index] = torch.cat([self.keys[layer_index], key], dim=2)
+            self.values[layer_index] = torch.cat([self.values[layer_index], value], dim=2)
+        return self.keys[layer_index], self.values[layer_index]
+
+    def reorder(self, beam_indices: Tensor) -> None:
+        """Keep the batch rows `beam_indices` (beam search picks which hypotheses survive)."""
+        self.keys = [k.index_select(0, beam_indices) for k in self.keys]
+        self.values = [v.index_select(0, beam_indices) for v in self.values]
+
+
+# --- attention ----------------------------------------------------------------------------
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head scaled dot-product attention.
+
+    Self-attention projects Q, K and V with one fused Linear (`qkv`, rows ordered Q, K, V).
+    Cross-attention (`context_size` given) projects queries from the input and keys/values
+    from `context` (e.g. encoder states), with `query` and `key_value` Linears.
+    """
+
+    def __init__(self, hidden_size: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
+                 context_size: int | None = None, layer_index: int = 0) -> None:
+        super().__init__()
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = hidden_size // num_heads
+        self.dropout = dropout
+        self.layer_index = layer_index
+        self.is_cross_attention = context_size is not None
+        if self.is_cross_attention:
+            self.query = nn.Linear(hidden_size, hidden_size, bias=bias)
+            self.key_value = nn.Linear(context_size, 2 * hidden_size, bias=bias)
+        else:
+            self.qkv = nn.Linear(hidden_size, 3 * hidden_size, bias=bias)
+        self.out = nn.Linear(hidden_size, hidden_size, bias=bias)
+
+    def _heads(self, x: Tensor) -> Tensor:
+        """(batch, seq, n * heads * head_dim) -> n tensors of (batch, heads, seq, head_dim)."""
+        b, s, _ = x.shape
+        return x.view(b, s, -1, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None, *, is_causal: bool = False,
+                context: Tensor | None = None, layout: TokenLayout | None = None,
+                cache: KVCache | None = None, need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
+        """Attend from `x` to itself (or to `context`).
+
+        x: (batch, seq, hidden), or (tokens, hidden) real tokens only when `layout` is given.
+        mask: boolean, True where a query may attend a key; broadcastable to (batch, heads, q, k).
+        is_causal: also forbid attending to later positions.
+        cache: append this call's keys/values to it and attend over all cached positions.
+        need_weights: also return the (batch, heads, q, k) probabilities (slower, exact path).
+        Returns the output (same layout as `x`) and the probabilities or None.
+        """
+        if self.is_cross_attention:
+            if context is None:
+                raise ValueError("cross-attention needs a context")
+            q = self.query(x)
+            q = layout.pad(q) if layout is not None else q
+            (q,) = self._heads(q)
+            k, v = self._heads(self.key_value(context))
+        else:
+            qkv = self.qkv(x)
+            qkv = layout.pad(qkv) if layout is not None else qkv
+            q, k, v = self._heads(qkv)
+        if cache is not None:
+            k, v = cache.update(self.layer_index, k, v)
+
+        q_len, k_len = q.shape[2], k.shape[2]
+        if is_causal and (mask is not None or q_len != k_len or need_weights):
+            causal = causal_mask(q_len, k_len, q.device)
+            mask = causal if mask is None else mask & causal
+            is_causal = False
+
+        dropout = self.dropout if self.training else 0.0
+        if need_weights:
+            scores = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim))
+            if mask is not None:
+                scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+            probs = scores.softmax(dim=-1)
+            out = F.dropout(probs, dropout, self.training) @ v
+        else:
+            probs = None
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=is_causal)
+
+        b = out.shape[0]
+        out = out.transpose(1, 2).reshape(b, q_len, -1)
+        if layout is not None:
+            out = layout.unpad(out)
+        return self.out(out), probs
+
+
+class FeedForward(nn.Module):
+    """Position-wise feed-forward network: up-projection, activation, down-projection."""
+
+    def __init__(self, hidden_size: int, intermediate_size: int, act: str = "gelu", bias: bool = True) -> None:
+        super().__init__()
+        self.up = nn.Linear(hidden_size, intermediate_size, bias=bias)
+        self.down = nn.Linear(intermediate_size, hidden_size, bias=bias)
+        self.act = activation(act)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.down(self.act(self.up(x)))
+
+
+class TransformerBlock(nn.Module):
+    """One Transformer layer: self-attention, optional cross-attention, feed-forward.
+
+    `norm_placement="post"`: x = LN(x + dropout(sublayer(x)))   (BERT, original Transformer)
+    `norm_placement="pre"`:  x = x + dropout(sublayer(LN(x)))   (GPT-2; stack ends with a final LN)
+    """
+
+    def __init__(self, hidden_size: int, num_heads: int, intermediate_size: int, *, act: str = "gelu",
+                 dropout: float = 0.1, attention_dropout: float = 0.1, layer_norm_eps: float = 1e-12,
+                 norm_placement: str = "post", context_size: int | None = None, bias: bool = True,
+                 layer_index: int = 0) -> None:
+        super().__init__()
+        self.pre_norm = norm_placement == "pre"
+        self.attention = MultiHeadAttention(hidden_size, num_heads, attention_dropout, bias, layer_index=layer_index)
+        self.attention_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        if context_size is not None:
+            self.cross_attention = MultiHeadAttention(hidden_size, num_heads, attention_dropout, bias,
+                                                      context_size=context_size, layer_index=layer_index)
+            self.cross_attention_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        else:
+            self.cross_attention = None
+        self.ffn = FeedForward(hidden_size, intermediate_size, act, bias)
+        self.ffn_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.dropout = nn.Dropout(dropout)
+
+    def _residual(self, x: Tensor, norm: nn.LayerNorm, sublayer: Callable[[Tensor], Tensor]) -> Tensor:
+        if self.pre_norm:
+            return x + self.dropout(sublayer(norm(x)))
+        return norm(x + self.dropout(sublayer(x)))
+
+    def forward(self, x: Tensor, mask: Tensor | None = None, *, is_causal: bool = False,
+                layout: TokenLayout | None = None, context: Tensor | None = None,
+                context_mask: Tensor | None = None, cache: KVCache | None = None,
+                need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
+        """x: (batch, seq, hidden), or (tokens, hidden) with `layout`. Returns (x, attention probs)."""
+        probs: Tensor | None = None
+
+        def self_attention(h: Tensor) -> Tensor:
+            nonlocal probs
+            out, probs = self.attention(h, mask, is_causal=is_causal, layout=layout, cache=cache,
+                                        need_weights=need_weights)
+            return out
+
+        x = self._residual(x, self.attention_norm, self_attention)
+        if self.cross_attention is not None and context is not None:
+            cross = self.cross_attention
+            x = self._residual(x, self.cross_attention_norm,
+                               lambda h: cross(h, context_mask, context=context, layout=layout)[0])
+        x = self._residual(x, self.ffn_norm, self.ffn)
+        return x, probs
