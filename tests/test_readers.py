@@ -114,3 +114,14 @@ def test_real_corpora(shared_data):
     petitions = shared_data / "petitions_partial" / "petitions_2017-08.jsonl"
     docs = list(iter_documents(petitions, text_fields=("title", "content")))
     assert len(docs) == 662 and docs[0].lines[0] == "학교는 인력센터, 취업센터가 아닙니다. 정말 간곡히 부탁드립니다."
+
+
+def test_tsv_columns(tmp_path):
+    p = tmp_path / "ratings.txt"
+    p.write_text('id\tdocument\tlabel\n1\t아 더빙.. 진짜 짜증나네요\t0\n2\t\t1\n3\t"""인용"""\t1\n4\tbroken\n', encoding="utf-8")
+    docs = iter_documents(p, fmt="tsv", text_fields=["document"])
+    assert [(d.line, d.lines) for d in (next(docs), next(docs))] == [(2, ["아 더빙.. 진짜 짜증나네요"]), (4, ['"""인용"""'])]
+    with pytest.raises(InputError, match=r"ratings.txt:5: 2 tab-separated columns, the header has 3"):
+        next(docs)
+    with pytest.raises(InputError, match=r"ratings.txt:1: header has no column 'text' \(columns: id, document, label"):
+        list(iter_documents(p, fmt="tsv"))

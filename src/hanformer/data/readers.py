@@ -8,7 +8,9 @@ text (tokenizer training, pretraining data, the report) goes through this one mo
 * ``wiki``  - WikiExtractor output: ``<doc id=".." title="..">`` ... ``</doc>`` blocks whose first
   line repeats the title;
 * ``jsonl`` - JSON lines, one document per line, text in one or more named fields
-  (e.g. ``text``, or ``title`` + ``content`` for the petitions corpus).
+  (e.g. ``text``, or ``title`` + ``content`` for the petitions corpus);
+* ``tsv``   - tab-separated rows under a header line, text in the named column(s), one document
+  per row, no quoting (e.g. NSMC's ``id<TAB>document<TAB>label``).
 
 ``fmt="auto"`` picks the format from the extension (``.jsonl``/``.json``) or, failing that, from
 the first non-blank line. Errors name the file and line so a bad row among millions is easy to fix.
@@ -27,8 +29,8 @@ from typing import Literal
 from hanformer.errors import InputError
 from hanformer.utils.files import iter_lines, require_file
 
-Format = Literal["auto", "text", "wiki", "jsonl"]
-FORMATS: tuple[str, ...] = ("auto", "text", "wiki", "jsonl")
+Format = Literal["auto", "text", "wiki", "jsonl", "tsv"]
+FORMATS: tuple[str, ...] = ("auto", "text", "wiki", "jsonl", "tsv")
 
 _DOC_OPEN = re.compile(r"<doc\b([^>]*)>\s*$")
 _ATTR = re.compile(r'(\w+)="([^"]*)"')
@@ -54,10 +56,12 @@ class Document:
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
-    """Guess 'text', 'wiki' or 'jsonl' from the extension, then from the first non-blank line."""
+    """Guess 'text', 'wiki', 'jsonl' or 'tsv' from the extension, then from the first non-blank line."""
     p = Path(path)
     if p.suffix.lower() in (".jsonl", ".json", ".ndjson"):
         return "jsonl"
+    if p.suffix.lower() == ".tsv":
+        return "tsv"
     for _, line in iter_lines(p):
         stripped = line.lstrip("\ufeff").strip()
         if not stripped:
@@ -95,7 +99,7 @@ def iter_documents(
         text_fields = tuple(f for f in text_fields.split(",") if f)
     if fmt == "auto":
         fmt = detect_format(p)
-    readers = {"text": _read_text, "wiki": _read_wiki, "jsonl": _read_jsonl}
+    readers = {"text": _read_text, "wiki": _read_wiki, "jsonl": _read_jsonl, "tsv": _read_tsv}
     count = 0
     for doc in readers[fmt](p, tuple(text_fields)):
         if skip_empty and not doc.lines:
@@ -235,4 +239,28 @@ def _read_jsonl(p: Path, fields: tuple[str, ...]) -> Iterator[Document]:
             if not isinstance(value, str):
                 raise InputError(f"{p}:{line_no} (field {name!r}): expected a string, got {type(value).__name__}")
             doc.lines.extend(s for s in (part.strip() for part in value.splitlines()) if s)
+        yield doc
+
+
+def _read_tsv(p: Path, fields: tuple[str, ...]) -> Iterator[Document]:
+    lines = iter_lines(p)
+    header_line = next(lines, None)
+    if header_line is None:
+        return
+    header = _clean(header_line[1], 1).split("\t")
+    missing = [f for f in fields if f not in header]
+    if not fields or missing:
+        raise InputError(
+            f"{p}:1: header has no column {(missing or ['(none given)'])[0]!r} (columns: {', '.join(header)}; "
+            f"choose them with --text-fields)"
+        )
+    columns = [header.index(f) for f in fields]
+    for line_no, raw in lines:
+        if not raw.strip():
+            continue
+        cells = raw.split("\t")
+        if len(cells) != len(header):
+            raise InputError(f"{p}:{line_no}: {len(cells)} tab-separated columns, the header has {len(header)}")
+        doc = Document(str(p), line_no)
+        doc.lines.extend(s for s in (cells[i].strip() for i in columns) if s)
         yield doc
