@@ -1,0 +1,134 @@
+"""Training checkpoints: atomic, the last K kept, and everything needed for an exact resume.
+
+Layout: `OUTPUT_DIR/checkpoints/step-00000100/state.pt` (+ `trainer_state.json` for people).
+A checkpoint is first written to a hidden temporary folder and then renamed into place, so a
+crash or a second Ctrl-C leaves either the old checkpoints or a complete new one, never half.
+`state.pt` holds only tensors and plain Python values, so it loads with `weights_only=True`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hanformer.errors import CheckpointError
+
+FORMAT_VERSION = 1
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def checkpoint_root(output_dir: str | Path) -> Path:
+    return Path(output_dir) / "checkpoints"
+
+
+def list_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    root = checkpoint_root(output_dir)
+    if not root.is_dir():
+        return []
+    found = []
+    for p in root.iterdir():
+        m = _STEP_DIR.match(p.name)
+        if m and (p / "state.pt").is_file():
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    ckpts = list_checkpoints(output_dir)
+    return ckpts[-1] if ckpts else None
+
+
+def save_checkpoint(output_dir: str | Path, step: int, state: dict[str, Any], keep_last: int,
+                    summary: dict[str, Any] | None = None) -> Path:
+    """Write `state` as checkpoint `step` atomically and delete all but the newest `keep_last`."""
+    root = checkpoint_root(output_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:08d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".step-{step:08d}.", dir=root))
+    try:
+        torch.save(state, tmp / "state.pt")
+        with open(tmp / "trainer_state.json", "w", encoding="utf-8") as f:
+            json.dump({"step": step, "format_version": FORMAT_VERSION, **(summary or {})}, f,
+                      indent=2, ensure_ascii=False, default=str)
+        for name in ("state.pt", "trainer_state.json"):
+            with open(tmp / name, "rb") as f:
+                os.fsync(f.fileno())
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in list_checkpoints(output_dir)[:-keep_last]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint folder (or its state.pt); a clear error if it is missing or corrupt."""
+    p = Path(path)
+    file = p / "state.pt" if p.is_dir() else p
+    if not file.is_file():
+        raise CheckpointError(f"no checkpoint at {p} (expected {file.name}; "
+                              f"checkpoints live in OUTPUT_DIR/checkpoints/step-N)")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated or foreign file
+        raise CheckpointError(f"{file}: cannot read checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{file}: not a hanformer training checkpoint (format version "
+                              f"{state.get('format_version') if isinstance(state, dict) else '?'})")
+    return state
+
+
+def check_model_compatible(model_state: dict[str, torch.Tensor], model: torch.nn.Module, source: str) -> None:
+    """Refuse to resume into a model of another shape, naming the first differing parameter."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in model_state]
+    unexpected = [k for k in model_state if k not in own]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{source}: checkpoint is for a different model ({len(missing)} parameters missing, e.g. "
+            f"{missing[:1]}; {len(unexpected)} unexpected, e.g. {unexpected[:1]}); resume with the "
+            f"same model settings or start a fresh output dir")
+    for k, v in own.items():
+        if tuple(model_state[k].shape) != tuple(v.shape):
+            raise CheckpointError(
+                f"{source}: checkpoint is for another model shape: {k} is "
+                f"{tuple(model_state[k].shape)} there but {tuple(v.shape)} here; resume with the "
+                f"same model settings or start a fresh output dir")
+
+
+def capture_rng() -> dict[str, Any]:
+    np_state = np.random.get_state(legacy=True)
+    state = {
+        "python": random.getstate(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    random.setstate(_to_tuple(state["python"]))
+    n = state["numpy"]
+    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), int(n[2]), int(n[3]), float(n[4])))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _to_tuple(x: Any) -> Any:
+    return tuple(_to_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x

@@ -1,0 +1,60 @@
+"""Learning-rate schedule: linear warmup, then linear or cosine decay (or constant).
+
+The decay follows *progress* in [0, 1], not just the step: with a wall-clock budget
+(`--max-time`) progress is the larger of steps done / max steps and time used / budget, so a
+time-limited run still ends its schedule at the minimum learning rate (as in Cramming).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def lr_factor(step: int, progress: float, warmup_steps: int, kind: str, min_ratio: float) -> float:
+    """Multiplier of the peak learning rate at optimizer step `step` (0-based)."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if kind == "constant":
+        return 1.0
+    p = min(max(progress, 0.0), 1.0)
+    if kind == "linear":
+        decay = 1.0 - p
+    elif kind == "cosine":
+        decay = 0.5 * (1.0 + math.cos(math.pi * p))
+    else:
+        raise ValueError(f"unknown schedule {kind!r}")
+    return min_ratio + (1.0 - min_ratio) * decay
+
+
+class Schedule:
+    """Sets the learning rate of every param group before each optimizer step."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, kind: str, warmup_steps: int,
+                 min_ratio: float = 0.0) -> None:
+        self.optimizer = optimizer
+        self.kind = kind
+        self.warmup_steps = warmup_steps
+        self.min_ratio = min_ratio
+        self.base_lrs = [g.get("initial_lr", g["lr"]) for g in optimizer.param_groups]
+        for g, lr in zip(optimizer.param_groups, self.base_lrs):
+            g["initial_lr"] = lr
+        self.last_lr = self.base_lrs[0] if self.base_lrs else 0.0
+
+    def set(self, step: int, progress: float) -> float:
+        """Apply the rate for `step`; `progress` is where the decay phase stands, in [0, 1]."""
+        f = lr_factor(step, progress, self.warmup_steps, self.kind, self.min_ratio)
+        for g, base in zip(self.optimizer.param_groups, self.base_lrs):
+            g["lr"] = base * f
+        self.last_lr = self.base_lrs[0] * f if self.base_lrs else 0.0
+        return self.last_lr
+
+    def state_dict(self) -> dict:
+        return {"kind": self.kind, "warmup_steps": self.warmup_steps, "min_ratio": self.min_ratio,
+                "base_lrs": list(self.base_lrs)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.base_lrs = list(state["base_lrs"])
+        for g, lr in zip(self.optimizer.param_groups, self.base_lrs):
+            g["initial_lr"] = lr
