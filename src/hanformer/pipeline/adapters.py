@@ -1,0 +1,469 @@
+"""Thin adapters from recipe tables to the components that do the work.
+
+Each `*_stage` function checks one recipe table (files exist, the component's config accepts the
+settings, the stage's input is available) and returns a `Stage` whose run function calls the
+component's public API: `train_tokenizer`, `prepare_data`, `pretrain`, `finetune`, `evaluate`,
+`predict`, `attention_data`. No training or scoring logic lives here.
+
+The pipeline fills in some component settings itself (where outputs go, which tokenizer or
+checkpoint a stage reads, the run's seed); a recipe that sets one of those gets a clear error
+instead of having it silently overwritten.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hanformer.errors import ConfigError
+from hanformer.pipeline.recipe import FinetuneSection, Recipe
+from hanformer.pipeline.stages import Stage, StageContext
+from hanformer.utils.config import config_to_dict, load_config, parse_duration
+from hanformer.utils.files import atomic_write_json
+
+INITS = ("pretrained", "scratch")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def component(module: str, name: str, table: str) -> Any:
+    """Import `module.name`, or say clearly which stage needs it."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name and module.startswith(e.name):
+            raise ConfigError(f"stage [{table}] needs {module}.{name}, which this installation of "
+                              "hanformer does not have; remove the stage from the recipe") from None
+        raise
+    try:
+        return getattr(mod, name)
+    except AttributeError:
+        raise ConfigError(f"stage [{table}] needs {module}.{name}, which this installation of "
+                          "hanformer does not have; remove the stage from the recipe") from None
+
+
+def _field_names(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def build_config(cls: type, settings: dict[str, Any], injected: dict[str, Any], source: str,
+                 defaults: dict[str, Any] | None = None) -> Any:
+    """`cls` from the recipe's settings plus what the pipeline fills in.
+
+    `injected` keys may be dotted ("train.output_dir") for nested configs and are only set when
+    the config has that field. `defaults` are recipe-level values (seed, budget) the user may
+    override in the table.
+    """
+    names = _field_names(cls)
+    clash = sorted(k for k in settings if k in {i.split(".")[0] for i in injected if "." not in i})
+    if clash:
+        raise ConfigError(f"{source}: {clash[0]!r} is set by the pipeline (it wires the stages together); "
+                          "remove it from the recipe")
+    data: dict[str, Any] = {k: v for k, v in (defaults or {}).items() if k in names}
+    data.update(settings)
+    for key, value in injected.items():
+        head, _, rest = key.partition(".")
+        if head not in names:
+            continue
+        if rest:
+            sub = dict(data.get(head) or {})
+            sub[rest] = value
+            data[head] = sub
+        else:
+            data[head] = value
+    return load_config(cls, data, source)
+
+
+def _check_files(paths: list[str], source: str, key: str, directory: bool = False) -> list[Path]:
+    out = []
+    for p in paths:
+        path = Path(p)
+        ok = path.is_dir() if directory else path.is_file()
+        if not ok:
+            what = "folder" if directory else "file"
+            raise ConfigError(f"{source}: {key} = {p!r}: {what} not found "
+                              f"(relative paths are read from {Path.cwd()}; run hanformer from the "
+                              "folder the recipe expects, usually the repository root)")
+        out.append(path)
+    return out
+
+
+def _settings_record(config: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The config as the stage's hashed settings, without fields that do not change results
+    (paths the pipeline fills in, progress bars)."""
+    data = config_to_dict(config)
+    for key in drop + ("progress", "tensorboard"):
+        data.pop(key, None)
+    return data
+
+
+# ----------------------------------------------------------------------------- tokenizer
+
+def tokenizer_stage(recipe: Recipe) -> Stage:
+    sec = recipe.tokenizer
+    assert sec is not None
+    source = f"{recipe.path} [tokenizer]"
+    if not sec.input:
+        raise ConfigError(f"{source}: missing key 'input' (the text files to train the vocabulary on)")
+    files = _check_files(sec.input, source, "input")
+    config_cls = component("hanformer.tokenization.config", "TokenizerConfig", "tokenizer")
+    train = component("hanformer.tokenization.trainer", "train_tokenizer", "tokenizer")
+    config = build_config(config_cls, sec.settings, {}, source, {"seed": recipe.run.seed})
+    sample = _stats_sample(recipe)
+
+    def run(ctx: StageContext) -> dict[str, Any]:
+        out = ctx.dir
+        train([str(f) for f in files], config, out)
+        return tokenizer_summary(out, sample)
+
+    return Stage(key="tokenizer", title="train the WordPiece vocabulary", run=run,
+                 settings={"config": _settings_record(config), "stats_sample": [str(p) for p in sample]},
+                 inputs=[*files, *sample], outputs=[""], budget=sec.budget)
+
+
+def _stats_sample(recipe: Recipe) -> list[Path]:
+    """Text the vocabulary was not trained on, for the [UNK] rate: the tasks' held-out files
+    (else their training files)."""
+    out = []
+    for task in recipe.finetune.values():
+        for p in (task.test, task.valid, task.train):
+            if p and Path(p).is_file():
+                out.append(Path(p))
+                break
+    return out[:2]
+
+
+def tokenizer_summary(tokenizer_dir: Path, sample: list[Path]) -> dict[str, Any]:
+    """Vocabulary size, [UNK] rate and tokens per word on `sample` (via `tokenizer_stats`)."""
+    tok_cls = component("hanformer.tokenization.tokenizer", "Tokenizer", "tokenizer")
+    tokenizer = tok_cls.from_pretrained(tokenizer_dir)
+    summary: dict[str, Any] = {"vocab_size": tokenizer.vocab_size}
+    texts = _sample_texts(sample)
+    if texts:
+        stats_fn = component("hanformer.tokenization.stats", "tokenizer_stats", "tokenizer")
+        stats = stats_fn(tokenizer, texts)
+        stats = stats if isinstance(stats, dict) else dataclasses.asdict(stats)
+        summary.update({k: v for k, v in stats.items() if k != "vocab_size" or "vocab_size" not in summary})
+        summary["sample"] = ", ".join(str(p) for p in sample)
+        summary["examples"] = [{"text": t, "tokens": tokenizer.encode(t).tokens[1:-1]} for t in texts[:3]]
+    return summary
+
+
+def _sample_texts(paths: list[Path], limit: int = 5000) -> list[str]:
+    """Plain sentences from task files, read with the task readers when they can."""
+    from hanformer.tasks.registry import TASKS
+
+    texts: list[str] = []
+    for p in paths:
+        for spec in TASKS.values():
+            if spec.kind != "classification" or spec.data is None:
+                continue
+            try:
+                result = spec.read(p)
+            except Exception:
+                continue
+            if result.examples:
+                texts.extend(e.text for e in result.examples[:limit])
+                break
+    return texts[:limit]
+
+
+# ----------------------------------------------------------------------------- data
+
+def _tokenizer_source(recipe: Recipe, table: str, explicit: str | None) -> tuple[dict[str, str], Path]:
+    """(upstream dependency, folder) of the tokenizer a stage reads."""
+    if explicit:
+        _check_files([explicit], f"{recipe.path} [{table}]", "tokenizer", directory=True)
+        return {}, Path(explicit)
+    if recipe.tokenizer is None:
+        raise ConfigError(f"{recipe.path} [{table}]: needs a tokenizer: add a [tokenizer] stage or set "
+                          f"[{table}] tokenizer = \"DIR\" (an existing tokenizer folder)")
+    return {"tokenizer": ""}, recipe.run_dir / "tokenizer"
+
+
+def data_stage(recipe: Recipe) -> Stage:
+    sec = recipe.data
+    assert sec is not None
+    source = f"{recipe.path} [data]"
+    inputs = sec.input or (recipe.tokenizer.input if recipe.tokenizer else [])
+    if not inputs:
+        raise ConfigError(f"{source}: missing key 'input' (the text to pretrain on)")
+    files = _check_files(inputs, source, "input")
+    upstream, tok_dir = _tokenizer_source(recipe, "data", sec.tokenizer)
+    config_cls = component("hanformer.data.prepare", "PrepareConfig", "data")
+    prepare = component("hanformer.data.prepare", "prepare_data", "data")
+    out_dir = recipe.run_dir / "data"
+    injected = {"input": [str(f) for f in files], "tokenizer": str(tok_dir), "out": str(out_dir)}
+    config = build_config(config_cls, sec.settings, injected, source, {"seed": recipe.run.seed})
+
+    def run(ctx: StageContext) -> dict[str, Any]:
+        result = prepare(config)
+        return _plain(result)
+
+    return Stage(key="data", title="tokenize the text into shards", run=run,
+                 settings=_settings_record(config, ("input", "tokenizer", "out")),
+                 inputs=files + ([tok_dir] if not upstream else []), upstream=upstream,
+                 outputs=[""], budget=sec.budget)
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    """A component's result as JSON-ready numbers for the manifest and report."""
+    if obj is None:
+        return {}
+    if dataclasses.is_dataclass(obj):
+        obj = dataclasses.asdict(obj)
+    if not isinstance(obj, dict):
+        return {}
+    out = {}
+    for k, v in obj.items():
+        if isinstance(v, (int, float, str, bool)) or v is None:
+            out[k] = v
+        elif isinstance(v, Path):
+            out[k] = str(v)
+        elif isinstance(v, dict):
+            out[k] = _plain(v)
+    return out
+
+
+# ----------------------------------------------------------------------------- pretrain
+
+def pretrain_stage(recipe: Recipe) -> Stage:
+    sec = recipe.pretrain
+    assert sec is not None
+    source = f"{recipe.path} [pretrain]"
+    if recipe.data is None:
+        raise ConfigError(f"{source}: needs token shards: add a [data] stage before [pretrain]")
+    config_cls = component("hanformer.training.pretrain", "PretrainConfig", "pretrain")
+    pretrain = component("hanformer.training.pretrain", "pretrain", "pretrain")
+    out_dir = recipe.run_dir / "pretrain"
+    injected = {"data": str(recipe.run_dir / "data"), "output_dir": str(out_dir),
+                "train.output_dir": str(out_dir)}
+    defaults: dict[str, Any] = {"seed": recipe.run.seed}
+    if sec.budget:
+        defaults["max_time"] = sec.budget
+    config = build_config(config_cls, sec.settings, injected, source, defaults)
+
+    def run(ctx: StageContext) -> dict[str, Any]:
+        result = pretrain(config, resume=ctx.resume)
+        summary = _plain(result)
+        metrics = summary.pop("eval_metrics", {}) or {}
+        summary.update(metrics)
+        return {k: v for k, v in summary.items() if k not in ("output_dir", "checkpoint", "final_dir")}
+
+    return Stage(key="pretrain", title="pretrain with masked-LM + next-sentence prediction", run=run,
+                 settings=_settings_record(config, ("data", "output_dir")), upstream={"data": ""},
+                 outputs=["final", "final/config.json"], resumable=True, budget=sec.budget)
+
+
+# ----------------------------------------------------------------------------- finetune
+
+def finetune_stages(recipe: Recipe, name: str, sec: FinetuneSection) -> list[Stage]:
+    source = f"{recipe.path} [finetune.{name}]"
+    get_task = component("hanformer.tasks.registry", "get_task", f"finetune.{name}")
+    try:
+        get_task(sec.task)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    files = _check_files([sec.train], source, "train")
+    for key in ("valid", "test"):
+        if getattr(sec, key):
+            files += _check_files([getattr(sec, key)], source, key)
+    if sec.model:
+        _check_files([sec.model], source, "model", directory=True)
+        model_dir, upstream = Path(sec.model), {}
+    elif recipe.pretrain is not None:
+        model_dir, upstream = recipe.run_dir / "pretrain" / "final", {"pretrain": "final"}
+    else:
+        raise ConfigError(f"{source}: needs a model to fine-tune: add a [pretrain] stage or set "
+                          f"[finetune.{name}] model = \"DIR\" (an existing checkpoint)")
+    config_cls = component("hanformer.tasks.finetune", "FinetuneConfig", f"finetune.{name}")
+    finetune = component("hanformer.tasks.finetune", "finetune", f"finetune.{name}")
+    stages = []
+    for init in INITS if sec.scratch else INITS[:1]:
+        out_dir = recipe.run_dir / "finetune" / name / init
+        injected = {"task": sec.task, "model": str(model_dir), "train": sec.train, "valid": sec.valid,
+                    "from_scratch": init == "scratch", "output_dir": str(out_dir),
+                    "out": str(out_dir), "train.output_dir": str(out_dir)}
+        defaults: dict[str, Any] = {"seed": recipe.run.seed}
+        if sec.budget:
+            defaults["max_time"] = sec.budget
+        config = build_config(config_cls, sec.settings, injected, source, defaults)
+        # From scratch reads only the architecture (config.json) and the tokenizer of the
+        # pretrained model, so longer pretraining does not re-run it.
+        up = dict(upstream)
+        if up and init == "scratch":
+            up = {"pretrain": "final/config.json", "tokenizer": ""} if recipe.tokenizer else {"pretrain": "final/config.json"}
+        inputs = list(files) + ([model_dir] if not upstream else [])
+        stages.append(Stage(
+            key=f"finetune/{name}/{init}",
+            title=f"fine-tune on {sec.task} " + ("from the pretrained model" if init == "pretrained"
+                                                 else "from scratch (same architecture)"),
+            run=_finetune_run(finetune, config), settings=_settings_record(
+                config, ("model", "train", "valid", "output_dir", "out")),
+            inputs=inputs, upstream=up, outputs=["best"], resumable=True, budget=sec.budget))
+    return stages
+
+
+def _finetune_run(finetune: Callable[..., Any], config: Any) -> Callable[[StageContext], dict[str, Any]]:
+    def run(ctx: StageContext) -> dict[str, Any]:
+        result = finetune(config, resume=ctx.resume)
+        summary = _plain(result)
+        valid = summary.pop("best_metrics", None) or summary.pop("eval_metrics", None) or {}
+        return {"valid": valid, **{k: v for k, v in summary.items() if isinstance(v, (int, float))}}
+    return run
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+def evaluate_stage(recipe: Recipe) -> Stage:
+    sec = recipe.evaluate
+    assert sec is not None
+    if not recipe.finetune:
+        raise ConfigError(f"{recipe.path} [evaluate]: nothing to evaluate: add a [finetune.<task>] table")
+    evaluate = component("hanformer.tasks.evaluate", "evaluate", "evaluate")
+    predict = component("hanformer.tasks.predict", "predict", "evaluate")
+    upstream: dict[str, str] = {}
+    inputs: list[Path] = []
+    plan: list[tuple[str, FinetuneSection, str]] = []
+    for name, task in recipe.finetune.items():
+        for init in INITS if task.scratch else INITS[:1]:
+            upstream[f"finetune/{name}/{init}"] = "best"
+            plan.append((name, task, init))
+        if task.test:
+            inputs.append(Path(task.test))
+
+    def run(ctx: StageContext) -> dict[str, Any]:
+        results: dict[str, Any] = {}
+        for name, task, init in plan:
+            model_dir = recipe.run_dir / "finetune" / name / init / "best"
+            entry = results.setdefault(name, {"task": task.task, "data": task.test, "runs": {}})
+            run_result: dict[str, Any] = {}
+            if task.test:
+                metrics = evaluate(model_dir, task.task, task.test, batch_size=sec.batch_size)
+                run_result["test"] = _plain(metrics)
+                run_result.update(_predictions(predict, model_dir, task, sec.examples, sec.batch_size, entry))
+            entry["runs"][init] = run_result
+        atomic_write_json(ctx.dir / "results.json", {"tasks": results})
+        return {name: {init: r.get("test", {}) for init, r in e["runs"].items()} for name, e in results.items()}
+
+    return Stage(key="evaluate", title="score every fine-tuned model on its held-out file", run=run,
+                 settings=dataclasses.asdict(sec), inputs=inputs, upstream=upstream,
+                 outputs=["results.json"], budget=sec.budget)
+
+
+def _predictions(predict: Callable[..., Any], model_dir: Path, task: FinetuneSection, n_examples: int,
+                 batch_size: int, entry: dict[str, Any]) -> dict[str, Any]:
+    """Confusion matrix and example predictions (mistakes first) for classification tasks."""
+    from hanformer.tasks.registry import get_task
+
+    spec = get_task(task.task)
+    if spec.kind != "classification" or not task.test:
+        return {}
+    examples = spec.read(task.test).examples
+    inputs = [e.text if e.text_pair is None else (e.text, e.text_pair) for e in examples]
+    preds = list(predict(model_dir, inputs, batch_size=batch_size))
+    labels = list(spec.labels or sorted({str(e.label) for e in examples}))
+    display = _label_names(spec.name, labels)
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = [[0] * len(labels) for _ in labels]
+    rows = []
+    for ex, p in zip(examples, preds, strict=True):
+        label = str(p.get("label")) if isinstance(p, dict) else str(p)
+        prob = p.get("score", p.get("probability")) if isinstance(p, dict) else None
+        gold = str(ex.label)
+        if gold in index and label in index:
+            matrix[index[gold]][index[label]] += 1
+        rows.append({"text": ex.text, "text_pair": ex.text_pair, "gold": display.get(gold, gold),
+                     "prediction": display.get(label, label), "probability": prob, "correct": gold == label})
+    wrong = [r for r in rows if not r["correct"]]
+    right = [r for r in rows if r["correct"]]
+    half = n_examples // 2
+    shown = wrong[:max(half, n_examples - len(right))] + right[:n_examples - min(len(wrong), max(half, n_examples - len(right)))]
+    entry["labels"] = [display.get(label, label) for label in labels]
+    entry["n"] = len(examples)
+    return {"confusion": matrix, "examples": shown[:n_examples]}
+
+
+def _label_names(task: str, labels: list[str]) -> dict[str, str]:
+    if task in ("nsmc", "sst2") and labels == ["0", "1"]:
+        return {"0": "negative", "1": "positive"}
+    return {}
+
+
+# ----------------------------------------------------------------------------- report
+
+def report_stage(recipe: Recipe, stage_keys: list[str]) -> Stage:
+    sec = recipe.report
+    assert sec is not None
+    upstream = {k: "" for k in stage_keys}
+    attention_model = None
+    if recipe.pretrain is not None:
+        attention_model = recipe.run_dir / "pretrain" / "final"
+        component("hanformer.visualization.attention", "attention_data", "report")
+
+    def run(ctx: StageContext) -> dict[str, Any]:
+        from hanformer.pipeline.report import collect_report_data, render_report
+        from hanformer.pipeline.stages import read_manifest
+        from hanformer.utils.files import atomic_write
+
+        records = []
+        for key in stage_keys:
+            man = read_manifest(recipe.run_dir / key) or {}
+            records.append({"key": key, "title": man.get("title", ""), "action": "run",
+                            "reason": "", "seconds": man.get("seconds")})
+        extra: dict[str, Any] = {"title": sec.title or f"hanformer run: {recipe.name}"}
+        if attention_model is not None and sec.attention_text:
+            extra["attention"] = _attention(attention_model, sec.attention_text, sec.attention_layer)
+        data = collect_report_data(recipe, recipe.run_dir, records, extra)
+        atomic_write_json(ctx.dir / "metrics.json", data)
+        with atomic_write(ctx.dir / "report.html") as f:
+            f.write(render_report(data))
+        return {"comparison": data.get("comparison", {})}
+
+    return Stage(key="report", title="write report.html and metrics.json", run=run,
+                 settings=dataclasses.asdict(sec), inputs=[recipe.path], upstream=upstream,
+                 outputs=["metrics.json"])
+
+
+def _attention(model_dir: Path, text: str, layer: int) -> dict[str, Any]:
+    attention_data = component("hanformer.visualization.attention", "attention_data", "report")
+    load_model = component("hanformer.models.checkpoint", "load_model", "report")
+    tok_cls = component("hanformer.tokenization.tokenizer", "Tokenizer", "report")
+    model = load_model(model_dir)
+    tokenizer = tok_cls.from_pretrained(model_dir)
+    data = attention_data(model, tokenizer, text)
+    layers = data.num_layers
+    layer = layer if layer >= 0 else layers + layer
+    layer = max(0, min(layers - 1, layer))
+    heads = [[[round(float(v), 4) for v in row] for row in head] for head in data.attentions[layer].tolist()]
+    return {"text": text, "tokens": list(data.tokens), "layer": layer, "layers": layers,
+            "heads": heads, "model": str(model_dir)}
+
+
+# ----------------------------------------------------------------------------- plan
+
+def build_stages(recipe: Recipe) -> list[Stage]:
+    """Every stage of the recipe in run order, after checking each one (no work is done)."""
+    stages: list[Stage] = []
+    if recipe.tokenizer is not None:
+        stages.append(tokenizer_stage(recipe))
+    if recipe.data is not None:
+        stages.append(data_stage(recipe))
+    if recipe.pretrain is not None:
+        stages.append(pretrain_stage(recipe))
+    for name, sec in recipe.finetune.items():
+        stages.extend(finetune_stages(recipe, name, sec))
+    if recipe.evaluate is not None:
+        stages.append(evaluate_stage(recipe))
+    if recipe.report is not None:
+        stages.append(report_stage(recipe, [s.key for s in stages]))
+    for stage in stages:
+        if stage.budget:
+            parse_duration(stage.budget)
+    if not stages:
+        raise ConfigError(f"{recipe.path}: no stages; add at least one of [tokenizer], [data], [pretrain], "
+                          "[finetune.<task>], [evaluate], [report]")
+    return stages

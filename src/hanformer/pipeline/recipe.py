@@ -1,0 +1,214 @@
+"""Recipes: one TOML file that names every stage of the main job and its settings.
+
+    [run]                 name, output folder, seed, CPU threads
+    [tokenizer]           train a WordPiece vocabulary          -> runs/<name>/tokenizer/
+    [data]                text -> token shards                  -> runs/<name>/data/
+    [pretrain]            masked-LM + NSP pretraining           -> runs/<name>/pretrain/
+    [finetune.<task>]     one table per task; each task is fine-tuned from the pretrained
+                          model AND from scratch (same architecture and settings)
+                                                                -> runs/<name>/finetune/<task>/{pretrained,scratch}/
+    [evaluate]            score every fine-tuned model on the task's held-out file
+    [report]              runs/<name>/report.html + runs/<name>/metrics.json
+
+Each stage table holds the pipeline's own keys (declared below: input files, budgets, ...) and,
+beside them, the settings of the component that does the work (`TokenizerConfig`, the data
+preparation config, the pretraining config, the fine-tuning config). Both kinds are checked
+when the recipe is loaded (`validate_recipe` in `stages.py`), before any stage runs, so a typo
+in the last table fails in a second, not after an hour of pretraining.
+
+Relative paths are read from the folder `hanformer run` is started in, like every other path
+on the command line (the recipes in `recipes/` are meant to run from the repository root).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hanformer.errors import ConfigError
+from hanformer.utils.config import load_config, load_toml, parse_duration, setting
+
+STAGE_TABLES = ("run", "tokenizer", "data", "pretrain", "finetune", "evaluate", "report")
+
+
+@dataclass
+class RunSection:
+    """`[run]`: what the run is called and where it writes."""
+
+    name: str = setting("", "name of the run; outputs go to <out_dir>/<name>/ (default: the recipe file's stem)")
+    out_dir: str = setting("runs", "folder that holds one sub-folder per run")
+    seed: int = setting(42, "seed for every stage (tokenizer sampling, data, initialisation, shuffling)")
+    threads: int = setting(0, "CPU threads for PyTorch (0 = PyTorch's default)")
+    description: str = setting("", "one line about the recipe, shown at the top of the report")
+
+    def validate(self) -> None:
+        if self.name and not re.fullmatch(r"[A-Za-z0-9._-]+", self.name):
+            raise ConfigError(f"[run] name = {self.name!r}: use letters, digits, '.', '_' or '-' only")
+        if self.threads < 0:
+            raise ConfigError(f"[run] threads = {self.threads}: must be 0 (default) or more")
+
+
+@dataclass
+class TokenizerSection:
+    """`[tokenizer]`: the text the vocabulary is trained on; other keys go to `TokenizerConfig`."""
+
+    input: list[str] = setting([], "text files to train the vocabulary on")
+    budget: str | None = setting(None, "stated wall-clock budget for this stage (e.g. '2m'), shown in the plan and report")
+    settings: dict[str, Any] = setting({}, "(the component's own settings; filled from the other keys)")
+
+
+@dataclass
+class DataSection:
+    """`[data]`: text -> token shards; other keys go to the data preparation config."""
+
+    input: list[str] = setting([], "text files to pretrain on (default: the [tokenizer] input)")
+    tokenizer: str | None = setting(None, "an existing tokenizer folder, instead of a [tokenizer] stage")
+    budget: str | None = setting(None, "stated wall-clock budget for this stage")
+    settings: dict[str, Any] = setting({}, "(the component's own settings)")
+
+
+@dataclass
+class PretrainSection:
+    """`[pretrain]`: masked-LM + NSP; other keys go to the pretraining config."""
+
+    budget: str | None = setting(None, "stated wall-clock budget for this stage (the trainer's max_time when it has one)")
+    settings: dict[str, Any] = setting({}, "(the component's own settings)")
+
+
+@dataclass
+class FinetuneSection:
+    """`[finetune.<task>]`: one task; other keys go to the fine-tuning config."""
+
+    task: str = setting("", "task name (nsmc, sst2, klue-nli, korsts, klue-ner, conll2003, korquad, ...; default: the table name)")
+    train: str = setting("", "training file")
+    valid: str | None = setting(None, "validation file (default: a seeded part carved from the training file)")
+    test: str | None = setting(None, "held-out file scored by [evaluate] (default: the validation part)")
+    model: str | None = setting(None, "an existing checkpoint to fine-tune, instead of the [pretrain] output")
+    scratch: bool = setting(True, "also fine-tune the same architecture from random initialisation, for comparison")
+    budget: str | None = setting(None, "stated wall-clock budget for each of the two fine-tuning runs")
+    settings: dict[str, Any] = setting({}, "(the component's own settings)")
+
+
+@dataclass
+class EvaluateSection:
+    """`[evaluate]`: score each fine-tuned model on its task's held-out file."""
+
+    examples: int = setting(12, "example predictions kept per task for the report (mistakes first)")
+    batch_size: int = setting(64, "batch size for scoring")
+    budget: str | None = setting(None, "stated wall-clock budget for this stage")
+
+
+@dataclass
+class ReportSection:
+    """`[report]`: the HTML report and metrics.json."""
+
+    title: str = setting("", "report title (default: the run name)")
+    attention_text: str = setting("이 영화 정말 재미있어요. 배우들의 연기가 훌륭했다.",
+                                  "sentence whose attention is drawn in the report")
+    attention_layer: int = setting(-1, "layer drawn in the attention picture (-1 = last)")
+
+
+# The pipeline's own keys per table; everything else in a stage table is the component's.
+_SECTIONS: dict[str, type] = {
+    "tokenizer": TokenizerSection,
+    "data": DataSection,
+    "pretrain": PretrainSection,
+    "finetune": FinetuneSection,
+}
+
+
+@dataclass
+class Recipe:
+    """A loaded recipe. Stage sections are None when the table is absent."""
+
+    path: Path
+    run: RunSection
+    tokenizer: TokenizerSection | None = None
+    data: DataSection | None = None
+    pretrain: PretrainSection | None = None
+    finetune: dict[str, FinetuneSection] = field(default_factory=dict)
+    evaluate: EvaluateSection | None = None
+    report: ReportSection | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.run.name or self.path.stem
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.run.out_dir) / self.name
+
+
+def _split(table: dict[str, Any], section_cls: type, source: str) -> Any:
+    """Fill `section_cls` from its own keys; the rest of `table` goes to `.settings`."""
+    own = {f.name for f in dataclasses.fields(section_cls)} - {"settings"}
+    mine = {k: v for k, v in table.items() if k.replace("-", "_") in own}
+    rest = {k.replace("-", "_"): v for k, v in table.items() if k.replace("-", "_") not in own}
+    section = load_config(section_cls, mine, source)
+    section.settings = rest
+    return section
+
+
+def _check_budget(budget: str | None, source: str) -> None:
+    if budget is not None:
+        try:
+            parse_duration(budget)
+        except ConfigError as e:
+            raise ConfigError(f"{source}: budget: {e}") from None
+
+
+def parse_recipe(data: dict[str, Any], path: str | Path) -> Recipe:
+    """Build a `Recipe` from a TOML dict; unknown tables and pipeline keys are named with the file.
+
+    The component settings (the rest of each stage table) are checked later against the
+    component's own config class, in `stages.validate_recipe`.
+    """
+    path = Path(path)
+    unknown = [k for k in data if k not in STAGE_TABLES]
+    if unknown:
+        hints = []
+        for k in unknown:
+            close = difflib.get_close_matches(k, STAGE_TABLES, n=1)
+            hints.append(f"[{k}]" + (f" (did you mean [{close[0]}]?)" if close else ""))
+        raise ConfigError(f"{path}: unknown stage {', '.join(hints)}; "
+                          f"valid tables: {', '.join(f'[{t}]' for t in STAGE_TABLES)}")
+    for key, value in data.items():
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: {key} must be a table ([{key}]), got {value!r}")
+
+    recipe = Recipe(path=path, run=load_config(RunSection, data.get("run", {}), f"{path} [run]"), raw=data)
+    for name in ("tokenizer", "data", "pretrain"):
+        if name in data:
+            source = f"{path} [{name}]"
+            section = _split(data[name], _SECTIONS[name], source)
+            _check_budget(section.budget, source)
+            setattr(recipe, name, section)
+    for task_name, table in data.get("finetune", {}).items():
+        source = f"{path} [finetune.{task_name}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: expected a table per task, e.g. [finetune.nsmc] with train = \"FILE\"; "
+                              f"got {task_name} = {table!r}")
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", task_name):
+            raise ConfigError(f"{source}: task table names use letters, digits, '.', '_' or '-' only")
+        section = _split(table, FinetuneSection, source)
+        section.task = section.task or task_name
+        if not section.train:
+            raise ConfigError(f"{source}: missing key 'train' (the training file of the task)")
+        _check_budget(section.budget, source)
+        recipe.finetune[task_name] = section
+    if "evaluate" in data:
+        recipe.evaluate = load_config(EvaluateSection, data["evaluate"], f"{path} [evaluate]")
+        _check_budget(recipe.evaluate.budget, f"{path} [evaluate]")
+    if "report" in data:
+        recipe.report = load_config(ReportSection, data["report"], f"{path} [report]")
+    return recipe
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and parse a recipe file (checks tables and pipeline keys; see `validate_recipe`)."""
+    return parse_recipe(load_toml(path), path)

@@ -1,0 +1,503 @@
+"""The run report: one self-contained `report.html` and the same numbers in `metrics.json`.
+
+`collect_report_data` gathers what the stages left in their folders (manifests, the trainer's
+JSON-lines metrics, the evaluation results, the attention of one sentence) into one JSON-ready
+dict; that dict *is* `metrics.json`. `render_report` turns it into HTML with the figures inlined
+as SVG, so the file opens anywhere, offline, and can be mailed around as it is.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+from hanformer.pipeline import plots
+
+# Keys the trainer's metrics.jsonl uses for the curves we draw, in order of preference.
+_LOSS_KEYS = ("loss",)
+_MLM_KEYS = ("mlm_accuracy", "masked_lm_accuracy", "eval_mlm_accuracy", "mlm_acc")
+_NSP_KEYS = ("nsp_accuracy", "eval_nsp_accuracy", "nsp_acc")
+_PRIMARY_METRICS = ("accuracy", "entity_f1", "f1", "pearson", "exact_match", "spearman", "macro_f1")
+# Metrics where larger is better and that live in [0, 1] (shown as percentages).
+_FRACTION_METRICS = {"accuracy", "macro_f1", "f1", "entity_f1", "char_f1", "exact_match", "precision",
+                     "recall", "mlm_accuracy", "nsp_accuracy", "pearson", "spearman"}
+_MAX_CURVE_POINTS = 400
+
+
+# ----------------------------------------------------------------------------- collecting
+
+def machine_facts(threads: int = 0) -> dict[str, Any]:
+    """What a reader needs to compare timings: CPU, cores, threads, library versions."""
+    import torch
+
+    from hanformer import __version__
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    facts = {
+        "hanformer": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(terse=True),
+        "cpu": cpu,
+        "cpu_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    if threads:
+        facts["threads_requested"] = threads
+    try:
+        import tokenizers
+
+        facts["tokenizers"] = tokenizers.__version__
+    except ImportError:  # pragma: no cover - a core dependency
+        pass
+    return facts
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line:
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut by a crash; the rest is still worth plotting
+    return rows
+
+
+def _thin(rows: list[dict[str, Any]], limit: int = _MAX_CURVE_POINTS) -> list[dict[str, Any]]:
+    if len(rows) <= limit:
+        return rows
+    stride = len(rows) / limit
+    kept = [rows[int(i * stride)] for i in range(limit)]
+    if kept[-1] is not rows[-1]:
+        kept.append(rows[-1])
+    return kept
+
+
+def curves_from_metrics(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Split trainer records by kind ("train"/"eval"), keeping numeric fields only."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        kind = str(r.get("kind", "train"))
+        numeric = {k: v for k, v in r.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "time"}
+        if "step" in numeric:
+            out.setdefault(kind, []).append(numeric)
+    return {k: _thin(v) for k, v in out.items()}
+
+
+def _first_key(rows: list[dict[str, Any]], keys: tuple[str, ...], contains: tuple[str, ...] = ()) -> str | None:
+    seen = set().union(*(r.keys() for r in rows)) if rows else set()
+    for k in keys:
+        if k in seen:
+            return k
+    for k in sorted(seen):
+        if contains and all(c in k for c in contains):
+            return k
+    return None
+
+
+def primary_metric(metrics: dict[str, Any]) -> str | None:
+    for k in _PRIMARY_METRICS:
+        if isinstance(metrics.get(k), (int, float)):
+            return k
+    numeric = [k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return numeric[0] if numeric else None
+
+
+def collect_report_data(recipe: Any, run_dir: Path, stages: list[dict[str, Any]],
+                        extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything the report shows, as a JSON-ready dict (this is `metrics.json`).
+
+    `stages`: one record per stage of this run (key, title, action, reason, seconds, budget).
+    `extra`: what the report stage computed itself (the attention of the example sentence).
+    """
+    run_dir = Path(run_dir)
+    data: dict[str, Any] = {
+        "run": {
+            "name": recipe.name,
+            "description": recipe.run.description,
+            "recipe": str(recipe.path),
+            "recipe_text": Path(recipe.path).read_text(encoding="utf-8") if Path(recipe.path).is_file() else "",
+            "run_dir": str(run_dir),
+            "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "seed": recipe.run.seed,
+        },
+        "machine": machine_facts(recipe.run.threads),
+        "stages": stages,
+    }
+    tok = _manifest(run_dir / "tokenizer")
+    if tok:
+        data["tokenizer"] = tok.get("summary", {})
+    pre = _manifest(run_dir / "pretrain")
+    if pre:
+        rows = read_jsonl(run_dir / "pretrain" / "metrics.jsonl")
+        data["pretrain"] = {"final": pre.get("summary", {}), "curves": curves_from_metrics(rows)}
+    evaluation = _manifest(run_dir / "evaluate")
+    results = {}
+    if evaluation:
+        path = run_dir / "evaluate" / "results.json"
+        if path.is_file():
+            results = json.loads(path.read_text(encoding="utf-8")).get("tasks", {})
+    tasks: dict[str, Any] = {}
+    for name in recipe.finetune:
+        entry: dict[str, Any] = {"runs": {}}
+        entry.update({k: v for k, v in results.get(name, {}).items() if k != "runs"})
+        for init in ("pretrained", "scratch"):
+            man = _manifest(run_dir / "finetune" / name / init)
+            if not man:
+                continue
+            rows = read_jsonl(run_dir / "finetune" / name / init / "metrics.jsonl")
+            run = {"valid": man.get("summary", {}).get("valid", {}), "seconds": man.get("seconds"),
+                   "curves": curves_from_metrics(rows)}
+            run.update(results.get(name, {}).get("runs", {}).get(init, {}))
+            entry["runs"][init] = run
+        if entry["runs"]:
+            tasks[name] = entry
+    data["tasks"] = tasks
+    data["comparison"] = _comparison(tasks)
+    if extra:
+        data.update(extra)
+    return data
+
+
+def _manifest(stage_dir: Path) -> dict[str, Any] | None:
+    from hanformer.pipeline.stages import read_manifest
+
+    man = read_manifest(stage_dir)
+    return man if man and man.get("status") == "complete" else None
+
+
+def _comparison(tasks: dict[str, Any]) -> dict[str, Any]:
+    """Per task: the primary held-out metric of the pretrained and the from-scratch model."""
+    out = {}
+    for name, entry in tasks.items():
+        runs = entry["runs"]
+        ref = runs.get("pretrained") or next(iter(runs.values()))
+        scores = ref.get("test") or ref.get("valid") or {}
+        metric = primary_metric(scores)
+        if metric is None:
+            continue
+        row: dict[str, Any] = {"metric": metric, "on": "held-out" if ref.get("test") else "validation"}
+        for init, run in runs.items():
+            value = (run.get("test") or run.get("valid") or {}).get(metric)
+            row[init] = value
+        if isinstance(row.get("pretrained"), (int, float)) and isinstance(row.get("scratch"), (int, float)):
+            row["gain"] = row["pretrained"] - row["scratch"]
+        out[name] = row
+    return out
+
+
+# ----------------------------------------------------------------------------- rendering
+
+_CSS = """
+:root { --ink:#1f2328; --muted:#656d76; --line:#d0d7de; --pre:#1f6feb; --scr:#d97706; --bg:#f6f8fa; }
+* { box-sizing: border-box; }
+body { font-family: -apple-system, "Segoe UI", "Noto Sans KR", "Apple SD Gothic Neo", "Malgun Gothic",
+       NanumGothic, Helvetica, Arial, sans-serif; color: var(--ink); margin: 0; background: #fff;
+       line-height: 1.5; font-size: 15px; }
+main { max-width: 1040px; margin: 0 auto; padding: 28px 24px 64px; }
+h1 { font-size: 28px; margin: 0 0 4px; }
+h2 { font-size: 20px; margin: 40px 0 8px; padding-bottom: 6px; border-bottom: 1px solid var(--line); }
+h3 { font-size: 16px; margin: 24px 0 6px; }
+p.lead { color: var(--muted); margin: 0 0 18px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(220px, 1fr)); gap: 12px; margin: 18px 0; }
+.card { border: 1px solid var(--line); border-radius: 10px; padding: 12px 14px; background: var(--bg); }
+.card .k { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
+.card .v { font-size: 24px; font-weight: 650; }
+.card .s { color: var(--muted); font-size: 13px; }
+.good { color: #1a7f37; } .bad { color: #cf222e; }
+table { border-collapse: collapse; margin: 8px 0 12px; font-size: 14px; }
+th, td { border-bottom: 1px solid var(--line); padding: 5px 10px; text-align: left; vertical-align: top; }
+th { background: var(--bg); font-weight: 600; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.pre { color: var(--pre); font-weight: 600; } .scr { color: var(--scr); font-weight: 600; }
+.fig { margin: 8px 0 4px; overflow-x: auto; } .fig svg { max-width: 100%; height: auto; }
+.note { color: var(--muted); font-size: 13px; }
+tr.wrong td { background: #fff5f5; }
+.tag { display: inline-block; padding: 0 6px; border-radius: 6px; font-size: 12px; border: 1px solid var(--line); }
+.tag.ok { background: #dafbe1; border-color: #aceebb; } .tag.no { background: #ffebe9; border-color: #ffcecb; }
+.tag.skip { background: #eef1f4; } .tag.run { background: #ddf4ff; border-color: #b6e3ff; }
+pre { background: var(--bg); border: 1px solid var(--line); border-radius: 8px; padding: 12px;
+      overflow-x: auto; font-size: 13px; }
+details summary { cursor: pointer; color: var(--muted); }
+"""
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _fmt(value: Any, metric: str = "") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if metric in _FRACTION_METRICS or metric.endswith(("accuracy", "_f1", "_rate")) and abs(value) <= 1:
+            return f"{100 * value:.2f}%"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.4g}"
+    return _e(value)
+
+
+def _seconds(s: Any) -> str:
+    if not isinstance(s, (int, float)):
+        return "–"
+    s = float(s)
+    if s < 60:
+        return f"{s:.1f} s"
+    return f"{int(s // 60)} min {s % 60:04.1f} s"
+
+
+def _table(headers: list[str], rows: list[list[str]], num_cols: tuple[int, ...] = ()) -> str:
+    head = "".join(f'<th class="num">{h}</th>' if i in num_cols else f"<th>{h}</th>" for i, h in enumerate(headers))
+    body = "".join(
+        "<tr>" + "".join(f'<td class="num">{c}</td>' if i in num_cols else f"<td>{c}</td>"
+                         for i, c in enumerate(r)) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _xy(rows: list[dict[str, Any]], key: str | None) -> dict[str, list[Any]]:
+    """One curve for `plots.line_panels`: the steps and values of `key` where it was logged."""
+    pts = [(r["step"], r[key]) for r in rows if key is not None and key in r]
+    return {"x": [p[0] for p in pts], "y": [p[1] for p in pts]}
+
+
+def _pretrain_section(pre: dict[str, Any]) -> str:
+    train = pre.get("curves", {}).get("train", [])
+    evals = pre.get("curves", {}).get("eval", [])
+    mlm = _first_key(evals, _MLM_KEYS, ("mlm", "acc"))
+    nsp = _first_key(evals, _NSP_KEYS, ("nsp", "acc"))
+    tok_s = _first_key(train, ("tokens_per_s", "tokens_per_second"), ("tokens",))
+    lr = _first_key(train, ("lr", "learning_rate"))
+    eval_loss = _first_key(evals, ("loss", "eval_loss"))
+    panels = [
+        {"title": "loss", "series": [
+            {"label": "train", "color": plots.COLORS["train"], **_xy(train, "loss")},
+            {"label": "held-out", "color": plots.COLORS["eval"], **_xy(evals, eval_loss)}]},
+        {"title": "held-out accuracy", "percent": True, "ylabel": "accuracy", "series": [
+            {"label": "masked LM", "color": "#6d28d9", **_xy(evals, mlm)},
+            {"label": "next sentence", "color": "#059669", **_xy(evals, nsp)}]},
+        {"title": "learning rate", "series": [{"color": "#444", **_xy(train, lr)}]},
+        {"title": "throughput", "ylabel": "tokens/s",
+         "series": [{"color": "#444", **_xy(train, tok_s)}]},
+    ]
+    final = pre.get("final", {})
+    rows = [[_e(k.replace("_", " ")), _fmt(v, k)] for k, v in final.items()
+            if isinstance(v, (int, float, str)) and not isinstance(v, bool)]
+    out = ["<h2>Pretraining</h2>",
+           '<p class="lead">Masked-LM and next-sentence prediction on the unlabeled text, '
+           "read from the trainer's JSON-lines metrics.</p>",
+           f'<div class="fig">{plots.line_panels(panels)}</div>']
+    if rows:
+        out.append(_table(["", "value"], rows, (1,)))
+    return "\n".join(out)
+
+
+def _task_section(name: str, entry: dict[str, Any], comparison: dict[str, Any]) -> str:
+    runs = entry["runs"]
+    out = [f"<h2>Task: {_e(name)}</h2>"]
+    desc = []
+    if entry.get("task") and entry.get("task") != name:
+        desc.append(f"task <b>{_e(entry['task'])}</b>")
+    if entry.get("data"):
+        desc.append(f"held-out file <code>{_e(entry['data'])}</code>")
+    if entry.get("n"):
+        desc.append(f"{entry['n']:,} examples")
+    if desc:
+        out.append(f'<p class="lead">{", ".join(desc)}.</p>')
+
+    # Final numbers side by side.
+    inits = list(runs)
+    metric_names: list[str] = []
+    for run in runs.values():
+        for part in ("test", "valid"):
+            for k, v in (run.get(part) or {}).items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and (part, k) not in metric_names:
+                    metric_names.append((part, k))  # type: ignore[arg-type]
+    rows = []
+    for part, k in metric_names:  # type: ignore[misc]
+        vals = [(runs[i].get(part) or {}).get(k) for i in inits]
+        diff = ""
+        if len(inits) == 2 and all(isinstance(v, (int, float)) for v in vals):
+            d = vals[0] - vals[1]
+            shown = f"{100 * d:+.2f} pts" if k in _FRACTION_METRICS else f"{d:+.4g}"
+            diff = f'<span class="{"good" if d > 0 else "bad" if d < 0 else ""}">{shown}</span>'
+        label = {"test": "held-out", "valid": "validation (best)"}[part]
+        rows.append([f"{label}: {_e(k)}", *(_fmt(v, k) for v in vals), diff])
+    rows.append(["fine-tuning time", *(_seconds(runs[i].get("seconds")) for i in inits), ""])
+    headers = ["", *(f'<span class="{"pre" if i == "pretrained" else "scr"}">{_e(i)}</span>' for i in inits),
+               "pretrained − scratch" if len(inits) == 2 else ""]
+    out.append(_table(headers, rows, tuple(range(1, len(inits) + 2))))
+
+    comp = comparison.get(name)
+    if comp and len(inits) == 2:
+        bars = {i: [(runs[i].get("test") or runs[i].get("valid") or {}).get(comp["metric"])] for i in inits}
+        if all(isinstance(v[0], (int, float)) for v in bars.values()):
+            out.append(f'<div class="fig">{plots.bar_comparison([comp["metric"]], bars, comp["metric"] in _FRACTION_METRICS)}</div>')
+
+    # Curves: training loss and the validation metric, both initialisations on one axis.
+    loss_series, eval_series = [], []
+    eval_key = None
+    for init, run in runs.items():
+        train = run.get("curves", {}).get("train", [])
+        evals = run.get("curves", {}).get("eval", [])
+        color = plots.COLORS.get(init)
+        loss_series.append({"label": init, "color": color, **_xy(train, "loss")})
+        eval_key = eval_key or _first_key(evals, _PRIMARY_METRICS)
+        eval_series.append({"label": init, "color": color, **_xy(evals, eval_key)})
+    panels = [{"title": "training loss", "series": loss_series}]
+    if eval_key:
+        panels.append({"title": f"validation {eval_key}", "ylabel": eval_key,
+                       "percent": eval_key in _FRACTION_METRICS, "series": eval_series})
+    out.append("<h3>Fine-tuning curves</h3>")
+    out.append(f'<div class="fig">{plots.line_panels(panels)}</div>')
+
+    confusions = {i: r["confusion"] for i, r in runs.items() if r.get("confusion")}
+    if confusions and entry.get("labels"):
+        out.append("<h3>Confusion matrix (held-out)</h3>")
+        out.append(f'<div class="fig">{plots.confusion_matrices([str(x) for x in entry["labels"]], confusions)}</div>')
+
+    for init, run in runs.items():
+        examples = run.get("examples") or []
+        if not examples:
+            continue
+        out.append(f'<h3>Example predictions — <span class="{"pre" if init == "pretrained" else "scr"}">{_e(init)}</span></h3>')
+        rows_html = []
+        for ex in examples:
+            ok = ex.get("correct")
+            mark = '<span class="tag ok">right</span>' if ok else '<span class="tag no">wrong</span>'
+            prob = ex.get("probability")
+            text = _e(ex.get("text", ""))
+            if ex.get("text_pair"):
+                text += f'<br><span class="note">{_e(ex["text_pair"])}</span>'
+            rows_html.append(
+                f'<tr class="{"" if ok else "wrong"}"><td>{mark}</td><td>{text}</td><td>{_e(ex.get("gold", ""))}</td>'
+                f'<td>{_e(ex.get("prediction", ""))}</td><td class="num">{_fmt(prob, "accuracy") if isinstance(prob, float) else "–"}</td></tr>')
+        out.append("<table><thead><tr><th></th><th>text</th><th>gold</th><th>predicted</th>"
+                   '<th class="num">confidence</th></tr></thead><tbody>' + "".join(rows_html) + "</tbody></table>")
+    return "\n".join(out)
+
+
+def _headline(data: dict[str, Any]) -> str:
+    cards = []
+    for name, comp in data.get("comparison", {}).items():
+        m = comp["metric"]
+        pre, scr = comp.get("pretrained"), comp.get("scratch")
+        gain = comp.get("gain")
+        sub = ""
+        if gain is not None:
+            cls = "good" if gain > 0 else "bad"
+            g = f"{100 * gain:+.1f} pts" if m in _FRACTION_METRICS else f"{gain:+.3f}"
+            sub = f'<div class="s">from scratch {_fmt(scr, m)} · <span class="{cls}">{g} from pretraining</span></div>'
+        cards.append(f'<div class="card"><div class="k">{_e(name)} · {_e(m)} ({_e(comp["on"])})</div>'
+                     f'<div class="v pre">{_fmt(pre, m)}</div>{sub}</div>')
+    tok = data.get("tokenizer") or {}
+    if tok:
+        vs = tok.get("vocab_size")
+        unk = tok.get("unk_rate")
+        cards.append(f'<div class="card"><div class="k">tokenizer</div><div class="v">{_fmt(vs)} pieces</div>'
+                     f'<div class="s">[UNK] rate {_fmt(unk, "unk_rate")} · {_fmt(tok.get("tokens_per_word"))} tokens/word</div></div>')
+    total = sum(s.get("seconds") or 0 for s in data.get("stages", []) if s.get("action") != "skip")
+    cards.append(f'<div class="card"><div class="k">this run</div><div class="v">{_seconds(total)}</div>'
+                 f'<div class="s">{data["machine"].get("cpu_cores")} CPU cores · torch {_e(data["machine"].get("torch"))}</div></div>')
+    return '<div class="cards">' + "".join(cards) + "</div>"
+
+
+def _stages_table(stages: list[dict[str, Any]]) -> str:
+    rows = []
+    for s in stages:
+        action = s.get("action", "")
+        tag = {"skip": "skip", "run": "run", "resume": "run"}.get(action, "skip")
+        label = {"skip": "skipped (cached)", "run": "ran", "resume": "resumed"}.get(action, action)
+        rows.append([f"<code>{_e(s['key'])}</code>", _e(s.get("title", "")), f'<span class="tag {tag}">{label}</span>',
+                     _seconds(s.get("seconds")), _e(s.get("budget") or "–"), f'<span class="note">{_e(s.get("reason", ""))}</span>'])
+    return _table(["stage", "what", "this run", "time", "budget", "why"], rows, (3,))
+
+
+def _tokenizer_section(tok: dict[str, Any]) -> str:
+    labels = {"vocab_size": "vocabulary size", "unk_rate": "[UNK] rate", "tokens_per_word": "tokens per word (eojeol)",
+              "continuation_rate": "share of ## continuation pieces", "words": "words measured",
+              "tokens": "tokens measured", "sample": "measured on", "train_seconds": "training time (s)"}
+    rows = [[_e(labels.get(k, k.replace("_", " "))), _fmt(v, k)] for k, v in tok.items()
+            if not isinstance(v, (dict, list))]
+    out = ["<h2>Tokenizer</h2>",
+           '<p class="lead">A WordPiece vocabulary trained on the recipe\'s text. Hangul stays whole syllables; '
+           "the [UNK] rate and tokens per word are measured on text the vocabulary was not trained on.</p>",
+           _table(["", "value"], rows, (1,))]
+    examples = tok.get("examples") or []
+    if examples:
+        rows = [[_e(e.get("text", "")), " ".join(f"<code>{_e(t)}</code>" for t in e.get("tokens", []))] for e in examples]
+        out.append(_table(["text", "tokens"], rows))
+    return "\n".join(out)
+
+
+def _attention_section(att: dict[str, Any]) -> str:
+    if not att.get("heads"):
+        return ""
+    svg = plots.attention_heads(att["tokens"], att["heads"], att["layer"])
+    note = (f'<p class="lead">What each token of <b>{_e(att.get("text", ""))}</b> attends to in layer '
+            f'{att["layer"] + 1} of the pretrained model ({_e(att.get("model", ""))}). '
+            "Rows are the attending token, columns the token attended to; brighter is more attention.</p>")
+    link = ""
+    if att.get("html"):
+        link = f'<p class="note">Interactive head and model views: <code>{_e(att["html"])}</code></p>'
+    return f'<h2>A look inside: attention</h2>{note}<div class="fig">{svg}</div>{link}'
+
+
+def render_report(data: dict[str, Any]) -> str:
+    """The whole report as one HTML string (no external resources)."""
+    run = data["run"]
+    title = data.get("title") or f"hanformer run: {run['name']}"
+    parts = [
+        "<!doctype html>",
+        '<html lang="ko"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>",
+        f"<h1>{_e(title)}</h1>",
+        f'<p class="lead">{_e(run.get("description") or "")} Recipe <code>{_e(run["recipe"])}</code>, '
+        f'made {_e(run["created"])}.</p>',
+        _headline(data),
+        "<h2>Stages</h2>",
+        _stages_table(data.get("stages", [])),
+    ]
+    if data.get("tokenizer"):
+        parts.append(_tokenizer_section(data["tokenizer"]))
+    if data.get("pretrain"):
+        parts.append(_pretrain_section(data["pretrain"]))
+    for name, entry in data.get("tasks", {}).items():
+        parts.append(_task_section(name, entry, data.get("comparison", {})))
+    if data.get("attention"):
+        parts.append(_attention_section(data["attention"]))
+    machine_rows = [[_e(k.replace("_", " ")), _e(v)] for k, v in data.get("machine", {}).items() if v is not None]
+    parts += [
+        "<h2>Recipe and machine</h2>",
+        _table(["", ""], machine_rows),
+        f"<details open><summary>{_e(run['recipe'])}</summary><pre>{_e(run.get('recipe_text', ''))}</pre></details>",
+        f'<p class="note">All numbers on this page are also in <code>metrics.json</code> beside this file. '
+        f"Made by hanformer {_e(data['machine'].get('hanformer', ''))} with Python {_e(sys.version.split()[0])}.</p>",
+        "</main></body></html>",
+    ]
+    return "\n".join(parts)

@@ -1,0 +1,161 @@
+"""`run_recipe`: one call from raw text to an evaluated model and its report.
+
+    from hanformer.pipeline import run_recipe
+    result = run_recipe("recipes/demo-ko.toml")              # runs what changed
+    result = run_recipe("recipes/demo-ko.toml", dry_run=True) # only shows the plan
+    result = run_recipe("recipes/demo-ko.toml", force=["pretrain"])
+
+The whole recipe is checked (tables, keys, files, component settings, stage inputs) before the
+first stage starts. Then each stage either runs, resumes from its last checkpoint, or is skipped
+because its settings, inputs and upstream outputs are unchanged (see `stages.py`).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hanformer.errors import ConfigError
+from hanformer.pipeline.recipe import Recipe, load_recipe
+from hanformer.pipeline.stages import Decision, InputHashes, Stage, decide, read_manifest, run_stage
+
+
+@dataclass
+class RunResult:
+    """What a run did: the plan with its decisions, per-stage manifests and the report paths."""
+
+    recipe: Recipe
+    run_dir: Path
+    decisions: list[Decision]
+    manifests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    report: Path | None = None
+    metrics: Path | None = None
+    seconds: float = 0.0
+
+    @property
+    def ran(self) -> list[str]:
+        return [d.stage.key for d in self.decisions if d.action != "skip"]
+
+    @property
+    def skipped(self) -> list[str]:
+        return [d.stage.key for d in self.decisions if d.action == "skip"]
+
+
+def _expand_force(stages: list[Stage], force: Sequence[str]) -> set[str]:
+    """`--force pretrain` forces that stage; `--force finetune` every stage under finetune/;
+    `--force all` everything."""
+    keys = [s.key for s in stages]
+    out: set[str] = set()
+    for name in force:
+        name = name.strip().strip("[]").replace(".", "/")
+        if name in ("all", "*"):
+            return set(keys)
+        matched = [k for k in keys if k == name or k.startswith(name + "/")]
+        if not matched:
+            raise ConfigError(f"--force {name}: no such stage in this recipe; stages: {', '.join(keys)}")
+        out.update(matched)
+    return out
+
+
+def plan(recipe: Recipe, stages: list[Stage], force: Sequence[str] = ()) -> list[Decision]:
+    """Decide for every stage whether it runs, resumes or is skipped, and why."""
+    forced = _expand_force(stages, force)
+    hashes = InputHashes()
+    pending: set[str] = set()
+    decisions = []
+    for stage in stages:
+        d = decide(stage, recipe.run_dir, hashes, forced, pending)
+        if d.action != "skip":
+            pending.add(stage.key)
+        decisions.append(d)
+    return decisions
+
+
+def format_plan(recipe: Recipe, decisions: list[Decision]) -> str:
+    width = max(len(d.stage.key) for d in decisions) if decisions else 0
+    lines = [f"plan for {recipe.path} -> {recipe.run_dir}/"]
+    for d in decisions:
+        verb = {"run": "run   ", "skip": "skip  ", "resume": "resume"}[d.action]
+        budget = f" [budget {d.stage.budget}]" if d.stage.budget else ""
+        lines.append(f"  {verb} {d.stage.key:<{width}}  {d.stage.title}{budget}: {d.reason}")
+    return "\n".join(lines)
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def run_recipe(path: str | Path, *, force: Sequence[str] = (), dry_run: bool = False,
+               log: Callable[[str], None] = _stderr) -> RunResult:
+    """Run (or with `dry_run`, only plan) the recipe at `path`; see the module docstring."""
+    from hanformer.pipeline.adapters import build_stages
+
+    recipe = load_recipe(path)
+    stages = build_stages(recipe)  # checks every stage's settings, files and inputs
+    return run_stages(recipe, stages, force=force, dry_run=dry_run, log=log)
+
+
+def run_stages(recipe: Recipe, stages: list[Stage], *, force: Sequence[str] = (), dry_run: bool = False,
+               log: Callable[[str], None] = _stderr) -> RunResult:
+    """Plan and run already-built stages (what `run_recipe` does after checking the recipe)."""
+    decisions = plan(recipe, stages, force)
+    log(format_plan(recipe, decisions))
+    result = RunResult(recipe=recipe, run_dir=recipe.run_dir, decisions=decisions)
+    if dry_run:
+        return result
+
+    if recipe.run.threads:
+        import torch
+
+        torch.set_num_threads(recipe.run.threads)
+    started = time.time()
+    hashes = InputHashes()
+    records: list[dict[str, Any]] = []
+    forced_keys = {d.stage.key for d in decisions if d.reason == "forced with --force"}
+    pending = {d.stage.key for d in decisions if d.action != "skip"}
+    for planned in decisions:
+        stage = planned.stage
+        # Decide again now that upstream stages have finished: a re-run upstream stage whose
+        # output came out identical leaves this stage cached.
+        pending.discard(stage.key)
+        d = decide(stage, recipe.run_dir, hashes, forced_keys, set())
+        if d.action == "skip":
+            log(f"[{stage.key}] skipped: {d.reason}")
+            man = read_manifest(stage.dir(recipe.run_dir)) or {}
+        else:
+            log(f"[{stage.key}] {stage.title}: {'resuming' if d.action == 'resume' else 'running'} ({d.reason})")
+            man = run_stage(d, recipe.run_dir, hashes, seed=recipe.run.seed, threads=recipe.run.threads, log=log)
+            log(f"[{stage.key}] done in {man['seconds']:.1f} s")
+        result.manifests[stage.key] = man
+        records.append({"key": stage.key, "title": stage.title, "action": d.action, "reason": d.reason,
+                        "seconds": man.get("seconds"), "budget": stage.budget})
+    result.seconds = time.time() - started
+    report_dir = recipe.run_dir / "report"
+    if (report_dir / "report.html").is_file():
+        _publish_report(recipe, report_dir, records)
+        result.report = recipe.run_dir / "report.html"
+        result.metrics = recipe.run_dir / "metrics.json"
+        log(f"report: {result.report}")
+    return result
+
+
+def _publish_report(recipe: Recipe, report_dir: Path, records: list[dict[str, Any]]) -> None:
+    """Write runs/<name>/report.html and metrics.json: the report stage's output with the stage
+    table of *this* run (what ran, what was cached). The stage's own files stay untouched, so
+    their hash (and the cache) does not change."""
+    import json
+
+    from hanformer.pipeline.report import render_report
+    from hanformer.utils.files import atomic_write, atomic_write_json
+
+    path = report_dir / "metrics.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["stages"] = records
+    data["total_seconds"] = round(sum(r.get("seconds") or 0 for r in records if r["action"] != "skip"), 2)
+    atomic_write_json(recipe.run_dir / "metrics.json", data)
+    with atomic_write(recipe.run_dir / "report.html") as f:
+        f.write(render_report(data))
