@@ -1,0 +1,113 @@
+"""Sentence embeddings: mean of the token vectors (padding excluded), L2-normalised.
+
+This is how sentence-transformers models such as all-MiniLM-L6-v2 are used: the cosine
+similarity of two embeddings (a dot product, once normalised) says how close two sentences are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from hanformer.errors import InputError
+from hanformer.models.bert import BertModel, BertPreTrainedModel
+from hanformer.utils.config import setting
+
+
+@dataclasses.dataclass
+class EmbedConfig:
+    batch_size: int = setting(32, "sentences per forward pass")
+    max_length: int | None = setting(None, "truncate sentences to this many tokens (default: the model's limit)")
+    pooling: Literal["mean", "cls"] = setting("mean", "mean of token vectors (sentence-transformers) or the [CLS] vector")
+    normalize: bool = setting(True, "scale embeddings to unit length, so dot product = cosine similarity")
+    device: str = setting("cpu", "cpu, cuda, cuda:1, ... or auto (cuda when available)")
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_tokenizer(directory: str | Path) -> Any:
+    """The checkpoint's tokenizer: hanformer's Tokenizer when available, else the raw `tokenizers` one."""
+    try:
+        from hanformer.tokenization.tokenizer import Tokenizer
+    except ImportError:
+        Tokenizer = None  # noqa: N806
+    if Tokenizer is not None:
+        return Tokenizer.from_pretrained(directory)
+    from tokenizers import Tokenizer as Backend
+
+    path = Path(directory) / "tokenizer.json"
+    if not path.is_file():
+        raise InputError(f"{directory}: no tokenizer.json next to the model; pass a tokenizer")
+    return Backend.from_file(str(path))
+
+
+def encode_batch(tokenizer: Any, texts: Sequence[str], max_length: int) -> dict[str, Tensor]:
+    """Padded, truncated `input_ids`, `token_type_ids`, `attention_mask` for `texts`."""
+    if hasattr(tokenizer, "encode_batch") and hasattr(tokenizer, "enable_truncation"):  # a raw `tokenizers` one
+        tokenizer.enable_truncation(max_length)
+        tokenizer.enable_padding(pad_id=tokenizer.token_to_id("[PAD]") or 0)
+        encodings = tokenizer.encode_batch(list(texts))
+        return {"input_ids": torch.tensor([e.ids for e in encodings]),
+                "token_type_ids": torch.tensor([e.type_ids for e in encodings]),
+                "attention_mask": torch.tensor([e.attention_mask for e in encodings])}
+    batch = tokenizer(list(texts), max_length=max_length, truncation=True, padding=True, return_tensors="pt")
+    return {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask") if k in batch}
+
+
+def pool(last_hidden_state: Tensor, attention_mask: Tensor, pooling: str = "mean", normalize: bool = True) -> Tensor:
+    """(batch, seq, hidden) -> (batch, hidden) sentence vectors."""
+    if pooling == "cls":
+        vectors = last_hidden_state[:, 0]
+    else:
+        mask = attention_mask.unsqueeze(-1).to(last_hidden_state.dtype)
+        vectors = (last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    return F.normalize(vectors, p=2, dim=-1) if normalize else vectors
+
+
+@torch.no_grad()
+def embed(model: str | Path | BertPreTrainedModel, texts: Sequence[str], *, tokenizer: Any = None,
+          config: EmbedConfig | None = None) -> Tensor:
+    """Embed `texts` with a checkpoint directory (or a loaded model): a (len(texts), hidden) float tensor.
+
+    Sentences are sorted by length before batching so each batch carries little padding;
+    the result is in the original order.
+    """
+    cfg = config or EmbedConfig()
+    if not texts:
+        raise InputError("embed: no texts given")
+    if isinstance(model, (str, Path)):
+        from hanformer.models.checkpoint import load_model
+
+        tokenizer = tokenizer or load_tokenizer(model)
+        model = load_model(model, "BertModel")
+    if tokenizer is None:
+        raise InputError("embed: pass a tokenizer together with a loaded model")
+    encoder = model if isinstance(model, BertModel) else model.bert  # type: ignore[union-attr]
+    device = _resolve_device(cfg.device)
+    encoder = encoder.to(device).eval()
+    max_length = min(cfg.max_length or encoder.config.max_position_embeddings, encoder.config.max_position_embeddings)
+
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = torch.empty(len(texts), encoder.config.hidden_size)
+    for start in range(0, len(order), cfg.batch_size):
+        idx = order[start:start + cfg.batch_size]
+        batch = {k: v.to(device) for k, v in encode_batch(tokenizer, [texts[i] for i in idx], max_length).items()}
+        hidden = encoder(**batch).last_hidden_state
+        out[idx] = pool(hidden, batch["attention_mask"], cfg.pooling, cfg.normalize).float().cpu()
+    return out
+
+
+def similarity(a: Tensor, b: Tensor | None = None) -> Tensor:
+    """Cosine similarity matrix between rows of `a` and rows of `b` (default: `a` itself)."""
+    b = a if b is None else b
+    return F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T
