@@ -202,11 +202,22 @@ class BertForQuestionAnswering(BertPreTrainedModel):
             ignored = start_logits.shape[1]
             start = start_positions.view(-1).clamp(0, ignored)
             end = end_positions.view(-1).clamp(0, ignored)
-            loss = (F.cross_entropy(start_logits.float(), start, ignore_index=ignored)
-                    + F.cross_entropy(end_logits.float(), end, ignore_index=ignored)) / 2
+            # Unlike transformers, padding is no candidate answer: the loss does not change with padding.
+            pad = attention_mask == 0 if attention_mask is not None and attention_mask.dim() == 2 else None
+            loss = (self._span_loss(start_logits, start, pad, ignored)
+                    + self._span_loss(end_logits, end, pad, ignored)) / 2
         return QuestionAnsweringModelOutput(loss=loss, start_logits=start_logits.contiguous(),
                                             end_logits=end_logits.contiguous(),
                                             hidden_states=out.hidden_states, attentions=out.attentions)
+
+    @staticmethod
+    def _span_loss(logits: Tensor, target: Tensor, pad: Tensor | None, ignored: int) -> Tensor:
+        logits = logits.float()
+        if pad is not None:
+            logits = logits.masked_fill(pad, torch.finfo(logits.dtype).min)
+            on_pad = pad.gather(1, target.clamp(max=ignored - 1)[:, None]).squeeze(1)
+            target = target.masked_fill(on_pad, ignored)  # an answer inside padding is no answer
+        return F.cross_entropy(logits, target, ignore_index=ignored)
 
 
 def _classifier_dropout(config: BertConfig) -> float:
