@@ -1,0 +1,526 @@
+"""`Tokenizer`: the BERT WordPiece tokenizer every other part of hanformer calls.
+
+It wraps a Hugging Face `tokenizers.Tokenizer` (the Rust engine: fast, parallel batches,
+exact character offsets) and adds what a BERT project needs around it: the Hugging Face
+folder layout both ways, per-call truncation/padding, tensors for models, special-token ids,
+a vocabulary hash for data shards, and the optional Kiwi morpheme pre-tokenizer, which
+cannot live in tokenizer.json and is re-attached on load from tokenizer_config.json.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import tokenizers
+from tokenizers import AddedToken, normalizers
+
+from hanformer.errors import ConfigError, InputError
+from hanformer.tokenization.config import (
+    BERT_SPECIAL_TOKENS,
+    CLS,
+    MASK,
+    PAD,
+    SEP,
+    UNK,
+    TokenizerConfig,
+)
+from hanformer.tokenization.model import (
+    CONTINUATION_PREFIX,
+    build_wordpiece,
+    check_special_tokens,
+    read_vocab_txt,
+    write_vocab_txt,
+)
+from hanformer.tokenization.normalizer import build_normalizer, decomposes_hangul
+from hanformer.tokenization.post_processor import build_decoder, build_post_processor
+from hanformer.tokenization.pre_tokenizer import (
+    KiwiMorphemeSplitter,
+    attach_morpheme_splitter,
+    build_pre_tokenizer,
+)
+from hanformer.utils.config import config_to_dict, load_config
+from hanformer.utils.files import atomic_write, atomic_write_json
+from hanformer.utils.hashing import hash_json
+
+TextInput = str | Sequence[str]  # a text, or a list of words with is_split_into_words=True
+Truncation = bool | Literal["longest_first", "only_first", "only_second", "do_not_truncate"] | None
+Padding = bool | Literal["longest", "max_length", "do_not_pad"] | None
+
+_CLEANUP = [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
+            (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")]
+
+
+class Encoding:
+    """One encoded text or text pair: a thin, lazy view of the engine's encoding.
+
+    `offsets` are (start, end) character positions in the *original* text of the sequence the
+    token came from ((0, 0) for special tokens); `word_ids` number the pre-tokenized words of each
+    sequence (None for special tokens); `sequence_ids` say which sequence (0 or 1) a token belongs to.
+    """
+
+    __slots__ = ("_enc",)
+
+    def __init__(self, encoding: tokenizers.Encoding) -> None:
+        self._enc = encoding
+
+    ids = property(lambda self: self._enc.ids, doc="token ids")
+    tokens = property(lambda self: self._enc.tokens, doc="token strings")
+    type_ids = property(lambda self: self._enc.type_ids, doc="segment ids: 0 for A, 1 for B")
+    attention_mask = property(lambda self: self._enc.attention_mask, doc="1 for real tokens, 0 for padding")
+    offsets = property(lambda self: self._enc.offsets, doc="(start, end) character spans in the input text")
+    word_ids = property(lambda self: self._enc.word_ids, doc="word index of each token (None for specials)")
+    sequence_ids = property(lambda self: self._enc.sequence_ids, doc="0/1 sequence of each token (None for specials)")
+    special_tokens_mask = property(lambda self: self._enc.special_tokens_mask, doc="1 for special tokens")
+
+    @property
+    def overflowing(self) -> list[Encoding]:
+        """The windows cut off by truncation (with `stride` tokens of overlap), for long inputs."""
+        return [Encoding(e) for e in self._enc.overflowing]
+
+    def char_to_token(self, char_index: int, sequence_index: int = 0) -> int | None:
+        return self._enc.char_to_token(char_index, sequence_index)
+
+    def token_to_chars(self, token_index: int) -> tuple[int, int] | None:
+        return self._enc.token_to_chars(token_index)
+
+    def __len__(self) -> int:
+        return len(self._enc.ids)
+
+    def __repr__(self) -> str:
+        return f"Encoding(tokens={self.tokens!r})"
+
+
+class Tokenizer:
+    """BERT WordPiece tokenizer; see the module docstring. Build one with `from_pretrained`,
+    `train_tokenizer`, or `Tokenizer.build(vocab, config)`."""
+
+    def __init__(
+        self,
+        backend: tokenizers.Tokenizer,
+        *,
+        model_max_length: int = 512,
+        morpheme_split: bool = False,
+        unk_token: str = UNK,
+        cls_token: str = CLS,
+        sep_token: str = SEP,
+        pad_token: str | None = PAD,
+        mask_token: str | None = MASK,
+        extra_special_tokens: Sequence[str] = (),
+        settings: dict[str, Any] | None = None,
+        source: str = "tokenizer",
+    ) -> None:
+        check_special_tokens(backend.get_vocab(with_added_tokens=True), [unk_token, cls_token, sep_token], source)
+        # Truncation/padding are chosen per call; a saved default (e.g. a fixed 128) must not leak in.
+        backend.no_truncation()
+        backend.no_padding()
+        self._base = backend  # serializable; what save_pretrained writes
+        self.model_max_length = int(model_max_length)
+        self.morpheme_split = bool(morpheme_split)
+        self.unk_token, self.cls_token, self.sep_token = unk_token, cls_token, sep_token
+        self.pad_token, self.mask_token = pad_token, mask_token
+        self.extra_special_tokens = list(extra_special_tokens)
+        self._settings = dict(settings or {})
+        self._splitter: KiwiMorphemeSplitter | None = None
+        if self.morpheme_split:
+            self._splitter = KiwiMorphemeSplitter()
+            self._backend = tokenizers.Tokenizer.from_str(backend.to_str())
+            attach_morpheme_splitter(self._backend, self._splitter)
+        else:
+            self._backend = backend
+
+    # ------------------------------------------------------------------ building and loading
+    @classmethod
+    def build(cls, vocab: dict[str, int], config: TokenizerConfig | None = None, *, source: str = "vocabulary",
+              settings: dict[str, Any] | None = None) -> Tokenizer:
+        """A tokenizer with our pipeline (NFC, no accent stripping, BERT split, WordPiece) over `vocab`."""
+        config = config or TokenizerConfig()
+        check_special_tokens(vocab, [UNK, CLS, SEP], source)
+        backend = _assemble(vocab, build_normalizer(config), config.special_tokens, config.max_input_chars_per_word)
+        return cls(backend, model_max_length=config.model_max_length, morpheme_split=config.morpheme_split,
+                   extra_special_tokens=config.extra_special_tokens,
+                   settings={"config": config_to_dict(config), **(settings or {})}, source=source)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike[str]) -> Tokenizer:
+        """Load a Hugging Face tokenizer folder: ours, or any BERT one (tokenizer.json and/or vocab.txt).
+
+        A foreign tokenizer.json is used exactly as written, so ids equal `BertTokenizerFast`'s
+        (check `decomposes_hangul`: uncased English vocabularies turn Hangul into jamo).
+        """
+        folder = Path(path)
+        if folder.is_file() and folder.name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json"):
+            folder = folder.parent
+        if not folder.is_dir():
+            raise InputError(f"tokenizer folder not found: {folder} (expected a folder with tokenizer.json or vocab.txt)")
+        cfg = _read_json(folder / "tokenizer_config.json") if (folder / "tokenizer_config.json").is_file() else {}
+        ours = cfg.get("hanformer") if isinstance(cfg.get("hanformer"), dict) else {}
+        specials = {name: _token_text(cfg.get(f"{name}_token"), default)
+                    for name, default in (("unk", UNK), ("cls", CLS), ("sep", SEP), ("pad", PAD), ("mask", MASK))}
+        extras = [_token_text(t, "") for t in (cfg.get("extra_special_tokens") or cfg.get("additional_special_tokens") or [])]
+        config = None
+        if "config" in ours:
+            config = load_config(TokenizerConfig, ours["config"], f"{folder / 'tokenizer_config.json'} [hanformer.config]")
+        tok_json, vocab_txt = folder / "tokenizer.json", folder / "vocab.txt"
+        if tok_json.is_file():
+            try:
+                backend = tokenizers.Tokenizer.from_file(str(tok_json))
+            except Exception as e:  # the engine reports serde errors with line/column
+                raise InputError(f"{tok_json}: cannot read tokenizer ({e})") from None
+            source = str(tok_json)
+        elif vocab_txt.is_file():
+            vocab = read_vocab_txt(vocab_txt)
+            check_special_tokens(vocab, [specials["unk"], specials["cls"], specials["sep"]], str(vocab_txt))
+            if config is not None:
+                return cls.build(vocab, config, source=str(vocab_txt), settings=_without(ours, "config"))
+            # Build what transformers' BertTokenizer builds from the same files, for identical ids.
+            normalizer = normalizers.BertNormalizer(
+                clean_text=True, handle_chinese_chars=bool(cfg.get("tokenize_chinese_chars", True)),
+                strip_accents=cfg.get("strip_accents"), lowercase=bool(cfg.get("do_lower_case", True)))
+            named = [specials[n] for n in ("pad", "unk", "cls", "sep", "mask") if specials[n] in vocab]
+            backend = _assemble(vocab, normalizer, named + extras, 100, specials["unk"], specials["cls"], specials["sep"])
+            source = str(vocab_txt)
+        else:
+            raise InputError(f"{folder}: no tokenizer.json or vocab.txt (is this a tokenizer folder?)")
+        vocab = backend.get_vocab(with_added_tokens=True)
+        max_len = cfg.get("model_max_length", 512)
+        return cls(
+            backend,
+            model_max_length=max_len if isinstance(max_len, int) and 0 < max_len < 1_000_000 else 512,
+            morpheme_split=bool(ours.get("morpheme_split", config.morpheme_split if config else False)),
+            unk_token=specials["unk"], cls_token=specials["cls"], sep_token=specials["sep"],
+            pad_token=specials["pad"] if specials["pad"] in vocab else None,
+            mask_token=specials["mask"] if specials["mask"] in vocab else None,
+            extra_special_tokens=extras, settings=ours, source=source,
+        )
+
+    def save_pretrained(self, path: str | os.PathLike[str]) -> Path:
+        """Write vocab.txt, tokenizer.json, tokenizer_config.json and special_tokens_map.json,
+        each atomically, in the layout `transformers.BertTokenizerFast.from_pretrained` reads."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_write(folder / "tokenizer.json") as f:
+            f.write(self._base.to_str(pretty=True))
+        write_vocab_txt(folder / "vocab.txt", self._base.get_vocab(with_added_tokens=True))
+        bert = _bert_normalizer_settings(self._base.normalizer)
+        special_map = {f"{n}_token": t for n, t in (("unk", self.unk_token), ("sep", self.sep_token),
+                       ("pad", self.pad_token), ("cls", self.cls_token), ("mask", self.mask_token)) if t}
+        added = {str(i): {"content": t.content, "lstrip": t.lstrip, "normalized": t.normalized, "rstrip": t.rstrip,
+                          "single_word": t.single_word, "special": t.special}
+                 for i, t in sorted(self._base.get_added_tokens_decoder().items())}
+        config = {
+            "tokenizer_class": "BertTokenizer",
+            "do_lower_case": bert.get("lowercase", False),
+            "strip_accents": bert.get("strip_accents", False),
+            "tokenize_chinese_chars": bert.get("handle_chinese_chars", True),
+            "do_basic_tokenize": True,
+            "clean_up_tokenization_spaces": False,
+            "model_max_length": self.model_max_length,
+            **special_map,
+            "extra_special_tokens": self.extra_special_tokens,
+            "added_tokens_decoder": added,
+            # Read only by hanformer: settings tokenizer.json cannot hold (the Kiwi pre-tokenizer).
+            "hanformer": {**self._settings, "morpheme_split": self.morpheme_split},
+        }
+        atomic_write_json(folder / "tokenizer_config.json", config)
+        atomic_write_json(folder / "special_tokens_map.json",
+                          {**special_map, "additional_special_tokens": self.extra_special_tokens})
+        return folder
+
+    # ------------------------------------------------------------------ encoding
+    def encode(self, text: TextInput, pair: TextInput | None = None, *, add_special_tokens: bool = True,
+               max_length: int | None = None, truncation: Truncation = False, padding: Padding = False,
+               stride: int = 0, pad_to_multiple_of: int | None = None, is_split_into_words: bool = False) -> Encoding:
+        """Encode one text (or a text pair). No truncation or padding unless asked for."""
+        _check_text(text, is_split_into_words, "text")
+        if pair is not None:
+            _check_text(pair, is_split_into_words, "pair")
+        with self._settings_for_call(max_length, truncation, padding, stride, pad_to_multiple_of):
+            enc = self._run(lambda: self._backend.encode(text, pair, is_pretokenized=is_split_into_words,
+                                                         add_special_tokens=add_special_tokens))
+        return Encoding(enc)
+
+    def encode_batch(self, texts: Sequence[TextInput], pairs: Sequence[TextInput] | None = None, *,
+                     add_special_tokens: bool = True, max_length: int | None = None, truncation: Truncation = False,
+                     padding: Padding = False, stride: int = 0, pad_to_multiple_of: int | None = None,
+                     is_split_into_words: bool = False) -> list[Encoding]:
+        """Encode many texts (or pairs) in parallel in the engine; same options as `encode`."""
+        inputs = self._batch_inputs(texts, pairs, is_split_into_words)
+        with self._settings_for_call(max_length, truncation, padding, stride, pad_to_multiple_of):
+            encs = self._run(lambda: self._backend.encode_batch(inputs, is_pretokenized=is_split_into_words,
+                                                                add_special_tokens=add_special_tokens))
+        return [Encoding(e) for e in encs]
+
+    def __call__(self, texts: TextInput | Sequence[TextInput], pairs: TextInput | Sequence[TextInput] | None = None, *,
+                 max_length: int | None = None, truncation: Truncation = True, padding: Padding = "longest",
+                 return_tensors: Literal["pt", "np"] | None = "pt", add_special_tokens: bool = True,
+                 return_offsets_mapping: bool = False, pad_to_multiple_of: int | None = None,
+                 is_split_into_words: bool = False) -> dict[str, Any]:
+        """Model inputs, as `transformers` returns them: `input_ids`, `token_type_ids`, `attention_mask`
+        (and `offset_mapping` on request), as tensors of shape (batch, length).
+
+        Unlike `encode`, the defaults suit a model: truncate to `model_max_length`, pad to the longest.
+        A single text (or a list of words with `is_split_into_words`) gives a batch of one.
+        """
+        single = isinstance(texts, str) or (is_split_into_words and texts and isinstance(texts[0], str))
+        batch = [texts] if single else list(texts)  # type: ignore[list-item]
+        pair_batch = None if pairs is None else ([pairs] if single else list(pairs))  # type: ignore[list-item]
+        inputs = self._batch_inputs(batch, pair_batch, is_split_into_words)
+        with self._settings_for_call(max_length, truncation, padding, 0, pad_to_multiple_of):
+            if return_offsets_mapping:
+                run = self._backend.encode_batch
+            else:  # skips offset tracking: the fast path for training and inference
+                run = getattr(self._backend, "encode_batch_fast", self._backend.encode_batch)
+            encs = self._run(lambda: run(inputs, is_pretokenized=is_split_into_words,
+                                         add_special_tokens=add_special_tokens))
+        out: dict[str, Any] = {
+            "input_ids": [e.ids for e in encs],
+            "token_type_ids": [e.type_ids for e in encs],
+            "attention_mask": [e.attention_mask for e in encs],
+        }
+        if return_offsets_mapping:
+            out["offset_mapping"] = [e.offsets for e in encs]
+        if return_tensors is None:
+            return out
+        if len({len(ids) for ids in out["input_ids"]}) > 1:
+            raise ConfigError("texts encode to different lengths: pass padding='longest' (or 'max_length') "
+                              "to get tensors, or return_tensors=None for lists")
+        import numpy as np
+
+        arrays = {k: np.asarray(v, dtype=np.int64).reshape(len(encs), -1) for k, v in out.items()}
+        if return_tensors == "np":
+            return arrays
+        if return_tensors != "pt":
+            raise ConfigError(f"return_tensors={return_tensors!r} is not supported: use 'pt', 'np' or None")
+        import torch
+
+        return {k: torch.from_numpy(v) for k, v in arrays.items()}
+
+    def tokenize(self, text: str, pair: str | None = None) -> list[str]:
+        """The word pieces of `text`, without special tokens."""
+        return self.encode(text, pair, add_special_tokens=False).tokens
+
+    def decode(self, ids: Any, skip_special_tokens: bool = True, clean_up_tokenization_spaces: bool = True) -> str:
+        """Token ids (a list, a tensor, or an Encoding) back to text: `##` pieces are joined to
+        their word; spaces before punctuation are removed unless `clean_up_tokenization_spaces=False`."""
+        ids = _as_id_list(ids)
+        text = self._backend.decode(ids, skip_special_tokens=skip_special_tokens)
+        if clean_up_tokenization_spaces:
+            for dirty, clean in _CLEANUP:
+                text = text.replace(dirty, clean)
+        return text
+
+    def decode_batch(self, batch: Any, skip_special_tokens: bool = True,
+                     clean_up_tokenization_spaces: bool = True) -> list[str]:
+        rows = batch.tolist() if hasattr(batch, "tolist") else batch
+        return [self.decode(r, skip_special_tokens, clean_up_tokenization_spaces) for r in rows]
+
+    # ------------------------------------------------------------------ vocabulary
+    def convert_ids_to_tokens(self, ids: int | Sequence[int]) -> str | list[str]:
+        if isinstance(ids, int):
+            return self._id_to_token(ids)
+        return [self._id_to_token(i) for i in _as_id_list(ids)]
+
+    def convert_tokens_to_ids(self, tokens: str | Sequence[str]) -> int | list[int]:
+        """Unknown tokens map to the [UNK] id, as in `transformers`."""
+        if isinstance(tokens, str):
+            tid = self._backend.token_to_id(tokens)
+            return self.unk_token_id if tid is None else tid
+        return [self.convert_tokens_to_ids(t) for t in tokens]  # type: ignore[misc]
+
+    def get_vocab(self) -> dict[str, int]:
+        return self._backend.get_vocab(with_added_tokens=True)
+
+    @property
+    def vocab_size(self) -> int:
+        return self._backend.get_vocab_size(with_added_tokens=True)
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    @cached_property
+    def vocab_hash(self) -> str:
+        """Hash of everything that decides the ids of a text: the vocabulary in id order, the
+        normalizer, the pre-tokenizer and the morpheme option. Token shards store it so data made
+        with another tokenizer is detected."""
+        spec = json.loads(self._base.to_str())
+        vocab = self._base.get_vocab(with_added_tokens=True)
+        return hash_json({
+            "vocab": sorted(vocab, key=vocab.__getitem__),
+            "normalizer": spec.get("normalizer"),
+            "pre_tokenizer": spec.get("pre_tokenizer"),
+            "max_input_chars_per_word": spec.get("model", {}).get("max_input_chars_per_word"),
+            "morpheme_split": self.morpheme_split,
+        })
+
+    @property
+    def backend(self) -> tokenizers.Tokenizer:
+        """The `tokenizers.Tokenizer` that does the work (with Kiwi attached when enabled)."""
+        return self._backend
+
+    @property
+    def decomposes_hangul(self) -> bool:
+        """True when this tokenizer's normalizer splits Hangul into jamo (an uncased English BERT)."""
+        return decomposes_hangul(self._base.normalizer)
+
+    def _id(self, token: str | None) -> int | None:
+        return None if token is None else self._backend.token_to_id(token)
+
+    pad_token_id = property(lambda self: self._id(self.pad_token))
+    unk_token_id = property(lambda self: self._id(self.unk_token))
+    cls_token_id = property(lambda self: self._id(self.cls_token))
+    sep_token_id = property(lambda self: self._id(self.sep_token))
+    mask_token_id = property(lambda self: self._id(self.mask_token))
+
+    @property
+    def all_special_tokens(self) -> list[str]:
+        named = [self.pad_token, self.unk_token, self.cls_token, self.sep_token, self.mask_token]
+        return [t for t in named if t] + [t for t in self.extra_special_tokens if t not in named]
+
+    @property
+    def all_special_ids(self) -> list[int]:
+        return [i for i in (self._id(t) for t in self.all_special_tokens) if i is not None]
+
+    def num_special_tokens_to_add(self, pair: bool = False) -> int:
+        return 3 if pair else 2
+
+    def __repr__(self) -> str:
+        return (f"Tokenizer(vocab_size={self.vocab_size}, model_max_length={self.model_max_length}, "
+                f"morpheme_split={self.morpheme_split})")
+
+    # ------------------------------------------------------------------ internals
+    def _id_to_token(self, i: int) -> str:
+        tok = self._backend.id_to_token(int(i))
+        if tok is None:
+            raise InputError(f"token id {i} is outside the vocabulary (0..{self.vocab_size - 1})")
+        return tok
+
+    @staticmethod
+    def _batch_inputs(texts: Sequence[TextInput], pairs: Sequence[TextInput] | None, split: bool) -> list[Any]:
+        if isinstance(texts, str):
+            raise InputError("encode_batch expects a list of texts, got one string (use encode for a single text)")
+        for i, t in enumerate(texts):
+            _check_text(t, split, f"texts[{i}]")
+        if pairs is None:
+            return list(texts)
+        if len(pairs) != len(texts):
+            raise InputError(f"got {len(texts)} texts but {len(pairs)} pairs; give one pair per text")
+        for i, p in enumerate(pairs):
+            _check_text(p, split, f"pairs[{i}]")
+        return list(zip(texts, pairs, strict=True))
+
+    @contextlib.contextmanager
+    def _settings_for_call(self, max_length: int | None, truncation: Truncation, padding: Padding,
+                           stride: int, pad_to_multiple_of: int | None) -> Iterator[None]:
+        """Set the engine's truncation/padding for one call and always reset them afterwards."""
+        strategy = {True: "longest_first", "longest_first": "longest_first", "only_first": "only_first",
+                    "only_second": "only_second", False: None, None: None, "do_not_truncate": None}.get(truncation, "?")
+        if strategy == "?":
+            raise ConfigError(f"truncation={truncation!r}: use True/'longest_first', 'only_first', 'only_second' or False")
+        pad_mode = {True: "longest", "longest": "longest", "max_length": "max_length", False: None, None: None,
+                    "do_not_pad": None}.get(padding, "?")
+        if pad_mode == "?":
+            raise ConfigError(f"padding={padding!r}: use True/'longest', 'max_length' or False")
+        length = self.model_max_length if max_length is None else int(max_length)
+        if (strategy or pad_mode == "max_length") and length < 1:
+            raise ConfigError(f"max_length = {length} must be at least 1")
+        try:
+            if strategy:
+                self._backend.enable_truncation(length, stride=stride, strategy=strategy)
+            if pad_mode:
+                if self.pad_token_id is None:
+                    raise ConfigError("padding needs a [PAD] token, and this vocabulary has none")
+                self._backend.enable_padding(pad_id=self.pad_token_id, pad_token=self.pad_token, pad_type_id=0,
+                                             length=length if pad_mode == "max_length" else None,
+                                             pad_to_multiple_of=pad_to_multiple_of)
+            yield
+        finally:
+            self._backend.no_truncation()
+            self._backend.no_padding()
+
+    @staticmethod
+    def _run(fn: Any) -> Any:
+        try:
+            return fn()
+        except Exception as e:  # the engine raises plain Exceptions for impossible requests
+            msg = str(e)
+            if "Truncation error" in msg:
+                raise ConfigError(f"cannot truncate as asked: {msg} (raise max_length or change the strategy)") from None
+            raise
+
+
+def _assemble(vocab: dict[str, int], normalizer: normalizers.Normalizer, special_tokens: Sequence[str],
+              max_input_chars_per_word: int, unk: str = UNK, cls: str = CLS, sep: str = SEP) -> tokenizers.Tokenizer:
+    """The four stages put together over a vocabulary."""
+    backend = tokenizers.Tokenizer(build_wordpiece(vocab, unk, max_input_chars_per_word))
+    backend.normalizer = normalizer
+    backend.pre_tokenizer = build_pre_tokenizer()
+    # Special tokens typed in the text ("[CLS]", "[ENT]") are matched whole, never split into pieces.
+    backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in special_tokens])
+    backend.post_processor = build_post_processor(cls, vocab[cls], sep, vocab[sep])
+    backend.decoder = build_decoder()
+    return backend
+
+
+def _bert_normalizer_settings(normalizer: normalizers.Normalizer | None) -> dict[str, Any]:
+    """lowercase/strip_accents/handle_chinese_chars of the BertNormalizer inside `normalizer`."""
+    if normalizer is None:
+        return {"lowercase": False, "strip_accents": False, "handle_chinese_chars": False}
+    holder = tokenizers.Tokenizer(build_wordpiece({UNK: 0}, UNK))
+    holder.normalizer = normalizer
+    node = json.loads(holder.to_str())["normalizer"]
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if item.get("type") == "BertNormalizer":
+            return {k: item[k] for k in ("lowercase", "strip_accents", "handle_chinese_chars")}
+        stack.extend(item.get("normalizers", []))
+    return {"lowercase": False, "strip_accents": False, "handle_chinese_chars": False}
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not valid UTF-8") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}:{e.lineno}: invalid JSON at column {e.colno}: {e.msg}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object")
+    return data
+
+
+def _token_text(value: Any, default: str) -> str:
+    if isinstance(value, dict):  # AddedToken serialised as {"content": ...}
+        value = value.get("content")
+    return value if isinstance(value, str) and value else default
+
+
+def _without(d: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if k != key}
+
+
+def _check_text(text: Any, split: bool, name: str) -> None:
+    if split:
+        if isinstance(text, str) or not all(isinstance(w, str) for w in text):
+            raise InputError(f"{name}: with is_split_into_words=True give a list of words (strings)")
+    elif not isinstance(text, str):
+        raise InputError(f"{name}: expected a string, got {type(text).__name__}")
+
+
+def _as_id_list(ids: Any) -> list[int]:
+    if isinstance(ids, Encoding):
+        return list(ids.ids)
+    if hasattr(ids, "tolist"):
+        ids = ids.tolist()
+    if isinstance(ids, int):
+        return [ids]
+    return [int(i) for i in ids]
+
+
+__all__ = ["Encoding", "Tokenizer", "BERT_SPECIAL_TOKENS", "CONTINUATION_PREFIX"]

@@ -1,0 +1,97 @@
+"""Train a WordPiece vocabulary from corpus files (plain text, wiki-extractor, JSON lines, TSV).
+
+The counting and merging run in the `tokenizers` engine (Rust, all cores); Python only reads
+the files (through `hanformer.data.readers`, so errors name file and line) and, with
+`morpheme_split`, pre-splits Korean words with Kiwi so the vocabulary is learned on exactly the
+pieces encoding will produce.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import tokenizers
+from tokenizers import trainers
+
+from hanformer.data.readers import expand_paths, iter_text_lines
+from hanformer.errors import ConfigError, InputError
+from hanformer.tokenization.config import UNK, TokenizerConfig
+from hanformer.tokenization.model import CONTINUATION_PREFIX, build_wordpiece
+from hanformer.tokenization.normalizer import build_normalizer
+from hanformer.tokenization.pre_tokenizer import KiwiMorphemeSplitter, build_pre_tokenizer
+from hanformer.tokenization.tokenizer import Tokenizer
+
+
+def train_tokenizer(
+    files: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    config: TokenizerConfig | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    progress: bool = True,
+) -> Tokenizer:
+    """Train a vocabulary on `files` (files or folders) and return the tokenizer; with `out_dir`,
+    also save it there in the Hugging Face layout. Shows a progress bar over the input bytes."""
+    config = config or TokenizerConfig()
+    paths = expand_paths(files)
+    total_bytes = sum(p.stat().st_size for p in paths)
+    started = time.perf_counter()
+
+    backend = tokenizers.Tokenizer(build_wordpiece({UNK: 0}, UNK, config.max_input_chars_per_word))
+    backend.normalizer = build_normalizer(config)
+    backend.pre_tokenizer = build_pre_tokenizer()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=config.vocab_size,
+        min_frequency=config.min_frequency,
+        special_tokens=config.special_tokens,
+        limit_alphabet=config.limit_alphabet,
+        continuing_subword_prefix=CONTINUATION_PREFIX,
+        # The engine's own bars cover counting and merging; ours covers reading.
+        show_progress=progress and sys.stderr.isatty(),
+    )
+    counter = {"lines": 0}
+    texts: Iterator[str] = _counted(iter_text_lines(paths, config.input_format, config.text_fields), counter,
+                                    total_bytes, progress)
+    if config.morpheme_split:
+        splitter = KiwiMorphemeSplitter()
+        normalizer = backend.normalizer
+        # Kiwi sees normalized text, exactly as it does when encoding.
+        texts = splitter.split_texts(normalizer.normalize_str(t) for t in texts)
+    backend.train_from_iterator(texts, trainer=trainer)
+    if counter["lines"] == 0:
+        raise InputError(f"no text in {', '.join(map(str, paths))}")
+
+    vocab = backend.get_vocab(with_added_tokens=True)
+    if len(vocab) > config.vocab_size:
+        raise ConfigError(
+            f"vocab_size = {config.vocab_size} is smaller than the alphabet: the text has "
+            f"{len(vocab) - len(config.special_tokens)} distinct base symbols (characters and ##characters) "
+            f"plus {len(config.special_tokens)} special tokens; raise --vocab-size above {len(vocab)} "
+            f"or lower --limit-alphabet"
+        )
+    seconds = time.perf_counter() - started
+    training = {"files": [p.name for p in paths], "bytes": total_bytes, "lines": counter["lines"],
+                "seconds": round(seconds, 2)}
+    tokenizer = Tokenizer.build(vocab, config, source="trained vocabulary", settings={"training": training})
+    if out_dir is not None:
+        tokenizer.save_pretrained(Path(out_dir))
+    return tokenizer
+
+
+def _counted(lines: Iterable[str], counter: dict[str, int], total_bytes: int, progress: bool) -> Iterator[str]:
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc="reading text",
+              disable=not progress, mininterval=0.5) as bar:
+        pending = 0
+        for line in lines:
+            counter["lines"] += 1
+            pending += len(line.encode("utf-8")) + 1
+            if pending > 1 << 20:  # update every MiB: tqdm calls cost more than counting
+                bar.update(pending)
+                pending = 0
+            yield line
+        bar.update(pending)
