@@ -36,13 +36,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="check the recipe and print the plan (which stages run or are skipped, and why) "
                         "without running anything")
+    p.add_argument("--out-dir", metavar="DIR", default=None,
+                   help="write the run to DIR/<name>/ instead of the recipe's [run] out_dir")
     p.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
     from hanformer.pipeline.run import run_recipe
 
-    result = run_recipe(args.recipe, force=args.force, dry_run=args.dry_run)
+    result = run_recipe(args.recipe, force=args.force, dry_run=args.dry_run, out_dir=args.out_dir)
     if not args.dry_run and result.report is not None:
         print(result.report)
     return 0

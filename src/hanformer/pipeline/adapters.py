@@ -13,7 +13,9 @@ instead of having it silently overwritten.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from typing import Any
 from hanformer.errors import ConfigError
 from hanformer.pipeline.recipe import FinetuneSection, Recipe
 from hanformer.pipeline.stages import Stage, StageContext
-from hanformer.utils.config import config_to_dict, load_config, parse_duration
+from hanformer.utils.config import config_to_dict, load_config
 from hanformer.utils.files import atomic_write_json
 
 INITS = ("pretrained", "scratch")
@@ -45,35 +47,84 @@ def component(module: str, name: str, table: str) -> Any:
                           "hanformer does not have; remove the stage from the recipe") from None
 
 
-def _field_names(cls: type) -> set[str]:
-    return {f.name for f in dataclasses.fields(cls)}
+def _nested_fields(cls: type) -> dict[str, type]:
+    """Fields of `cls` that are themselves config dataclasses (e.g. `trainer: TrainerConfig`)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if dataclasses.is_dataclass(hints[f.name])}
+
+
+def _nested_default(cls: type, name: str) -> dict[str, Any]:
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return config_to_dict(f.default_factory())  # type: ignore[misc]
+    if f.default is not dataclasses.MISSING:
+        return config_to_dict(f.default)
+    return {}
 
 
 def build_config(cls: type, settings: dict[str, Any], injected: dict[str, Any], source: str,
                  defaults: dict[str, Any] | None = None) -> Any:
-    """`cls` from the recipe's settings plus what the pipeline fills in.
+    """`cls` from a recipe table's settings plus what the pipeline fills in.
 
-    `injected` keys may be dotted ("train.output_dir") for nested configs and are only set when
-    the config has that field. `defaults` are recipe-level values (seed, budget) the user may
-    override in the table.
+    Keys of a nested config (the trainer's `lr`, `max_steps`, ...) may be written flat in the
+    stage table; they go where they belong, on top of the component's own defaults for that
+    nested config. `injected` (dotted for nested fields, e.g. "trainer.output_dir") is what the
+    pipeline sets; a recipe that sets one of those is refused. `defaults` (e.g. the run's seed,
+    the stage budget as `max_time`) apply unless the table sets the key. Keys the config does
+    not have are skipped in `injected` and `defaults`, so one call fits several config shapes.
     """
-    names = _field_names(cls)
-    clash = sorted(k for k in settings if k in {i.split(".")[0] for i in injected if "." not in i})
+    top = {f.name for f in dataclasses.fields(cls)}
+    nested = _nested_fields(cls)
+    nested_names = {name: {f.name for f in dataclasses.fields(t)} for name, t in nested.items()}
+
+    def owner(key: str) -> tuple[str | None, str] | None:
+        head, _, rest = key.partition(".")
+        if rest:
+            return (head, rest) if head in nested and rest in nested_names[head] else None
+        if key in top:
+            return (None, key)
+        owners = [n for n, names in nested_names.items() if key in names]
+        return (owners[0], key) if len(owners) == 1 else None
+
+    user: dict[tuple[str | None, str], Any] = {}
+    unknown = []
+    for raw_key, value in settings.items():
+        key = raw_key.replace("-", "_")
+        if key in nested and isinstance(value, dict):
+            for k, v in value.items():
+                place = owner(f"{key}.{k.replace('-', '_')}")
+                if place is None:
+                    unknown.append(f"{key}.{k}")
+                else:
+                    user[place] = v
+            continue
+        place = owner(key)
+        if place is None:
+            unknown.append(key)
+        else:
+            user[place] = value
+    if unknown:
+        valid = sorted((top - set(nested)) | set().union(*nested_names.values()))
+        hints = []
+        for k in unknown:
+            close = difflib.get_close_matches(k.split(".")[-1], valid, n=1)
+            hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConfigError(f"{source}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; "
+                          f"valid keys: {', '.join(valid)}")
+    fixed = {place: v for k, v in injected.items() if (place := owner(k)) is not None}
+    clash = [f"{p[0]}.{p[1]}" if p[0] else p[1] for p in user if p in fixed]
     if clash:
         raise ConfigError(f"{source}: {clash[0]!r} is set by the pipeline (it wires the stages together); "
                           "remove it from the recipe")
-    data: dict[str, Any] = {k: v for k, v in (defaults or {}).items() if k in names}
-    data.update(settings)
-    for key, value in injected.items():
-        head, _, rest = key.partition(".")
-        if head not in names:
-            continue
-        if rest:
-            sub = dict(data.get(head) or {})
-            sub[rest] = value
-            data[head] = sub
+    values = {place: v for k, v in (defaults or {}).items() if (place := owner(k)) is not None}
+    values.update(user)
+    values.update(fixed)
+    data: dict[str, Any] = {name: _nested_default(cls, name) for name in nested}
+    for (head, key), v in values.items():
+        if head is None:
+            data[key] = v
         else:
-            data[head] = value
+            data[head][key] = v
     return load_config(cls, data, source)
 
 
@@ -92,11 +143,17 @@ def _check_files(paths: list[str], source: str, key: str, directory: bool = Fals
 
 
 def _settings_record(config: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The config as the stage's hashed settings, without fields that do not change results
-    (paths the pipeline fills in, progress bars)."""
+    """The config as the stage's hashed settings, without fields that do not change results:
+    paths the pipeline fills in (`drop`, dotted for nested fields) and progress displays."""
     data = config_to_dict(config)
-    for key in drop + ("progress", "tensorboard"):
-        data.pop(key, None)
+    for key in (*drop, "progress", "tensorboard"):
+        parts = key.split(".")
+        targets = [data] + [v for v in data.values() if isinstance(v, dict)] if len(parts) == 1 else [data]
+        for target in targets:
+            for p in parts[:-1]:
+                target = target.get(p, {}) if isinstance(target, dict) else {}
+            if isinstance(target, dict):
+                target.pop(parts[-1], None)
     return data
 
 
@@ -106,9 +163,7 @@ def tokenizer_stage(recipe: Recipe) -> Stage:
     sec = recipe.tokenizer
     assert sec is not None
     source = f"{recipe.path} [tokenizer]"
-    if not sec.input:
-        raise ConfigError(f"{source}: missing key 'input' (the text files to train the vocabulary on)")
-    files = _check_files(sec.input, source, "input")
+    files = [Path(p) for p in sec.input]
     config_cls = component("hanformer.tokenization.config", "TokenizerConfig", "tokenizer")
     train = component("hanformer.tokenization.trainer", "train_tokenizer", "tokenizer")
     config = build_config(config_cls, sec.settings, {}, source, {"seed": recipe.run.seed})
@@ -173,14 +228,10 @@ def _sample_texts(paths: list[Path], limit: int = 5000) -> list[str]:
 
 # ----------------------------------------------------------------------------- data
 
-def _tokenizer_source(recipe: Recipe, table: str, explicit: str | None) -> tuple[dict[str, str], Path]:
+def _tokenizer_source(recipe: Recipe, explicit: str | None) -> tuple[dict[str, str], Path]:
     """(upstream dependency, folder) of the tokenizer a stage reads."""
     if explicit:
-        _check_files([explicit], f"{recipe.path} [{table}]", "tokenizer", directory=True)
         return {}, Path(explicit)
-    if recipe.tokenizer is None:
-        raise ConfigError(f"{recipe.path} [{table}]: needs a tokenizer: add a [tokenizer] stage or set "
-                          f"[{table}] tokenizer = \"DIR\" (an existing tokenizer folder)")
     return {"tokenizer": ""}, recipe.run_dir / "tokenizer"
 
 
@@ -188,11 +239,8 @@ def data_stage(recipe: Recipe) -> Stage:
     sec = recipe.data
     assert sec is not None
     source = f"{recipe.path} [data]"
-    inputs = sec.input or (recipe.tokenizer.input if recipe.tokenizer else [])
-    if not inputs:
-        raise ConfigError(f"{source}: missing key 'input' (the text to pretrain on)")
-    files = _check_files(inputs, source, "input")
-    upstream, tok_dir = _tokenizer_source(recipe, "data", sec.tokenizer)
+    files = [Path(p) for p in sec.input or (recipe.tokenizer.input if recipe.tokenizer else [])]
+    upstream, tok_dir = _tokenizer_source(recipe, sec.tokenizer)
     config_cls = component("hanformer.data.prepare", "PrepareConfig", "data")
     prepare = component("hanformer.data.prepare", "prepare_data", "data")
     out_dir = recipe.run_dir / "data"
@@ -234,8 +282,6 @@ def pretrain_stage(recipe: Recipe) -> Stage:
     sec = recipe.pretrain
     assert sec is not None
     source = f"{recipe.path} [pretrain]"
-    if recipe.data is None:
-        raise ConfigError(f"{source}: needs token shards: add a [data] stage before [pretrain]")
     config_cls = component("hanformer.training.pretrain", "PretrainConfig", "pretrain")
     pretrain = component("hanformer.training.pretrain", "pretrain", "pretrain")
     out_dir = recipe.run_dir / "pretrain"
@@ -267,29 +313,21 @@ def finetune_stages(recipe: Recipe, name: str, sec: FinetuneSection) -> list[Sta
         get_task(sec.task)
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
-    files = _check_files([sec.train], source, "train")
-    for key in ("valid", "test"):
-        if getattr(sec, key):
-            files += _check_files([getattr(sec, key)], source, key)
+    files = [Path(p) for p in (sec.train, sec.valid, sec.test) if p]
     if sec.model:
-        _check_files([sec.model], source, "model", directory=True)
         model_dir, upstream = Path(sec.model), {}
-    elif recipe.pretrain is not None:
-        model_dir, upstream = recipe.run_dir / "pretrain" / "final", {"pretrain": "final"}
     else:
-        raise ConfigError(f"{source}: needs a model to fine-tune: add a [pretrain] stage or set "
-                          f"[finetune.{name}] model = \"DIR\" (an existing checkpoint)")
+        model_dir, upstream = recipe.run_dir / "pretrain" / "final", {"pretrain": "final"}
     config_cls = component("hanformer.tasks.finetune", "FinetuneConfig", f"finetune.{name}")
     finetune = component("hanformer.tasks.finetune", "finetune", f"finetune.{name}")
     stages = []
     for init in INITS if sec.scratch else INITS[:1]:
         out_dir = recipe.run_dir / "finetune" / name / init
         injected = {"task": sec.task, "model": str(model_dir), "train": sec.train, "valid": sec.valid,
-                    "from_scratch": init == "scratch", "output_dir": str(out_dir),
-                    "out": str(out_dir), "train.output_dir": str(out_dir)}
-        defaults: dict[str, Any] = {"seed": recipe.run.seed}
+                    "from_scratch": init == "scratch", "out": str(out_dir), "trainer.output_dir": str(out_dir)}
+        defaults: dict[str, Any] = {"seed": recipe.run.seed, "trainer.seed": recipe.run.seed}
         if sec.budget:
-            defaults["max_time"] = sec.budget
+            defaults.update({"max_time": sec.budget, "trainer.max_time": sec.budget})
         config = build_config(config_cls, sec.settings, injected, source, defaults)
         # From scratch reads only the architecture (config.json) and the tokenizer of the
         # pretrained model, so longer pretraining does not re-run it.
@@ -302,14 +340,14 @@ def finetune_stages(recipe: Recipe, name: str, sec: FinetuneSection) -> list[Sta
             title=f"fine-tune on {sec.task} " + ("from the pretrained model" if init == "pretrained"
                                                  else "from scratch (same architecture)"),
             run=_finetune_run(finetune, config), settings=_settings_record(
-                config, ("model", "train", "valid", "output_dir", "out")),
+                config, ("model", "train", "valid", "output_dir", "out", "resume")),
             inputs=inputs, upstream=up, outputs=["best"], resumable=True, budget=sec.budget))
     return stages
 
 
 def _finetune_run(finetune: Callable[..., Any], config: Any) -> Callable[[StageContext], dict[str, Any]]:
     def run(ctx: StageContext) -> dict[str, Any]:
-        result = finetune(config, resume=ctx.resume)
+        result = finetune(config, resume=ctx.resume, log=ctx.log)
         summary = _plain(result)
         valid = summary.pop("best_metrics", None) or summary.pop("eval_metrics", None) or {}
         return {"valid": valid, **{k: v for k, v in summary.items() if isinstance(v, (int, float))}}
@@ -321,8 +359,6 @@ def _finetune_run(finetune: Callable[..., Any], config: Any) -> Callable[[StageC
 def evaluate_stage(recipe: Recipe) -> Stage:
     sec = recipe.evaluate
     assert sec is not None
-    if not recipe.finetune:
-        raise ConfigError(f"{recipe.path} [evaluate]: nothing to evaluate: add a [finetune.<task>] table")
     evaluate = component("hanformer.tasks.evaluate", "evaluate", "evaluate")
     predict = component("hanformer.tasks.predict", "predict", "evaluate")
     upstream: dict[str, str] = {}
@@ -342,8 +378,9 @@ def evaluate_stage(recipe: Recipe) -> Stage:
             entry = results.setdefault(name, {"task": task.task, "data": task.test, "runs": {}})
             run_result: dict[str, Any] = {}
             if task.test:
-                metrics = evaluate(model_dir, task.task, task.test, batch_size=sec.batch_size)
-                run_result["test"] = _plain(metrics)
+                report = evaluate(model_dir, task.task, task.test, batch_size=sec.batch_size,
+                                  out=str(ctx.dir / f"{name}-{init}.json"), log=ctx.log)
+                run_result["test"] = _plain(report.get("metrics", {}))
                 run_result.update(_predictions(predict, model_dir, task, sec.examples, sec.batch_size, entry))
             entry["runs"][init] = run_result
         atomic_write_json(ctx.dir / "results.json", {"tasks": results})
@@ -364,15 +401,14 @@ def _predictions(predict: Callable[..., Any], model_dir: Path, task: FinetuneSec
         return {}
     examples = spec.read(task.test).examples
     inputs = [e.text if e.text_pair is None else (e.text, e.text_pair) for e in examples]
-    preds = list(predict(model_dir, inputs, batch_size=batch_size))
+    preds = predict(model_dir, inputs, batch_size=batch_size)
     labels = list(spec.labels or sorted({str(e.label) for e in examples}))
     display = _label_names(spec.name, labels)
     index = {label: i for i, label in enumerate(labels)}
     matrix = [[0] * len(labels) for _ in labels]
     rows = []
     for ex, p in zip(examples, preds, strict=True):
-        label = str(p.get("label")) if isinstance(p, dict) else str(p)
-        prob = p.get("score", p.get("probability")) if isinstance(p, dict) else None
+        label, prob = str(p.get("label")), p.get("probability")
         gold = str(ex.label)
         if gold in index and label in index:
             matrix[index[gold]][index[label]] += 1
@@ -447,6 +483,7 @@ def _attention(model_dir: Path, text: str, layer: int) -> dict[str, Any]:
 
 def build_stages(recipe: Recipe) -> list[Stage]:
     """Every stage of the recipe in run order, after checking each one (no work is done)."""
+    check_inputs(recipe)
     stages: list[Stage] = []
     if recipe.tokenizer is not None:
         stages.append(tokenizer_stage(recipe))
@@ -460,10 +497,44 @@ def build_stages(recipe: Recipe) -> list[Stage]:
         stages.append(evaluate_stage(recipe))
     if recipe.report is not None:
         stages.append(report_stage(recipe, [s.key for s in stages]))
-    for stage in stages:
-        if stage.budget:
-            parse_duration(stage.budget)
-    if not stages:
-        raise ConfigError(f"{recipe.path}: no stages; add at least one of [tokenizer], [data], [pretrain], "
-                          "[finetune.<task>], [evaluate], [report]")
     return stages
+
+
+def check_inputs(recipe: Recipe) -> None:
+    """Every file a stage reads exists, and every stage has its input (an upstream stage or a path).
+
+    Cheap checks first, all of them before any component is imported or any work starts.
+    """
+    p = recipe.path
+    if not any((recipe.tokenizer, recipe.data, recipe.pretrain, recipe.finetune, recipe.evaluate, recipe.report)):
+        raise ConfigError(f"{p}: no stages; add at least one of [tokenizer], [data], [pretrain], "
+                          "[finetune.<task>], [evaluate], [report]")
+    if recipe.tokenizer is not None:
+        if not recipe.tokenizer.input:
+            raise ConfigError(f"{p} [tokenizer]: missing key 'input' (the text files to train the vocabulary on)")
+        _check_files(recipe.tokenizer.input, f"{p} [tokenizer]", "input")
+    if recipe.data is not None:
+        source = f"{p} [data]"
+        if recipe.data.input:
+            _check_files(recipe.data.input, source, "input")
+        elif recipe.tokenizer is None:
+            raise ConfigError(f"{source}: missing key 'input' (the text to pretrain on)")
+        if recipe.data.tokenizer:
+            _check_files([recipe.data.tokenizer], source, "tokenizer", directory=True)
+        elif recipe.tokenizer is None:
+            raise ConfigError(f"{source}: needs a tokenizer: add a [tokenizer] stage or set "
+                              "[data] tokenizer = \"DIR\" (an existing tokenizer folder)")
+    if recipe.pretrain is not None and recipe.data is None:
+        raise ConfigError(f"{p} [pretrain]: needs token shards: add a [data] stage before [pretrain]")
+    for name, sec in recipe.finetune.items():
+        source = f"{p} [finetune.{name}]"
+        for key in ("train", "valid", "test"):
+            if getattr(sec, key):
+                _check_files([getattr(sec, key)], source, key)
+        if sec.model:
+            _check_files([sec.model], source, "model", directory=True)
+        elif recipe.pretrain is None:
+            raise ConfigError(f"{source}: needs a model to fine-tune: add a [pretrain] stage or set "
+                              f"[finetune.{name}] model = \"DIR\" (an existing checkpoint)")
+    if recipe.evaluate is not None and not recipe.finetune:
+        raise ConfigError(f"{p} [evaluate]: nothing to evaluate: add a [finetune.<task>] table")

@@ -127,26 +127,22 @@ def confusion_matrices(labels: list[str], matrices: dict[str, list[list[int]]]) 
         return _svg(fig)
 
 
-def bar_comparison(metrics: list[str], values: dict[str, list[float | None]], percent: bool = True) -> str:
-    """Grouped bars: one group per metric, one bar per model (pretrained vs scratch)."""
+def bar_comparison(metric: str, values: dict[str, float], percent: bool = True) -> str:
+    """One bar per model (pretrained vs scratch) for the task's main held-out metric."""
     plt = _pyplot()
     with plt.rc_context(_style()):
-        fig, ax = plt.subplots(figsize=(1.2 + 1.3 * len(metrics), 2.6))
-        k = len(values)
-        width = 0.8 / max(1, k)
-        for i, (name, vals) in enumerate(values.items()):
-            xs = [m + (i - (k - 1) / 2) * width for m in range(len(metrics))]
-            ys = [(100 * v if percent else v) if v is not None else 0 for v in vals]
-            bars = ax.bar(xs, ys, width=width * 0.92, label=name, color=COLORS.get(name))
-            for b, v in zip(bars, vals, strict=True):
-                if v is not None:
-                    ax.text(b.get_x() + b.get_width() / 2, b.get_height(), f"{100 * v:.1f}" if percent else f"{v:.3f}",
-                            ha="center", va="bottom", fontsize=8)
-        ax.set_xticks(range(len(metrics)), metrics)
+        fig, ax = plt.subplots(figsize=(1.3 + 1.1 * len(values), 2.4))
+        names = list(values)
+        ys = [100 * values[n] if percent else values[n] for n in names]
+        bars = ax.bar(range(len(names)), ys, width=0.6, color=[COLORS.get(n, "#888") for n in names])
+        for b, v in zip(bars, ys, strict=True):
+            ax.text(b.get_x() + b.get_width() / 2, b.get_height(), f"{v:.1f}" if percent else f"{v:.3f}",
+                    ha="center", va="bottom", fontsize=9, fontweight="bold")
+        ax.set_xticks(range(len(names)), names)
+        ax.set_ylabel(metric + (" (%)" if percent else ""))
         ax.grid(axis="x", visible=False)
-        ax.legend(fontsize=8, loc="lower right")
         if percent:
-            ax.set_ylim(0, 105)
+            ax.set_ylim(0, 100)
         fig.tight_layout()
         return _svg(fig)
 

@@ -230,6 +230,7 @@ th, td { border-bottom: 1px solid var(--line); padding: 5px 10px; text-align: le
 th { background: var(--bg); font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .pre { color: var(--pre); font-weight: 600; } .scr { color: var(--scr); font-weight: 600; }
+.row { display: flex; flex-wrap: wrap; gap: 24px; align-items: flex-start; }
 .fig { margin: 8px 0 4px; overflow-x: auto; } .fig svg { max-width: 100%; height: auto; }
 .note { color: var(--muted); font-size: 13px; }
 tr.wrong td { background: #fff5f5; }
@@ -350,13 +351,14 @@ def _task_section(name: str, entry: dict[str, Any], comparison: dict[str, Any]) 
     rows.append(["fine-tuning time", *(_seconds(runs[i].get("seconds")) for i in inits), ""])
     headers = ["", *(f'<span class="{"pre" if i == "pretrained" else "scr"}">{_e(i)}</span>' for i in inits),
                "pretrained − scratch" if len(inits) == 2 else ""]
-    out.append(_table(headers, rows, tuple(range(1, len(inits) + 2))))
+    table = _table(headers, rows, tuple(range(1, len(inits) + 2)))
 
     comp = comparison.get(name)
-    if comp and len(inits) == 2:
-        bars = {i: [(runs[i].get("test") or runs[i].get("valid") or {}).get(comp["metric"])] for i in inits}
-        if all(isinstance(v[0], (int, float)) for v in bars.values()):
-            out.append(f'<div class="fig">{plots.bar_comparison([comp["metric"]], bars, comp["metric"] in _FRACTION_METRICS)}</div>')
+    bars = {i: (runs[i].get("test") or runs[i].get("valid") or {}).get(comp["metric"]) for i in inits} if comp else {}
+    if len(bars) == 2 and all(isinstance(v, (int, float)) for v in bars.values()):
+        svg = plots.bar_comparison(comp["metric"], bars, comp["metric"] in _FRACTION_METRICS)  # type: ignore[index]
+        table = f'<div class="row"><div>{table}</div><div class="fig">{svg}</div></div>'
+    out.append(table)
 
     # Curves: training loss and the validation metric, both initialisations on one axis.
     loss_series, eval_series = [], []

@@ -90,11 +90,16 @@ def _stderr(text: str) -> None:
 
 
 def run_recipe(path: str | Path, *, force: Sequence[str] = (), dry_run: bool = False,
-               log: Callable[[str], None] = _stderr) -> RunResult:
-    """Run (or with `dry_run`, only plan) the recipe at `path`; see the module docstring."""
+               out_dir: str | Path | None = None, log: Callable[[str], None] = _stderr) -> RunResult:
+    """Run (or with `dry_run`, only plan) the recipe at `path`; see the module docstring.
+
+    `out_dir` replaces the recipe's `[run] out_dir` (the run goes to `out_dir/<name>/`).
+    """
     from hanformer.pipeline.adapters import build_stages
 
     recipe = load_recipe(path)
+    if out_dir is not None:
+        recipe.run.out_dir = str(out_dir)
     stages = build_stages(recipe)  # checks every stage's settings, files and inputs
     return run_stages(recipe, stages, force=force, dry_run=dry_run, log=log)
 
