@@ -5,7 +5,8 @@ and `transformers`' `GPT2LMHeadModel` both do)::
 
     out = model(input_ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
     out.logits           # (batch, length, vocab)
-    out.past_key_values  # the cache to pass back next step; beam search calls `cache.reorder_cache(idx)`
+    out.past_key_values  # the cache to pass back next step; beam search calls its `reorder(rows)`
+                         # (or transformers' `reorder_cache(rows)`)
 
 A model may also offer `model.allocate_cache(batch_size, max_length)`: the loop then passes that
 cache in at the first step, so keys/values are written into preallocated buffers instead of being
@@ -86,7 +87,9 @@ class _Stepper:
         """Beam search: keep cache rows `rows` (the beams that survive) in their new order."""
         if self.cache is None:
             return
-        if hasattr(self.cache, "reorder_cache"):
+        if hasattr(self.cache, "reorder"):  # hanformer's KVCache
+            self.cache.reorder(rows)
+        elif hasattr(self.cache, "reorder_cache"):  # transformers' Cache
             self.cache.reorder_cache(rows)
         else:  # legacy tuple-of-tuples cache
             self.cache = tuple(tuple(t.index_select(0, rows) for t in layer) for layer in self.cache)

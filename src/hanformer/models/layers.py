@@ -121,6 +121,38 @@ class KVCache:
         self.values = [v.index_select(0, beam_indices) for v in self.values]
 
 
+class StaticKVCache(KVCache):
+    """A KVCache whose buffers hold `max_length` positions from the start.
+
+    Appending writes the new positions in place instead of concatenating (which copies the
+    whole history at every decoding step); attention reads a view of the filled part. Buffers
+    are created at the first update of each layer, so only `max_length` must be known upfront.
+    """
+
+    def __init__(self, max_length: int) -> None:
+        super().__init__()
+        self.max_length = max_length
+        self.lengths: list[int] = []
+
+    def __len__(self) -> int:
+        return self.lengths[0] if self.lengths else 0
+
+    def update(self, layer_index: int, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+        if layer_index == len(self.keys):
+            b, h, _, d = key.shape
+            self.keys.append(key.new_empty(b, h, self.max_length, d))
+            self.values.append(value.new_empty(b, h, self.max_length, d))
+            self.lengths.append(0)
+        start = self.lengths[layer_index]
+        end = start + key.shape[2]
+        if end > self.max_length:
+            raise ValueError(f"StaticKVCache holds {self.max_length} positions; {end} requested")
+        self.keys[layer_index][:, :, start:end] = key
+        self.values[layer_index][:, :, start:end] = value
+        self.lengths[layer_index] = end
+        return self.keys[layer_index][:, :, :end], self.values[layer_index][:, :, :end]
+
+
 # --- attention ----------------------------------------------------------------------------
 
 class MultiHeadAttention(nn.Module):

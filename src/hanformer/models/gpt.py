@@ -1,0 +1,333 @@
+"""GPT: a decoder-only Transformer language model on the same blocks as BERT.
+
+    input_ids ──► token + position embeddings ──► pre-LN block × N (causal) ──► LayerNorm ──► · Eᵀ ──► logits
+
+What makes it GPT rather than BERT is three switches on the shared `TransformerBlock`:
+attention is causal (position t sees positions <= t only, so it can be trained to predict
+token t+1 at every position at once), LayerNorm comes before each sub-layer (pre-LN, as
+GPT-2), and the output projection is the token embedding matrix itself (tied), so predicting
+a token and reading one use the same vectors.
+
+`GPTConfig` uses Hugging Face GPT-2 field names (`n_embd`, `n_layer`, ...) and checkpoints use
+the `GPT2LMHeadModel` layout (see `models/gpt_checkpoint.py`), so models move both ways.
+For generation the model follows the protocol of `hanformer.generation` (attention mask,
+position ids, a key/value cache in and out).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hanformer.errors import ConfigError, InputError
+from hanformer.models.config import ACTIVATIONS
+from hanformer.models.layers import KVCache, StaticKVCache, TransformerBlock, causal_mask
+from hanformer.models.outputs import ModelOutput
+from hanformer.utils.config import setting
+
+IGNORE_INDEX = -100
+
+# name -> (layers, hidden, heads); the feed-forward is 4 x hidden. Sizes match BERT's presets
+# of the same name, so the two objectives can be compared at equal size.
+PRESETS: dict[str, tuple[int, int, int]] = {
+    "tiny": (2, 128, 2),
+    "mini": (4, 256, 4),
+    "small": (4, 512, 8),
+    "medium": (8, 512, 8),
+    "gpt2-small": (12, 768, 12),
+}
+
+# config.json keys transformers writes that describe nothing we model; read and dropped.
+_IGNORED_HF_KEYS = {
+    "_name_or_path", "transformers_version", "torch_dtype", "dtype", "use_cache", "model_type",
+    "summary_type", "summary_use_proj", "summary_activation", "summary_proj_to_labels",
+    "summary_first_dropout", "reorder_and_upcast_attn", "return_dict", "output_hidden_states",
+    "output_attentions", "chunk_size_feed_forward", "is_encoder_decoder", "id2label", "label2id",
+    "problem_type", "n_ctx", "task_specific_params", "tokenizer_class", "gradient_checkpointing",
+}
+# GPT-2 options that change the maths; we implement only their default value.
+_REQUIRED_HF_VALUES = {"scale_attn_weights": True, "scale_attn_by_inverse_layer_idx": False,
+                       "add_cross_attention": False, "tie_word_embeddings": True}
+
+
+@dataclasses.dataclass
+class GPTConfig:
+    vocab_size: int = setting(50257, "number of token ids (must match the tokenizer's vocabulary)")
+    n_positions: int = setting(1024, "context window: the longest sequence the model reads, in tokens")
+    n_embd: int = setting(768, "width of every token vector")
+    n_layer: int = setting(12, "number of stacked Transformer layers")
+    n_head: int = setting(12, "attention heads per layer (n_embd must divide evenly)")
+    n_inner: int | None = setting(None, "inner width of the feed-forward network (default 4 x n_embd)")
+    activation_function: str = setting("gelu_new", f"feed-forward activation: {', '.join(ACTIVATIONS)}")
+    resid_pdrop: float = setting(0.1, "dropout on sub-layer outputs")
+    embd_pdrop: float = setting(0.1, "dropout on the summed embeddings")
+    attn_pdrop: float = setting(0.1, "dropout on attention probabilities")
+    layer_norm_epsilon: float = setting(1e-5, "epsilon of every LayerNorm")
+    initializer_range: float = setting(0.02, "std of the normal init of weights")
+    bos_token_id: int | None = setting(None, "token a text starts from when the prompt is empty")
+    eos_token_id: int | None = setting(None, "token that separates documents and ends generation")
+    pad_token_id: int | None = setting(None, "token used to left-pad prompts in a batch (default: eos)")
+    architectures: list[str] | None = setting(None, "model classes this checkpoint was saved from")
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"GPTConfig: {name} must be a positive integer, got {value!r}")
+        if self.n_embd % self.n_head:
+            raise ConfigError(f"GPTConfig: n_embd {self.n_embd} is not divisible by n_head {self.n_head} "
+                              "(each head gets n_embd / n_head dimensions)")
+        if self.activation_function not in ACTIVATIONS:
+            raise ConfigError(f"GPTConfig: activation_function {self.activation_function!r} is not one of "
+                              f"{', '.join(ACTIVATIONS)}")
+        for name in ("resid_pdrop", "embd_pdrop", "attn_pdrop"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"GPTConfig: {name} must be in [0, 1), got {getattr(self, name)!r}")
+        for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < self.vocab_size:
+                raise ConfigError(f"GPTConfig: {name} {value} is outside the vocabulary (size {self.vocab_size})")
+
+    @property
+    def intermediate_size(self) -> int:
+        return self.n_inner or 4 * self.n_embd
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> GPTConfig:
+        """A known size (tiny, mini, small, medium, gpt2-small), with any field overridden."""
+        if name not in PRESETS:
+            raise ConfigError(f"unknown GPT preset {name!r}; choose one of {', '.join(PRESETS)}")
+        layers, hidden, heads = PRESETS[name]
+        values: dict[str, Any] = dict(n_layer=layers, n_embd=hidden, n_head=heads)
+        values.update(overrides)
+        return cls.from_dict(values, source=f"preset {name!r}", strict=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config", strict: bool = False) -> GPTConfig:
+        """Build from a (Hugging Face GPT-2) config dict; unknown keys are errors unless transformers writes them."""
+        from hanformer.utils.config import load_config
+
+        data = dict(data)
+        model_type = data.get("model_type", "gpt2")
+        if model_type != "gpt2":
+            raise ConfigError(f"{source}: model_type {model_type!r} is not a GPT-2 style model (expected 'gpt2')")
+        for key, required in _REQUIRED_HF_VALUES.items():
+            if key in data:
+                if data.pop(key) != required:
+                    raise ConfigError(f"{source}: {key} = {not required} is not supported (only {required})")
+        if not strict:
+            for key in list(data):
+                if key in _IGNORED_HF_KEYS:
+                    del data[key]
+        return load_config(cls, data, source)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> GPTConfig:
+        p = Path(directory) / "config.json"
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {p}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{p}: not valid JSON ({e})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: expected a JSON object")
+        return cls.from_dict(data, source=str(p))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config.json content, readable by `transformers.GPT2Config`."""
+        out = {k: v for k, v in dataclasses.asdict(self).items() if v is not None or k == "n_inner"}
+        out.update(model_type="gpt2", tie_word_embeddings=True, scale_attn_weights=True)
+        return out
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        from hanformer.utils.files import atomic_write_json
+
+        atomic_write_json(Path(directory) / "config.json", self.to_dict())
+
+
+@dataclass
+class BaseModelOutputWithPast(ModelOutput):
+    last_hidden_state: Tensor
+    past_key_values: KVCache | None = None
+    hidden_states: tuple[Tensor, ...] | None = None
+    attentions: tuple[Tensor, ...] | None = None
+
+
+@dataclass
+class CausalLMOutputWithPast(ModelOutput):
+    loss: Tensor | None = None
+    logits: Tensor | None = None
+    past_key_values: KVCache | None = None
+    hidden_states: tuple[Tensor, ...] | None = None
+    attentions: tuple[Tensor, ...] | None = None
+
+
+G = TypeVar("G", bound="GPTPreTrainedModel")
+
+
+class GPTPreTrainedModel(nn.Module):
+    """What every GPT model shares: config, GPT-2 weight init, Hugging Face save/load."""
+
+    config_class = GPTConfig
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def init_weights(self) -> None:
+        """GPT-2's init: normal(0, 0.02), and the projections that write into the residual
+        stream scaled by 1/sqrt(2 * n_layer) so its variance does not grow with depth."""
+        std = self.config.initializer_range
+        for name, module in self.named_modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                scale = 1 / math.sqrt(2 * self.config.n_layer) if name.endswith(("attention.out", "ffn.down")) else 1
+                nn.init.normal_(module.weight, std=std * scale)
+                if isinstance(module, nn.Linear) and module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> None:
+        """config.json + model.safetensors in the layout transformers' GPT2 classes load."""
+        from hanformer.models.gpt_checkpoint import save_gpt
+
+        save_gpt(self, directory, dtype=dtype)
+
+    @classmethod
+    def from_pretrained(cls: type[G], directory: str | Path, *, dtype: torch.dtype | None = None,
+                        **config_overrides: Any) -> G:
+        """Load a checkpoint saved by hanformer or transformers (GPT2LMHeadModel / GPT2Model)."""
+        from hanformer.models.gpt_checkpoint import load_gpt
+
+        return load_gpt(cls, directory, dtype=dtype, **config_overrides)
+
+
+class GPTModel(GPTPreTrainedModel):
+    """The decoder stack: returns the final (normalised) hidden states and the updated cache."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__(config)
+        self.token_embeddings = nn.Embedding(config.vocab_size, config.n_embd)
+        self.position_embeddings = nn.Embedding(config.n_positions, config.n_embd)
+        self.dropout = nn.Dropout(config.embd_pdrop)
+        self.layers = nn.ModuleList(
+            TransformerBlock(config.n_embd, config.n_head, config.intermediate_size,
+                             act=config.activation_function, dropout=config.resid_pdrop,
+                             attention_dropout=config.attn_pdrop, layer_norm_eps=config.layer_norm_epsilon,
+                             norm_placement="pre", layer_index=i)
+            for i in range(config.n_layer))
+        self.final_norm = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.init_weights()
+
+    def _attention_mask(self, attention_mask: Tensor | None, query_len: int, past: int) -> Tensor | None:
+        """Boolean (batch, 1, query, key) mask for padded batches; None when causal alone suffices."""
+        if attention_mask is None or bool(attention_mask.all()):
+            return None
+        key_len = past + query_len
+        if attention_mask.shape[-1] != key_len:
+            raise InputError(f"attention_mask covers {attention_mask.shape[-1]} positions but the cache holds "
+                             f"{past} and input_ids add {query_len}; pass the mask of the whole sequence")
+        allowed = attention_mask.bool()[:, None, None, :] & causal_mask(query_len, key_len, attention_mask.device)
+        # A padding position sees no real token before it; letting it see itself keeps its
+        # softmax finite (no NaN), and no real position ever attends to it.
+        q = torch.arange(query_len, device=attention_mask.device)[:, None]
+        k = torch.arange(key_len, device=attention_mask.device)[None, :]
+        return allowed | (k == q + past)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, position_ids: Tensor | None = None,
+                past_key_values: KVCache | None = None, use_cache: bool = False, output_attentions: bool = False,
+                output_hidden_states: bool = False, **_: Any) -> BaseModelOutputWithPast:
+        """input_ids: (batch, seq). attention_mask: (batch, past + seq), 1 = real token, 0 = (left) padding.
+        position_ids: (batch, seq), default past .. past + seq - 1 (pass cumsum(mask) - 1 with left padding).
+        past_key_values: the cache of earlier positions; with use_cache a cache is created if absent."""
+        if input_ids.dim() != 2:
+            raise InputError(f"input_ids must have shape (batch, seq), got {tuple(input_ids.shape)}; "
+                             "for one sequence use input_ids[None]")
+        batch, seq_len = input_ids.shape
+        past = len(past_key_values) if past_key_values is not None else 0
+        if past + seq_len > self.config.n_positions:
+            raise InputError(f"sequence length {past + seq_len} exceeds this model's context window of "
+                             f"{self.config.n_positions} tokens (n_positions); truncate the input")
+        if position_ids is None:
+            position_ids = torch.arange(past, past + seq_len, device=input_ids.device).expand(batch, seq_len)
+        if use_cache and past_key_values is None:
+            past_key_values = KVCache()
+        cache = past_key_values if use_cache else None
+
+        mask = self._attention_mask(attention_mask, seq_len, past)
+        # A single new token may see every cached position: no causal mask needed.
+        is_causal = mask is None and seq_len > 1
+        x = self.dropout(self.token_embeddings(input_ids) + self.position_embeddings(position_ids))
+        hidden_states = [x] if output_hidden_states else None
+        attentions = [] if output_attentions else None
+        for block in self.layers:
+            x, probs = block(x, mask, is_causal=is_causal, cache=cache, need_weights=output_attentions)
+            if hidden_states is not None:
+                hidden_states.append(x)
+            if attentions is not None:
+                attentions.append(probs)
+        x = self.final_norm(x)
+        if hidden_states is not None:
+            hidden_states[-1] = x
+        return BaseModelOutputWithPast(
+            last_hidden_state=x, past_key_values=cache,
+            hidden_states=tuple(hidden_states) if hidden_states is not None else None,
+            attentions=tuple(attentions) if attentions is not None else None)  # type: ignore[arg-type]
+
+
+class GPTForCausalLM(GPTPreTrainedModel):
+    """GPTModel + the tied language-model head: next-token logits at every position."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__(config)
+        self.transformer = GPTModel(config)
+
+    def allocate_cache(self, batch_size: int, max_length: int) -> StaticKVCache:
+        """A cache with room for `max_length` positions (used by `hanformer.generation`)."""
+        return StaticKVCache(min(max_length, self.config.n_positions))
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, position_ids: Tensor | None = None,
+                past_key_values: KVCache | None = None, use_cache: bool = False, labels: Tensor | None = None,
+                output_attentions: bool = False, output_hidden_states: bool = False,
+                **_: Any) -> CausalLMOutputWithPast:
+        """labels: (batch, seq) usually the input ids themselves; position t is scored on predicting
+        labels[t + 1] (the shift happens here, as in transformers); -100 positions are ignored."""
+        out = self.transformer(input_ids, attention_mask, position_ids, past_key_values, use_cache,
+                               output_attentions, output_hidden_states)
+        logits = F.linear(out.last_hidden_state, self.transformer.token_embeddings.weight)
+        loss = None
+        if labels is not None:
+            shifted = labels[:, 1:]
+            loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), shifted.reshape(-1),
+                                   ignore_index=IGNORE_INDEX)
+        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=out.past_key_values,
+                                      hidden_states=out.hidden_states, attentions=out.attentions)
+
+
+# Architecture name in config.json -> class.
+GPT_ARCHITECTURES: dict[str, type[GPTPreTrainedModel]] = {
+    "GPT2LMHeadModel": GPTForCausalLM,
+    "GPTForCausalLM": GPTForCausalLM,
+    "GPT2Model": GPTModel,
+    "GPTModel": GPTModel,
+}
