@@ -1,0 +1,137 @@
+"""`hanformer finetune`, `hanformer evaluate`, `hanformer predict`: real tasks on top of a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from hanformer.cli._common import add_command
+from hanformer.utils.config import add_config_arguments, cli_overrides, load_config, load_toml
+
+ORDER = 40
+
+FINETUNE_HELP = """\
+Put a task head on a checkpoint (ours, or any Hugging Face BERT) and fine-tune it with the same
+trainer as pretraining (progress bar, bf16, resume, checkpoints). The task's official metric is
+computed on the validation data after every epoch; the best model is kept in OUT/best with its
+metrics (metrics.json) and everything `evaluate`/`predict` need (task.json, tokenizer).
+
+Without --valid, a validation part is carved from --train (deterministic, --split-seed).
+Malformed rows are reported by file and line and skipped (or fatal with --on-error fail); the
+number skipped is always printed.
+
+tasks: nsmc, sst2, klue-nli, korsts, klue-ner, conll2003, korquad, squad, and the generic
+classification, pair-classification, regression (CSV/TSV/JSON-lines; name the columns).
+
+examples:
+  hanformer finetune --task sst2 --model all-MiniLM-L6-v2/ --train ../shared/data/sst2/train.tsv \\
+      --out runs/sst2 --epochs 1 --max-train-examples 4000
+  hanformer finetune --task nsmc --model runs/demo/pretrain/final --train ratings_train.txt --from-scratch
+  hanformer finetune --task classification --model DIR --train reviews.csv --text-column review \\
+      --label-column stars --seeds 1,2,3
+"""
+
+EVALUATE_HELP = """\
+Score a fine-tuned model on a labelled file with the task's official metrics (accuracy and
+macro-F1; Pearson/Spearman; seqeval entity F1 and KLUE character F1; SQuAD/KorQuAD EM/F1),
+print them and save them as JSON. The task is read from the model's task.json.
+
+examples:
+  hanformer evaluate --model runs/sst2 --data held_out.tsv
+  hanformer evaluate --model runs/nsmc --data test.tsv --seeds 1,2,3   # runs/nsmc/seed-N: mean ± std
+"""
+
+PREDICT_HELP = """\
+Run a fine-tuned model on raw input, one example per line (TEXT, or TEXT<TAB>PAIR for pair
+tasks, QUESTION<TAB>CONTEXT for QA; a SQuAD-format .json file also works for QA), and write JSON
+lines: labels with probabilities, scores, entities with character spans, or answers with
+character spans and scores.
+
+examples:
+  echo "이 영화 정말 재밌어요" | hanformer predict --model runs/nsmc
+  hanformer predict --model runs/korquad --input questions.tsv --output answers.jsonl
+"""
+
+
+def _set_default_help(parser: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
+    """Show the fine-tuning defaults (not the pretraining ones) in --help."""
+    for action in parser._actions:
+        if action.dest in defaults and action.help:
+            head = action.help.rsplit(" [default:", 1)[0]
+            action.help = f"{head} [default: {defaults[action.dest]!r}]"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from hanformer.tasks.evaluate import EvaluateConfig
+    from hanformer.tasks.finetune import FINETUNE_TRAINER_DEFAULTS, DataConfig, FinetuneConfig
+    from hanformer.tasks.predict import PredictConfig
+    from hanformer.training.config import TrainerConfig
+
+    p = add_command(subparsers, "finetune", "fine-tune a checkpoint on a task (classification, NER, QA, ...)",
+                    FINETUNE_HELP)
+    p.add_argument("--config", metavar="TOML", default=None,
+                   help="TOML file with these settings (CLI flags win); [data] and [trainer] tables allowed")
+    p.add_argument("--list-tasks", action="store_true", help="list the tasks and their formats, then exit")
+    add_config_arguments(p, FinetuneConfig)
+    add_config_arguments(p, DataConfig)
+    add_config_arguments(p, TrainerConfig, skip=("output_dir", "max_steps"))
+    _set_default_help(p, FINETUNE_TRAINER_DEFAULTS)
+    p.set_defaults(func=_finetune)
+
+    p = add_command(subparsers, "evaluate", "score a fine-tuned model with the task's official metrics",
+                    EVALUATE_HELP)
+    add_config_arguments(p, EvaluateConfig)
+    add_config_arguments(p, DataConfig)
+    p.set_defaults(func=_evaluate)
+
+    p = add_command(subparsers, "predict", "predict labels, entities or answers as JSON lines", PREDICT_HELP)
+    add_config_arguments(p, PredictConfig)
+    p.set_defaults(func=_predict)
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from hanformer.tasks.finetune import FINETUNE_TRAINER_DEFAULTS, DataConfig, FinetuneConfig, finetune
+    from hanformer.tasks.registry import TASKS
+    from hanformer.training.config import TrainerConfig
+
+    if args.list_tasks:
+        for t in TASKS.values():
+            print(f"{t.name:<20} {t.kind:<15} {t.description}")
+        return 0
+    toml = load_toml(args.config) if args.config else {}
+    source = args.config or "command line"
+    data = {k: v for k, v in toml.items() if k not in ("data", "trainer")}
+    data.update(cli_overrides(FinetuneConfig, args))
+    data["data"] = {**toml.get("data", {}), **cli_overrides(DataConfig, args)}
+    trainer = {**FINETUNE_TRAINER_DEFAULTS, **toml.get("trainer", {}), **cli_overrides(TrainerConfig, args)}
+    trainer.pop("max_steps", None)
+    data["trainer"] = trainer
+    config = load_config(FinetuneConfig, data, source)
+    result = finetune(config)
+    print(json.dumps({"best_model": str(result.model_dir), "metrics": result.best_metrics,
+                      "summary": result.summary or None, "skipped_rows": result.skipped},
+                     ensure_ascii=False, indent=2))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from hanformer.tasks.evaluate import EvaluateConfig, evaluate
+    from hanformer.tasks.finetune import DataConfig
+
+    data = cli_overrides(EvaluateConfig, args)
+    data["data_options"] = cli_overrides(DataConfig, args)
+    report = evaluate(load_config(EvaluateConfig, data, "command line"))
+    print(json.dumps(report.get("summary") or report["metrics"], ensure_ascii=False, indent=2))
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from hanformer.tasks.predict import PredictConfig, predict
+
+    config = load_config(PredictConfig, cli_overrides(PredictConfig, args), "command line")
+    records = predict(config)
+    if config.output not in ("-", ""):
+        print(f"wrote {len(records)} predictions to {config.output}", file=sys.stderr)
+    return 0

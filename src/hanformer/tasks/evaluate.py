@@ -1,0 +1,123 @@
+"""`evaluate`: score a fine-tuned model on a labelled file with the task's official metrics.
+
+The task and its encoding settings come from the model's `task.json` (written by `finetune`),
+so `--model DIR --data FILE` is enough. `--seeds 1,2,3` scores `DIR/seed-1`, `DIR/seed-2`, ...
+(as written by `finetune --seeds`) and reports mean ± std.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from hanformer.errors import CheckpointError, ConfigError
+from hanformer.tasks.finetune import DataConfig, Log, format_mean_std, mean_std, read_examples, subsample
+from hanformer.tasks.model_io import TaskSettings, checkpoint_labels, read_model_config, read_task_file
+from hanformer.tasks.registry import TaskSpec, get_task
+from hanformer.utils.config import setting
+from hanformer.utils.files import atomic_write_json
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+@dataclasses.dataclass
+class EvaluateConfig:
+    model: str = setting("", "fine-tuned model directory (or a finetune output directory: its best/ is used)")
+    data: str = setting("", "labelled file in the task's format")
+    task: str | None = setting(None, "task name (default: the one recorded in the model's task.json)")
+    out: str | None = setting(None, "where to write the metrics JSON (default: MODEL/eval.json)")
+    batch_size: int = setting(64, "evaluation batch size")
+    max_examples: int = setting(0, "score a seeded random subset of this many examples (0: all)")
+    seed: int = setting(42, "seed of the --max-examples subset")
+    seeds: list[int] = setting([], "score MODEL/seed-N for each seed and report mean ± std, e.g. 1,2,3")
+    threads: int = setting(0, "CPU threads for torch (0: torch's default)")
+    device: str = setting("auto", "auto, cpu, cuda, ...")
+    data_options: DataConfig = dataclasses.field(default_factory=DataConfig)
+
+    def validate(self) -> None:
+        if not self.model:
+            raise ConfigError("evaluate needs --model (a fine-tuned model directory)")
+        if not self.data:
+            raise ConfigError("evaluate needs --data (a labelled file)")
+
+
+def resolve_model_dir(path: str | Path) -> Path:
+    """A directory with config.json: PATH itself, or PATH/best, or PATH/final."""
+    p = Path(path)
+    for candidate in (p, p / "best", p / "final"):
+        if (candidate / "config.json").is_file():
+            return candidate
+    raise CheckpointError(f"{p}: no model here (no config.json in it, nor in best/ or final/)")
+
+
+def load_for_task(model_dir: Path, task_name: str | None, device: str = "auto") -> tuple[TaskSpec, Any, Any, Any, TaskSettings, list[str] | None]:
+    """(task, model, tokenizer, encoder, settings, labels) of a fine-tuned model directory."""
+    import torch
+
+    from hanformer.tasks.encoding import PieceEncoder
+    from hanformer.tasks.model_io import head_class
+    from hanformer.tokenization.tokenizer import Tokenizer
+
+    info = read_task_file(model_dir) or {}
+    name = task_name or info.get("task")
+    if not name:
+        raise ConfigError(f"{model_dir} has no task.json; name the task with --task")
+    task = get_task(name)
+    if info.get("task") and info.get("kind") != task.kind:
+        raise CheckpointError(f"{model_dir} was fine-tuned for {info['task']!r} ({info.get('kind')}), "
+                              f"not for a {task.kind} task like {task.name!r}")
+    settings = TaskSettings.from_dict(info.get("settings", {}))
+    labels = info.get("labels") or (checkpoint_labels(read_model_config(model_dir))
+                                    if task.kind in ("classification", "token") else None)
+    if task.kind in ("classification", "token") and task.labels is not None and labels is not None \
+            and sorted(labels) != sorted(task.labels):
+        raise CheckpointError(f"{model_dir} predicts labels {', '.join(labels)}, but task {task.name!r} "
+                              f"has {', '.join(task.labels)}; fine-tune it for this task first")
+    model = head_class(task).from_pretrained(model_dir)
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if device == "auto" else device))
+    model.to(dev).eval()
+    tokenizer = Tokenizer.from_pretrained(model_dir)
+    return task, model, tokenizer, PieceEncoder(tokenizer), settings, labels
+
+
+def evaluate(config: EvaluateConfig | str | Path, task: str | None = None, data: str | Path | None = None,
+             log: Log = _stderr, **options: Any) -> dict[str, Any]:
+    """Metrics of the model on `config.data`, also written as JSON; with seeds, mean ± std too.
+
+    Also callable as `evaluate(model_dir, task, data, batch_size=...)`. The report's `metrics`
+    holds the scores (`summary` with mean/std per metric when seeds are given)."""
+    if not isinstance(config, EvaluateConfig):
+        config = EvaluateConfig(model=str(config), task=task, data=str(data or ""), **options)
+    config.validate()
+    import torch
+
+    from hanformer.tasks.inference import score_examples
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    dirs = [resolve_model_dir(Path(config.model) / f"seed-{s}") for s in config.seeds] if config.seeds \
+        else [resolve_model_dir(config.model)]
+    runs = []
+    skipped = 0
+    for d in dirs:
+        task, model, _, encoder, settings, labels = load_for_task(d, config.task, config.device)
+        examples, skipped = read_examples(task, config.data, config.data_options, labels=task.labels, log=log)
+        examples = subsample(examples, config.max_examples, config.seed)
+        metrics = score_examples(task, model, encoder, examples, settings, labels, config.batch_size)
+        log(f"{d}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        runs.append({"model": str(d), "task": task.name, "examples": len(examples), "metrics": metrics})
+    report: dict[str, Any] = {"data": str(config.data), "skipped_rows": skipped, **runs[0]}
+    if config.seeds:
+        summary = mean_std([r["metrics"] for r in runs])
+        report = {"data": str(config.data), "skipped_rows": skipped, "seeds": config.seeds,
+                  "summary": summary, "runs": runs}
+        log(f"over seeds {','.join(map(str, config.seeds))}: {format_mean_std(summary)}")
+    out = Path(config.out) if config.out else (Path(config.model) if config.seeds else dirs[0]) / "eval.json"
+    atomic_write_json(out, report)
+    log(f"metrics written to {out}")
+    return report

@@ -1,0 +1,274 @@
+"""`finetune`: put a head on a checkpoint and train it on a task with the shared `Trainer`.
+
+Flow: read the training file (malformed rows reported, skipped or fatal) -> carve a seeded
+validation part unless a validation file is given -> encode -> load the checkpoint with the
+task's head (or the same architecture from scratch) -> `Trainer` (progress bar, bf16, resume,
+checkpoints), evaluating with the task's official metric every epoch and keeping the best
+model in `OUT/best` with its metrics. `--seeds 1,2,3` repeats the run per seed (`OUT/seed-N`)
+and reports mean ± std.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from hanformer.errors import ConfigError, InputError
+from hanformer.tasks.model_io import (
+    TaskSettings,
+    checkpoint_labels,
+    load_task_model,
+    read_model_config,
+    save_task_model,
+)
+from hanformer.tasks.readers import OnError
+from hanformer.tasks.registry import Columns, TaskSpec, get_task
+from hanformer.tasks.split import carve_validation
+from hanformer.training.config import TrainerConfig
+from hanformer.utils.config import setting
+from hanformer.utils.files import atomic_write_json
+
+Log = Callable[[str], None]
+
+# Fine-tuning wants gentler optimisation than pretraining (BERT paper, appendix A.3).
+FINETUNE_TRAINER_DEFAULTS: dict[str, Any] = {"lr": 5e-5, "warmup_ratio": 0.1, "weight_decay": 0.01,
+                                             "keep_last": 1, "log_every": 10}
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Which columns hold what (generic tasks) and what to do with malformed rows."""
+
+    text_column: str = setting("text", "column/field with the text (generic tasks)")
+    pair_column: str | None = setting(None, "column/field with the second text (pair tasks; "
+                                      "pair-classification defaults to 'text_pair')")
+    label_column: str = setting("label", "column/field with the label or score (generic tasks)")
+    on_error: Literal["skip", "fail"] = setting("skip", "malformed rows: skip them (the count is always "
+                                                "printed) or stop at the first one")
+
+    @property
+    def columns(self) -> Columns:
+        return Columns(self.text_column, self.pair_column, self.label_column)
+
+
+@dataclasses.dataclass
+class FinetuneConfig:
+    task: str = setting("classification", "task name (see `hanformer finetune --list-tasks`)")
+    model: str = setting("", "checkpoint directory: ours or a Hugging Face BERT (config.json + weights + vocab)")
+    train: str = setting("", "training file in the task's format")
+    valid: str | None = setting(None, "validation file (default: carve --valid-fraction from --train)")
+    out: str = setting("runs/finetune", "output directory (checkpoints, best/, final/, metrics)")
+    valid_fraction: float = setting(0.1, "fraction of --train carved out for validation when no --valid is given")
+    split_seed: int = setting(42, "seed of the validation carve and of --max-train-examples sampling")
+    epochs: float = setting(3.0, "passes over the training data (fractions allowed)")
+    max_steps: int = setting(0, "optimizer steps (0: derived from --epochs)")
+    batch_size: int = setting(32, "training batch size")
+    eval_batch_size: int = setting(64, "batch size for evaluation")
+    max_length: int = setting(0, "maximum sequence length in pieces (0: 384 for QA, 128 otherwise)")
+    alignment: Literal["first", "all"] = setting("first", "NER: label the first piece of each word/character "
+                                                 "(others ignored), or all pieces")
+    doc_stride: int = setting(128, "QA: pieces between the starts of consecutive context windows")
+    max_query_length: int = setting(64, "QA: question pieces kept")
+    max_answer_length: int = setting(30, "QA: longest answer considered, in pieces")
+    n_best: int = setting(20, "QA: start/end candidates searched per window")
+    max_train_examples: int = setting(0, "use a seeded random subset of this many training examples (0: all)")
+    max_valid_examples: int = setting(0, "use a seeded random subset of this many validation examples (0: all)")
+    from_scratch: bool = setting(False, "random initialisation of the same architecture (measures what "
+                                 "pretraining buys)")
+    reinit_head: bool = setting(False, "replace a checkpoint head that does not fit the task with a new one")
+    seeds: list[int] = setting([], "run once per seed (OUT/seed-N) and report mean ± std, e.g. 1,2,3")
+    resume: str | None = setting(None, "continue from a checkpoint (a path, or 'auto' for the latest in OUT)")
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    trainer: TrainerConfig = dataclasses.field(
+        default_factory=lambda: TrainerConfig(**FINETUNE_TRAINER_DEFAULTS))
+
+    def validate(self) -> None:
+        if not self.model:
+            raise ConfigError("finetune needs --model (a checkpoint directory)")
+        if not self.train:
+            raise ConfigError("finetune needs --train (a training file)")
+        get_task(self.task)
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise ConfigError("epochs must be > 0 (or give max_steps)")
+        if self.batch_size < 1 or self.eval_batch_size < 1:
+            raise ConfigError("batch sizes must be >= 1")
+
+    def settings(self, task: TaskSpec) -> TaskSettings:
+        return TaskSettings(self.max_length or (384 if task.kind == "qa" else 128), self.alignment,
+                            self.doc_stride, self.max_query_length, self.max_answer_length, self.n_best)
+
+
+@dataclasses.dataclass
+class FinetuneResult:
+    output_dir: Path
+    model_dir: Path  # the best model (or the final one when no evaluation ran)
+    best_metrics: dict[str, float]  # validation metrics of model_dir
+    train_examples: int
+    valid_examples: int
+    skipped: int
+    steps: int
+    stopped: str
+    runs: list[FinetuneResult] = dataclasses.field(default_factory=list)  # per seed, with --seeds
+    summary: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)  # mean/std per metric
+
+
+def read_examples(task: TaskSpec, path: str, data: DataConfig, labels: Sequence[str] | None = None,
+                  log: Log = _stderr) -> tuple[list[Any], int]:
+    """Examples of `path` and the number of malformed rows skipped (always logged)."""
+    result = task.read(path, on_error=data.on_error, columns=data.columns, labels=labels)
+    log(result.summary())
+    if not result.examples:
+        raise InputError(f"{path}: no usable examples for task {task.name!r}"
+                         + (f" (first problem: {result.skipped[0]})" if result.skipped else ""))
+    return result.examples, len(result.skipped)
+
+
+def subsample(examples: list[Any], n: int, seed: int) -> list[Any]:
+    """A seeded random subset of `n` examples, in their original order (all when n is 0)."""
+    if not n or n >= len(examples):
+        return examples
+    keep = sorted(random.Random(seed).sample(range(len(examples)), n))
+    return [examples[i] for i in keep]
+
+
+def task_labels(task: TaskSpec, config: FinetuneConfig, train: Sequence[Any]) -> list[str] | None:
+    """The label names of the head: the task's own, the checkpoint's for generic tasks whose
+    checkpoint already has a fitting head, or those found in the training data (sorted)."""
+    if task.kind in ("regression", "qa"):
+        return None
+    if task.labels is not None:
+        return list(task.labels)
+    seen = sorted({str(e.label) for e in train})
+    ck = checkpoint_labels(read_model_config(config.model))
+    if ck and set(seen) <= set(ck) and not all(n == f"LABEL_{i}" for i, n in enumerate(ck)):
+        return ck
+    return seen
+
+
+def finetune(config: FinetuneConfig, resume: str | Path | bool | None = None, log: Log = _stderr) -> FinetuneResult:
+    """Fine-tune `config.model` on `config.task`; see the module docstring.
+
+    `resume` (a checkpoint path, or True/'auto' for the latest in `config.out`) overrides
+    `config.resume`."""
+    config.validate()
+    if resume not in (None, False, ""):
+        config = dataclasses.replace(config, resume=str(resume) if not isinstance(resume, bool) else "auto")
+    if config.seeds:
+        return _finetune_seeds(config, log)
+    import torch
+
+    from hanformer.data.loader import ResumableLoader
+    from hanformer.tasks.encoding import PieceEncoder, collate
+    from hanformer.tasks.inference import encode_examples, score_examples
+    from hanformer.tokenization.tokenizer import Tokenizer
+    from hanformer.training.trainer import Trainer, seed_everything
+
+    task = get_task(config.task)
+    settings = config.settings(task)
+    # Named tasks have fixed labels: unknown ones are malformed rows. Generic tasks learn theirs.
+    train, skipped = read_examples(task, config.train, config.data, log=log)
+    if config.valid:
+        valid, skipped_valid = read_examples(task, config.valid, config.data, labels=task.labels, log=log)
+        skipped += skipped_valid
+    else:
+        train, valid = carve_validation(train, config.valid_fraction, config.split_seed, task.group)
+        log(f"validation: carved {len(valid)} of {len(train) + len(valid)} examples "
+            f"(fraction {config.valid_fraction}, seed {config.split_seed})")
+    train = subsample(train, config.max_train_examples, config.split_seed)
+    valid = subsample(valid, config.max_valid_examples, config.split_seed)
+    labels = task_labels(task, config, train)
+    if labels is not None and task.labels is None:
+        unseen = [e for e in valid if str(e.label) not in labels]
+        if unseen:
+            log(f"validation: dropped {len(unseen)} examples whose label is not among the training labels "
+                f"(first: {unseen[0].source} label {unseen[0].label!r})")
+            valid = [e for e in valid if str(e.label) in labels]
+
+    tokenizer = Tokenizer.from_pretrained(config.model)
+    encoder = PieceEncoder(tokenizer)
+    train_features = encode_examples(task, encoder, train, settings, labels)
+    valid_features = encode_examples(task, encoder, valid, settings, labels, with_labels=False)
+    log(f"{task.name}: {len(train)} training examples ({len(train_features)} features), "
+        f"{len(valid)} validation examples")
+
+    tc = dataclasses.replace(config.trainer, output_dir=config.out)
+    seed_everything(tc.seed)  # the new head's initialisation and dropout follow the seed
+    model = load_task_model(task, config.model, labels, from_scratch=config.from_scratch,
+                            reinit_head=config.reinit_head)
+    loader = ResumableLoader(train_features, lambda fs: collate(fs, encoder.pad_id), config.batch_size,
+                             seed=tc.seed)
+    steps = config.max_steps or max(1, math.ceil(config.epochs * loader.batches_per_epoch))
+    tc = dataclasses.replace(tc, max_steps=steps, eval_every=tc.eval_every or loader.batches_per_epoch,
+                             metric_for_best=tc.metric_for_best or task.main_metric)
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+
+    def eval_fn(m: torch.nn.Module) -> dict[str, float]:
+        return score_examples(task, m, encoder, valid, settings, labels, config.eval_batch_size, valid_features)
+
+    def export_fn(m: torch.nn.Module, directory: Path) -> None:
+        save_task_model(m, tokenizer, directory, task, settings,
+                        {"labels": labels, "base_model": str(config.model), "from_scratch": config.from_scratch})
+
+    trainer = Trainer(model, tc, loader, eval_fn, export_fn=export_fn)
+    result = trainer.train(resume=config.resume)
+    out = Path(config.out)
+    best = out / "best"
+    model_dir = best if best.is_dir() else (result.final_dir or out / "final")
+    metrics = _read_metrics(model_dir) or dict(result.eval_metrics)
+    summary = {"task": task.name, "model": str(config.model), "from_scratch": config.from_scratch,
+               "train_examples": len(train), "valid_examples": len(valid), "skipped_rows": skipped,
+               "steps": result.step, "stopped": result.stopped, "best_model": str(model_dir),
+               "metrics": metrics}
+    atomic_write_json(out / "finetune.json", summary)
+    log(f"{task.name}: best {task.main_metric} {metrics.get(task.main_metric, float('nan')):.4f} "
+        f"({model_dir}); skipped {skipped} malformed rows")
+    return FinetuneResult(out, model_dir, metrics, len(train), len(valid), skipped, result.step, result.stopped)
+
+
+def _read_metrics(model_dir: Path) -> dict[str, float]:
+    import json
+
+    path = model_dir / "metrics.json"
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {k: v for k, v in data.items() if k != "step" and isinstance(v, (int, float))}
+
+
+def mean_std(runs: Sequence[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """mean and (sample) standard deviation of every metric the runs share."""
+    keys = [k for k in runs[0] if all(k in r for r in runs)] if runs else []
+    return {k: {"mean": statistics.fmean(r[k] for r in runs),
+                "std": statistics.stdev([r[k] for r in runs]) if len(runs) > 1 else 0.0,
+                "n": float(len(runs))} for k in keys}
+
+
+def format_mean_std(summary: dict[str, dict[str, float]]) -> str:
+    return ", ".join(f"{k} {v['mean']:.4f} ± {v['std']:.4f}" for k, v in summary.items())
+
+
+def _finetune_seeds(config: FinetuneConfig, log: Log) -> FinetuneResult:
+    runs = []
+    for seed in config.seeds:
+        sub = dataclasses.replace(config, seeds=[], out=str(Path(config.out) / f"seed-{seed}"),
+                                  trainer=dataclasses.replace(config.trainer, seed=seed))
+        log(f"--- seed {seed} -> {sub.out}")
+        runs.append(finetune(sub, log=log))
+    summary = mean_std([r.best_metrics for r in runs])
+    atomic_write_json(Path(config.out) / "seeds.json",
+                      {"seeds": config.seeds, "summary": summary, "runs": [r.best_metrics for r in runs]})
+    log(f"{config.task} over seeds {','.join(map(str, config.seeds))}: {format_mean_std(summary)}")
+    first = runs[0]
+    return dataclasses.replace(first, output_dir=Path(config.out), runs=runs, summary=summary,
+                               best_metrics={k: v["mean"] for k, v in summary.items()})

@@ -1,0 +1,95 @@
+"""`predict`: run a fine-tuned model on raw input and write JSON lines.
+
+Input is one example per line: a text; `TEXT<TAB>PAIR` for pair tasks; `QUESTION<TAB>CONTEXT`
+for QA (a SQuAD-format .json file works too). Output records carry labels with probabilities,
+entities with character spans, or answers with spans and scores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from hanformer.errors import ConfigError, InputError
+from hanformer.tasks.evaluate import load_for_task, resolve_model_dir
+from hanformer.tasks.readers import read_squad, read_texts
+from hanformer.utils.config import setting
+from hanformer.utils.files import atomic_write
+
+
+@dataclasses.dataclass
+class PredictConfig:
+    model: str = setting("", "fine-tuned model directory (or a finetune output directory: its best/ is used)")
+    input: str = setting("-", "input file, one example per line ('-': standard input)")
+    output: str = setting("-", "JSON-lines output file ('-': standard output, '': do not write)")
+    task: str | None = setting(None, "task name (default: the one recorded in the model's task.json)")
+    batch_size: int = setting(64, "batch size")
+    top_k: int = setting(5, "QA: how many n-best answers to include per question")
+    threads: int = setting(0, "CPU threads for torch (0: torch's default)")
+    device: str = setting("auto", "auto, cpu, cuda, ...")
+
+    def validate(self) -> None:
+        if not self.model:
+            raise ConfigError("predict needs --model (a fine-tuned model directory)")
+
+
+def predict(config: PredictConfig | str | Path, inputs: Iterable[str | tuple[str, str]] | None = None,
+            **options: Any) -> list[dict[str, Any]]:
+    """Predictions for every input example, also written as JSON lines to `config.output`.
+
+    `inputs` replaces the input file: lines (`TEXT` or `TEXT<TAB>PAIR`) or (text, pair) tuples.
+    Also callable as `predict(model_dir, ["a text", ("premise", "hypothesis")], batch_size=...)`,
+    which returns the records without writing them anywhere."""
+    if not isinstance(config, PredictConfig):
+        options.setdefault("output", "")
+        config = PredictConfig(model=str(config), **options)
+    config.validate()
+    lines = None if inputs is None else [x if isinstance(x, str) else "\t".join(x) for x in inputs]
+    import torch
+
+    from hanformer.tasks.inference import predict_examples, prediction_record, raw_examples
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    task, model, _, encoder, settings, labels = load_for_task(resolve_model_dir(config.model), config.task,
+                                                              config.device)
+    if task.kind == "qa" and config.input != "-" and Path(config.input).suffix.lower() == ".json":
+        examples = read_squad(config.input, require_answers=False).examples
+    else:
+        texts = read_texts(None if config.input == "-" else config.input,
+                           lines=list(lines) if lines is not None else (sys.stdin if config.input == "-" else None))
+        examples = raw_examples(task, texts)
+    if task.kind == "qa" and any(not e.context for e in examples):
+        bad = next(e for e in examples if not e.context)
+        raise InputError(f"{bad.source}: QA input needs 'QUESTION<TAB>CONTEXT' on each line")
+    if task.kind in ("classification", "regression") and task.pair:
+        bad = next((e for e in examples if e.text_pair is None), None)
+        if bad is not None:
+            raise InputError(f"{bad.source}: task {task.name!r} takes sentence pairs: write 'TEXT<TAB>PAIR'")
+    if not examples:
+        return []
+    preds = predict_examples(task, model, encoder, examples, settings, labels, config.batch_size)
+    records = [prediction_record(task, e, lab, det, config.top_k)
+               for e, lab, det in zip(examples, preds.labels, preds.details)]
+    if config.output:
+        _write(records, config.output)
+    return records
+
+
+def _jsonl(records: list[dict[str, Any]]) -> Iterator[str]:
+    for r in records:
+        yield json.dumps(r, ensure_ascii=False) + "\n"
+
+
+def _write(records: list[dict[str, Any]], output: str) -> None:
+    if output == "-":
+        for line in _jsonl(records):
+            sys.stdout.write(line)
+        sys.stdout.flush()
+        return
+    with atomic_write(output) as f:
+        f.writelines(_jsonl(records))
