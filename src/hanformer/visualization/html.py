@@ -14,16 +14,15 @@ import re
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from hanformer.errors import ConfigError
 from hanformer.utils.files import atomic_write
-from hanformer.visualization.attention import AttentionData
+from hanformer.visualization.attention import AttentionData, attention_data
+from hanformer.visualization.config import AttentionViewConfig, Mode, View
 
 ASSETS_DIR = Path(__file__).parent / "assets"
 
-Mode = Literal["heads", "mean", "rollout"]
-View = Literal["head", "model"]
 
 
 @cache
@@ -88,3 +87,18 @@ def write_attention_html(data: AttentionData, path: str | os.PathLike[str], **op
         f.write(text)
     path.chmod(0o644)  # a page to open and share, not a private temp file
     return path
+
+
+def write_attention_view(model_dir: str | os.PathLike[str], out: str | os.PathLike[str],
+                         config: AttentionViewConfig) -> Path:
+    """Load the checkpoint in `model_dir`, run it on `config.text` and write the views to `out`."""
+    from hanformer.models.checkpoint import load_model
+    from hanformer.tokenization.tokenizer import Tokenizer
+
+    if not config.text.strip():
+        raise ConfigError("--text is empty; give the sentence to look at")
+    model = load_model(model_dir)
+    tokenizer = Tokenizer.from_pretrained(model_dir)
+    data = attention_data(model, tokenizer, config.text, config.pair, max_length=config.max_length)
+    return write_attention_html(data, out, layer=config.layer, heads=config.heads or None, mode=config.mode,
+                                view=config.view, title=config.title, model_name=Path(model_dir).name)

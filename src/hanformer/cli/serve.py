@@ -1,0 +1,48 @@
+"""`hanformer serve`: a local web app and JSON API for a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+
+from hanformer.cli._common import add_command
+from hanformer.utils.config import add_config_arguments, config_from_sources
+
+ORDER = 75
+
+HELP = """\
+Serve a checkpoint on this computer: a page where you type a sentence (or a question and a
+context) and see the model's prediction and the attention views, and a JSON API:
+
+  GET  /health, /info              status; model config, task, labels, limits, version
+  POST /api/tokenize               {"texts": [...], "pairs": [...]}
+  POST /api/fill-mask              {"texts": ["... [MASK] ..."], "top_k": 5}   (pretrained checkpoints)
+  POST /api/embeddings             {"texts": [...], "pooling": "mean", "normalize": true}
+  POST /api/predict                {"texts": [...], "pairs": [...]}   (the checkpoint's task head;
+                                   for QA the texts are questions and the pairs contexts)
+  POST /api/attention              {"text": "...", "pair": "..."}
+
+Bad requests get a 4xx JSON error naming the field. It listens on 127.0.0.1 (this computer only)
+unless --host says otherwise. Stop it with Ctrl-C.
+
+examples:
+  hanformer serve --model runs/nsmc/best
+  hanformer serve --model runs/demo/pretrain/final --port 8080
+  curl -s localhost:8000/api/predict -H 'content-type: application/json' -d '{"texts": ["재밌어요"]}'
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from hanformer.serving.config import ServeConfig
+
+    p = add_command(subparsers, "serve", "serve a checkpoint: a page to try it and a JSON API", HELP)
+    p.add_argument("--model", required=True, metavar="DIR", help="checkpoint directory (with its tokenizer files)")
+    add_config_arguments(p, ServeConfig)
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hanformer.serving.app import serve
+    from hanformer.serving.config import ServeConfig
+
+    serve(args.model, config_from_sources(ServeConfig, None, args, source="serve"))
+    return 0

@@ -1,0 +1,287 @@
+"""The web app: JSON endpoints and a page to try a model on your own sentences.
+
+    GET  /                 the page (type a sentence, see the prediction and the attention)
+    GET  /health           {"status": "ok"}
+    GET  /info             model config, task, labels, limits, version
+    POST /api/tokenize     {"texts": [...], "pairs": [...]?}
+    POST /api/fill-mask    {"texts": [...], "top_k": 5}          (pretrained checkpoints)
+    POST /api/embeddings   {"texts": [...], "pooling": "mean"|"cls", "normalize": true}
+    POST /api/predict      {"texts": [...], "pairs": [...]?}      (the checkpoint's task head;
+                                                                 QA: texts = questions, pairs = contexts)
+    POST /api/attention    {"text": "...", "pair": "..."?, "packed": false}
+
+Every bad request gets a 4xx JSON answer `{"error": "...", "field": "..."}` that names the field;
+inference runs in a thread pool, so one slow request does not hold up the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hanformer.errors import HanformerError
+from hanformer.serving.config import ServeConfig
+from hanformer.serving.engine import FieldError, InferenceEngine
+from hanformer.visualization.html import ASSETS_DIR
+
+STATIC_DIR = Path(__file__).parent / "static"
+log = logging.getLogger("hanformer.serving")
+
+
+class RequestError(Exception):
+    """A request we refuse: HTTP status, the field at fault, a message for the user."""
+
+    def __init__(self, status: int, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.status, self.field, self.message = status, field, message
+
+
+def _error(status: int, field: str | None, message: str) -> JSONResponse:
+    return JSONResponse({"error": message, "field": field}, status_code=status)
+
+
+# ---- request bodies -------------------------------------------------------------------------
+
+def request_models(cfg: ServeConfig) -> dict[str, type[BaseModel]]:
+    """Pydantic models with this server's limits; strict: no silent type coercion, no unknown keys."""
+    Text = Annotated[str, StringConstraints(min_length=1, max_length=cfg.max_chars)]
+    Texts = Annotated[list[Text], Field(min_length=1, max_length=cfg.max_batch)]
+
+    class Strict(BaseModel):
+        model_config = ConfigDict(extra="forbid", strict=True)
+
+    class TextsRequest(Strict):
+        texts: Texts
+        pairs: Texts | None = None
+
+    class FillMaskRequest(Strict):
+        texts: Texts
+        top_k: Annotated[int, Field(ge=1, le=cfg.max_top_k)] = cfg.top_k
+
+    class EmbeddingsRequest(Strict):
+        texts: Texts
+        pooling: Literal["mean", "cls"] = "mean"
+        normalize: bool = True
+
+    class AttentionRequest(Strict):
+        text: Text
+        pair: Text | None = None
+        packed: bool = False
+
+    return {"texts": TextsRequest, "fill-mask": FillMaskRequest, "embeddings": EmbeddingsRequest,
+            "attention": AttentionRequest}
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    name = ""
+    for part in loc:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "body"
+
+
+async def parse_body(request: Request, model: type[BaseModel]) -> Any:
+    body = await request.body()
+    if not body.strip():
+        raise RequestError(400, "body", "the request body is empty; send a JSON object")
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as e:
+        # An unknown key is most often a typo of a required one: name it before "field required".
+        first = min(e.errors(), key=lambda err: err["type"] != "extra_forbidden")
+        if first["type"] == "json_invalid":
+            raise RequestError(400, "body", f"invalid JSON: {first['ctx'].get('error', first['msg'])}") from None
+        field = _field_name(tuple(first["loc"]))
+        message = first["msg"]
+        if first["type"] == "extra_forbidden":
+            message = f"unknown field; expected one of {', '.join(model.model_fields)}"
+        elif first["type"] == "model_type":
+            message = "the body must be a JSON object"
+        raise RequestError(422, field, f"{field}: {message}") from None
+
+
+def _check_pairs(req: Any) -> None:
+    if req.pairs is not None and len(req.pairs) != len(req.texts):
+        raise RequestError(422, "pairs", f"pairs: {len(req.pairs)} pairs for {len(req.texts)} texts; "
+                                         "give one pair per text")
+
+
+# ---- body size limit -----------------------------------------------------------------------
+
+class BodyLimit:
+    """Refuse bodies over `max_bytes` with 413 before reading them whole (declared or streamed)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = _error(413, "body", f"the request body is larger than {self.max_bytes} bytes; "
+                                       "send fewer or shorter texts")
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+# ---- the app ------------------------------------------------------------------------------
+
+def create_app(model_dir: str | Path, config: ServeConfig | None = None) -> FastAPI:
+    """Load the checkpoint in `model_dir` and build the app (run it with `serve` or any ASGI server)."""
+    cfg = config or ServeConfig()
+    cfg.validate()
+    if cfg.torch_threads:
+        import torch
+
+        torch.set_num_threads(cfg.torch_threads)
+    engine = InferenceEngine(model_dir, cfg)
+    models = request_models(cfg)
+    from hanformer import __version__
+
+    app = FastAPI(title="hanformer", version=__version__, docs_url=None, redoc_url=None,
+                  description="Try a hanformer checkpoint: tokenize, fill-mask, embeddings, predict, attention.")
+    app.state.engine = engine
+    app.state.config = cfg
+    app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)
+
+    @app.exception_handler(RequestError)
+    async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
+        return _error(exc.status, exc.field, exc.message)
+
+    @app.exception_handler(FieldError)
+    async def _field_error(request: Request, exc: FieldError) -> JSONResponse:
+        return _error(422, exc.field, exc.message)
+
+    @app.exception_handler(HanformerError)
+    async def _user_error(request: Request, exc: HanformerError) -> JSONResponse:
+        return _error(422, None, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, None, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("error while serving %s", request.url.path)
+        return _error(500, None, f"internal error: {type(exc).__name__}: {exc}")
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/info")
+    async def info() -> dict[str, Any]:
+        return engine.info()
+
+    @app.post("/api/tokenize")
+    async def tokenize(request: Request) -> dict[str, Any]:
+        req = await parse_body(request, models["texts"])
+        _check_pairs(req)
+        return {"results": await run_in_threadpool(engine.tokenize, req.texts, req.pairs)}
+
+    @app.post("/api/fill-mask")
+    async def fill_mask(request: Request) -> dict[str, Any]:
+        req = await parse_body(request, models["fill-mask"])
+        return {"results": await run_in_threadpool(engine.fill_mask, req.texts, req.top_k)}
+
+    @app.post("/api/embeddings")
+    async def embeddings(request: Request) -> dict[str, Any]:
+        req = await parse_body(request, models["embeddings"])
+        vectors = await run_in_threadpool(engine.embeddings, req.texts, req.pooling, req.normalize)
+        return {"embeddings": vectors, "dim": len(vectors[0])}
+
+    @app.post("/api/predict")
+    async def predict(request: Request) -> dict[str, Any]:
+        req = await parse_body(request, models["texts"])
+        _check_pairs(req)
+        results = await run_in_threadpool(engine.predict, req.texts, req.pairs)
+        return {"task": engine.task, "results": results}
+
+    @app.post("/api/attention")
+    async def attention(request: Request) -> dict[str, Any]:
+        req = await parse_body(request, models["attention"])
+        try:
+            return await run_in_threadpool(engine.attention, req.text, req.pair, req.packed)
+        except FieldError:
+            raise
+        except HanformerError as e:
+            raise RequestError(422, "text", str(e)) from None
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    # The page and `hanformer attention` files share the attention views' JS and CSS.
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/assets", StaticFiles(directory=ASSETS_DIR), name="assets")
+    return app
+
+
+def serve(model_dir: str | Path, config: ServeConfig | None = None) -> None:
+    """Run the app on uvicorn until Ctrl-C (binds 127.0.0.1 unless `config.host` says otherwise).
+
+    We bind the socket ourselves so that `port=0` works (the OS picks a free port) and the
+    printed address is the real one.
+    """
+    import socket
+
+    import uvicorn
+
+    cfg = config or ServeConfig()
+    app = create_app(model_dir, cfg)
+    family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((cfg.host, cfg.port))
+    except OSError as e:
+        sock.close()
+        raise HanformerError(f"cannot listen on {cfg.host}:{cfg.port}: {e.strerror}; "
+                             "choose another --port or --host") from None
+    port = sock.getsockname()[1]
+    if cfg.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("listening on %s: anyone who can reach this address can use the model", cfg.host)
+    host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
+    print(f"hanformer: serving {Path(model_dir).name} ({app.state.engine.task}) at http://{host}:{port}/",
+          flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level=cfg.log_level))
+    server.run(sockets=[sock])

@@ -1,0 +1,263 @@
+/*
+ * The page of `hanformer serve`: a form for a sentence (or question + context), the model's
+ * prediction, and the attention views (HanformerAttention from /assets/attention.js, the same
+ * code as the offline HTML of `hanformer attention`).
+ */
+(function () {
+  "use strict";
+
+  var $ = function (id) { return document.getElementById(id); };
+  var info = null;
+
+  // What the form asks for, per task.
+  var FORMS = {
+    "classification": {
+      title: "Classify a sentence", text: "Sentence", pair: "Second sentence <em>(optional, for pair tasks)</em>",
+      placeholder: "이 영화 정말 재미있어요!", pairPlaceholder: "", showPair: true
+    },
+    "token-classification": {
+      title: "Find the entities in a sentence", text: "Sentence", showPair: false,
+      placeholder: "이순신은 조선 중기의 무신이다."
+    },
+    "question-answering": {
+      title: "Answer a question from a context", text: "Question", pair: "Context", showPair: true, pairRequired: true,
+      placeholder: "이순신은 어느 시대의 무신인가?", pairPlaceholder: "이순신은 조선 중기의 무신이다."
+    },
+    "fill-mask": {
+      title: "Fill in the blanks", text: "Sentence with [MASK]", showPair: false,
+      placeholder: "나는 오늘 [MASK]에 갔다."
+    },
+    "embeddings": {
+      title: "Embed a sentence", text: "Sentence", showPair: false, placeholder: "나는 오늘 학교에 갔다."
+    }
+  };
+
+  function api(path, body) {
+    var options = body === undefined ? {} : {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body)
+    };
+    return fetch(path, options).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (data) {
+        if (!response.ok) {
+          var err = new Error(data.error || (response.status + " " + response.statusText));
+          err.field = data.field;
+          throw err;
+        }
+        return data;
+      });
+    });
+  }
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function percent(x) { return (100 * x).toFixed(1) + "%"; }
+
+  function bar(label, score, best) {
+    var row = el("div", "bar-row" + (best ? " best" : ""));
+    row.appendChild(el("span", "bar-label", label));
+    var track = el("span", "bar-track");
+    var fill = el("span", "bar-fill");
+    fill.style.width = Math.max(0, Math.min(100, 100 * score)).toFixed(1) + "%";
+    track.appendChild(fill);
+    row.appendChild(track);
+    row.appendChild(el("span", "bar-value", percent(score)));
+    return row;
+  }
+
+  // ---- setting up ----------------------------------------------------------------------------
+
+  function setUp(data) {
+    info = data;
+    var form = FORMS[info.task] || FORMS.embeddings;
+    var line = $("model-line");
+    line.textContent = "";
+    line.appendChild(el("strong", "", info.name));
+    line.appendChild(el("span", "badge", info.task));
+    var cfg = info.config || {};
+    line.appendChild(el("span", "dim", (cfg.num_hidden_layers || "?") + " layers \u00b7 " +
+                        (cfg.num_attention_heads || "?") + " heads \u00b7 " +
+                        (info.parameters / 1e6).toFixed(1) + "M parameters"));
+
+    $("form-title").textContent = form.title;
+    $("text-label").textContent = form.text;
+    $("text").placeholder = form.placeholder || "";
+    $("pair-field").hidden = !form.showPair;
+    if (form.showPair) {
+      $("pair-label").innerHTML = form.pair;
+      $("pair").placeholder = form.pairPlaceholder || "";
+      if (form.pairRequired) $("pair").rows = 5;
+    }
+    var hint = "";
+    if (info.labels) hint = "Labels: " + info.labels.join(", ") + ".";
+    if (info.task === "fill-mask") hint = "Write " + info.mask_token + " where a word should go; the model proposes the top 5.";
+    if (info.task === "embeddings") hint = "This checkpoint has no task head: it shows the sentence vector and the attention.";
+    $("form-hint").textContent = hint + " Leave a field empty to run the example; Ctrl+Enter runs.";
+    $("text").maxLength = info.limits.max_chars;
+    $("pair").maxLength = info.limits.max_chars;
+    $("foot").textContent = "hanformer " + info.version + " \u00b7 JSON API: /info, /api/tokenize, /api/fill-mask, " +
+                            "/api/embeddings, /api/predict, /api/attention";
+    $("submit").disabled = false;
+  }
+
+  // ---- running --------------------------------------------------------------------------------
+
+  function predictRequest(text, pair) {
+    if (info.task === "fill-mask") return api("/api/fill-mask", { texts: [text], top_k: 5 });
+    if (info.task === "embeddings") return api("/api/embeddings", { texts: [text] });
+    var body = { texts: [text] };
+    if (pair) body.pairs = [pair];
+    return api("/api/predict", body);
+  }
+
+  function run(event) {
+    if (event) event.preventDefault();
+    var text = $("text").value.trim() || $("text").placeholder;
+    var pair = $("pair-field").hidden ? "" : ($("pair").value.trim() || (FORMS[info.task] || {}).pairPlaceholder || "");
+    if (!$("text").value.trim()) $("text").value = text;
+    if (pair && !$("pair").value.trim() && !$("pair-field").hidden) $("pair").value = pair;
+    showError(null);
+    $("submit").disabled = true;
+    $("status").textContent = "Running\u2026";
+    var attentionBody = { text: text, packed: true };
+    if (pair) attentionBody.pair = pair;
+    var started = performance.now();
+    var prediction = predictRequest(text, pair).then(function (data) {
+      showPrediction(data, text, pair);
+    }, showError);
+    var attention = api("/api/attention", attentionBody).then(showAttention, function (err) {
+      $("attention-card").hidden = true;
+      showError(err);
+    });
+    return Promise.all([prediction, attention]).then(function () {
+      $("submit").disabled = false;
+      $("status").textContent = "Done in " + Math.round(performance.now() - started) + " ms";
+    });
+  }
+
+  function showError(err) {
+    var box = $("error");
+    if (!err) { box.hidden = true; box.textContent = ""; return; }
+    box.hidden = false;
+    box.textContent = err.message;
+    $("status").textContent = "";
+  }
+
+  function showAttention(data) {
+    $("attention-card").hidden = false;
+    HanformerAttention.mount($("attention"), data, {});
+  }
+
+  // ---- predictions, per task ----------------------------------------------------------------
+
+  function showPrediction(data, text, pair) {
+    var box = $("prediction");
+    box.textContent = "";
+    var result = (data.results || [])[0];
+    if (info.task === "classification") renderClassification(box, result);
+    else if (info.task === "token-classification") renderEntities(box, result, text);
+    else if (info.task === "question-answering") renderAnswer(box, result, pair);
+    else if (info.task === "fill-mask") renderFillMask(box, result);
+    else renderEmbedding(box, data);
+    $("prediction-card").hidden = false;
+  }
+
+  function renderClassification(box, r) {
+    if (r.label === undefined) {
+      box.appendChild(el("div", "headline", "Score " + (r.score !== undefined ? r.score.toFixed(4) : r.scores.join(", "))));
+      return;
+    }
+    var head = el("div", "headline");
+    head.appendChild(el("span", "label-pill", r.label));
+    head.appendChild(el("span", "dim", percent(r.score)));
+    box.appendChild(head);
+    var bars = el("div", "bars");
+    Object.keys(r.scores).sort(function (a, b) { return r.scores[b] - r.scores[a]; }).forEach(function (name) {
+      bars.appendChild(bar(name, r.scores[name], name === r.label));
+    });
+    box.appendChild(bars);
+  }
+
+  function entityColour(type) {
+    var hue = 0;
+    for (var i = 0; i < type.length; i++) hue = (hue * 31 + type.charCodeAt(i)) % 360;
+    return "hsl(" + hue + ", 70%, 88%)";
+  }
+
+  function renderEntities(box, r, text) {
+    var para = el("p", "tagged");
+    var at = 0;
+    r.entities.forEach(function (ent) {
+      para.appendChild(document.createTextNode(text.slice(at, ent.start)));
+      var mark = el("mark", "entity");
+      mark.style.background = entityColour(ent.type);
+      mark.appendChild(document.createTextNode(text.slice(ent.start, ent.end)));
+      mark.appendChild(el("span", "entity-type", ent.type));
+      mark.title = ent.type + " \u00b7 " + percent(ent.score);
+      para.appendChild(mark);
+      at = ent.end;
+    });
+    para.appendChild(document.createTextNode(text.slice(at)));
+    box.appendChild(para);
+    if (!r.entities.length) box.appendChild(el("p", "dim", "No entities found."));
+    var table = el("table", "words");
+    var header = el("tr");
+    ["word", "label", "score"].forEach(function (h) { header.appendChild(el("th", "", h)); });
+    table.appendChild(header);
+    r.words.forEach(function (w) {
+      var row = el("tr");
+      row.appendChild(el("td", "", w.text));
+      row.appendChild(el("td", w.label === "O" ? "dim" : "", w.label));
+      row.appendChild(el("td", "num", percent(w.score)));
+      table.appendChild(row);
+    });
+    box.appendChild(table);
+  }
+
+  function renderAnswer(box, r, context) {
+    var head = el("div", "headline");
+    head.appendChild(el("span", "answer", r.answer));
+    head.appendChild(el("span", "dim", percent(r.score)));
+    box.appendChild(head);
+    var para = el("p", "tagged");
+    para.appendChild(document.createTextNode(context.slice(0, r.start)));
+    para.appendChild(el("mark", "entity", context.slice(r.start, r.end)));
+    para.appendChild(document.createTextNode(context.slice(r.end)));
+    box.appendChild(para);
+  }
+
+  function renderFillMask(box, r) {
+    r.masks.forEach(function (m, k) {
+      var group = el("div", "mask-group");
+      group.appendChild(el("div", "dim", (r.masks.length > 1 ? "Mask " + (k + 1) + " \u00b7 " : "") +
+                                          "\u201c" + m.candidates[0].sequence + "\u201d"));
+      var bars = el("div", "bars");
+      m.candidates.forEach(function (c, i) { bars.appendChild(bar(c.token, c.score, i === 0)); });
+      group.appendChild(bars);
+      box.appendChild(group);
+    });
+  }
+
+  function renderEmbedding(box, data) {
+    var v = data.embeddings[0];
+    box.appendChild(el("div", "headline", "A " + data.dim + "-dimensional vector (mean of the token vectors, unit length)"));
+    box.appendChild(el("code", "vector", "[" + v.slice(0, 8).map(function (x) { return x.toFixed(4); }).join(", ") +
+                                        (v.length > 8 ? ", \u2026" : "") + "]"));
+  }
+
+  // ---- start -----------------------------------------------------------------------------------
+
+  $("submit").disabled = true;
+  $("form").addEventListener("submit", run);
+  $("form").addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) run(e);
+  });
+  api("/info").then(setUp, function (err) {
+    $("model-line").textContent = "could not reach the server";
+    showError(err);
+  });
+})();
