@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hanformer.errors import ConfigError
-from hanformer.pipeline.recipe import FinetuneSection, Recipe
+from hanformer.pipeline.recipe import EvaluateSection, FinetuneSection, Recipe
 from hanformer.pipeline.stages import Stage, StageContext
 from hanformer.utils.config import config_to_dict, load_config
 from hanformer.utils.files import atomic_write_json
@@ -171,11 +171,11 @@ def tokenizer_stage(recipe: Recipe) -> Stage:
 
     def run(ctx: StageContext) -> dict[str, Any]:
         out = ctx.dir
-        train([str(f) for f in files], config, out)
+        train([str(f) for f in files], config, out, progress=False)
         return tokenizer_summary(out, sample)
 
     return Stage(key="tokenizer", title="train the WordPiece vocabulary", run=run,
-                 settings={"config": _settings_record(config), "stats_sample": [str(p) for p in sample]},
+                 settings={**_settings_record(config), "stats_sample": [str(p) for p in sample]},
                  inputs=[*files, *sample], outputs=[""], budget=sec.budget)
 
 
@@ -199,9 +199,8 @@ def tokenizer_summary(tokenizer_dir: Path, sample: list[Path]) -> dict[str, Any]
     texts = _sample_texts(sample)
     if texts:
         stats_fn = component("hanformer.tokenization.stats", "tokenizer_stats", "tokenizer")
-        stats = stats_fn(tokenizer, texts)
-        stats = stats if isinstance(stats, dict) else dataclasses.asdict(stats)
-        summary.update({k: v for k, v in stats.items() if k != "vocab_size" or "vocab_size" not in summary})
+        stats = dataclasses.asdict(stats_fn(tokenizer, texts=texts))
+        summary.update({k: v for k, v in stats.items() if k != "vocab_hash"})
         summary["sample"] = ", ".join(str(p) for p in sample)
         summary["examples"] = [{"text": t, "tokens": tokenizer.encode(t).tokens[1:-1]} for t in texts[:3]]
     return summary
@@ -243,18 +242,17 @@ def data_stage(recipe: Recipe) -> Stage:
     upstream, tok_dir = _tokenizer_source(recipe, sec.tokenizer)
     config_cls = component("hanformer.data.prepare", "PrepareConfig", "data")
     prepare = component("hanformer.data.prepare", "prepare_data", "data")
-    out_dir = recipe.run_dir / "data"
-    injected = {"input": [str(f) for f in files], "tokenizer": str(tok_dir), "out": str(out_dir)}
-    config = build_config(config_cls, sec.settings, injected, source, {"seed": recipe.run.seed})
+    config = build_config(config_cls, sec.settings, {}, source, {"seed": recipe.run.seed})
 
     def run(ctx: StageContext) -> dict[str, Any]:
-        result = prepare(config)
-        return _plain(result)
+        summary = prepare([str(f) for f in files], tok_dir, ctx.dir / "shards", config)
+        describe = component("hanformer.data.prepare", "describe", "data")
+        ctx.log(describe(summary))
+        return _plain(summary)
 
-    return Stage(key="data", title="tokenize the text into shards", run=run,
-                 settings=_settings_record(config, ("input", "tokenizer", "out")),
-                 inputs=files + ([tok_dir] if not upstream else []), upstream=upstream,
-                 outputs=[""], budget=sec.budget)
+    return Stage(key="data", title="split sentences and tokenize the text into shards", run=run,
+                 settings=_settings_record(config), inputs=files + ([tok_dir] if not upstream else []),
+                 upstream=upstream, outputs=["shards"], budget=sec.budget)
 
 
 def _plain(obj: Any) -> dict[str, Any]:
@@ -379,9 +377,10 @@ def evaluate_stage(recipe: Recipe) -> Stage:
             run_result: dict[str, Any] = {}
             if task.test:
                 report = evaluate(model_dir, task.task, task.test, batch_size=sec.batch_size,
+                                  max_examples=sec.max_examples, seed=recipe.run.seed,
                                   out=str(ctx.dir / f"{name}-{init}.json"), log=ctx.log)
                 run_result["test"] = _plain(report.get("metrics", {}))
-                run_result.update(_predictions(predict, model_dir, task, sec.examples, sec.batch_size, entry))
+                run_result.update(_predictions(predict, model_dir, task, sec, recipe.run.seed, entry))
             entry["runs"][init] = run_result
         atomic_write_json(ctx.dir / "results.json", {"tasks": results})
         return {name: {init: r.get("test", {}) for init, r in e["runs"].items()} for name, e in results.items()}
@@ -391,15 +390,18 @@ def evaluate_stage(recipe: Recipe) -> Stage:
                  outputs=["results.json"], budget=sec.budget)
 
 
-def _predictions(predict: Callable[..., Any], model_dir: Path, task: FinetuneSection, n_examples: int,
-                 batch_size: int, entry: dict[str, Any]) -> dict[str, Any]:
-    """Confusion matrix and example predictions (mistakes first) for classification tasks."""
+def _predictions(predict: Callable[..., Any], model_dir: Path, task: FinetuneSection, sec: EvaluateSection,
+                 seed: int, entry: dict[str, Any]) -> dict[str, Any]:
+    """Confusion matrix and example predictions (mistakes first) for classification tasks, on
+    the same examples `evaluate` scored."""
+    from hanformer.tasks.finetune import subsample
     from hanformer.tasks.registry import get_task
 
     spec = get_task(task.task)
     if spec.kind != "classification" or not task.test:
         return {}
-    examples = spec.read(task.test).examples
+    examples = subsample(spec.read(task.test).examples, sec.max_examples, seed)
+    n_examples, batch_size = sec.examples, sec.batch_size
     inputs = [e.text if e.text_pair is None else (e.text, e.text_pair) for e in examples]
     preds = predict(model_dir, inputs, batch_size=batch_size)
     labels = list(spec.labels or sorted({str(e.label) for e in examples}))
@@ -414,13 +416,14 @@ def _predictions(predict: Callable[..., Any], model_dir: Path, task: FinetuneSec
             matrix[index[gold]][index[label]] += 1
         rows.append({"text": ex.text, "text_pair": ex.text_pair, "gold": display.get(gold, gold),
                      "prediction": display.get(label, label), "probability": prob, "correct": gold == label})
-    wrong = [r for r in rows if not r["correct"]]
+    # Half mistakes (the most confident ones: the instructive kind), half right answers.
+    wrong = sorted((r for r in rows if not r["correct"]), key=lambda r: -(r["probability"] or 0))
     right = [r for r in rows if r["correct"]]
-    half = n_examples // 2
-    shown = wrong[:max(half, n_examples - len(right))] + right[:n_examples - min(len(wrong), max(half, n_examples - len(right)))]
+    n_wrong = min(len(wrong), max(n_examples // 2, n_examples - len(right)))
+    shown = wrong[:n_wrong] + right[:n_examples - n_wrong]
     entry["labels"] = [display.get(label, label) for label in labels]
     entry["n"] = len(examples)
-    return {"confusion": matrix, "examples": shown[:n_examples]}
+    return {"confusion": matrix, "examples": shown}
 
 
 def _label_names(task: str, labels: list[str]) -> dict[str, str]:

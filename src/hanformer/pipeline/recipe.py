@@ -99,6 +99,7 @@ class EvaluateSection:
 
     examples: int = setting(12, "example predictions kept per task for the report (mistakes first)")
     batch_size: int = setting(64, "batch size for scoring")
+    max_examples: int = setting(0, "score a seeded random subset of this many held-out examples (0: all)")
     budget: str | None = setting(None, "stated wall-clock budget for this stage")
 
 

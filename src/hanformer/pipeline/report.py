@@ -26,7 +26,7 @@ _NSP_KEYS = ("nsp_accuracy", "eval_nsp_accuracy", "nsp_acc")
 _PRIMARY_METRICS = ("accuracy", "entity_f1", "f1", "pearson", "exact_match", "spearman", "macro_f1")
 # Metrics where larger is better and that live in [0, 1] (shown as percentages).
 _FRACTION_METRICS = {"accuracy", "macro_f1", "f1", "entity_f1", "char_f1", "exact_match", "precision",
-                     "recall", "mlm_accuracy", "nsp_accuracy", "pearson", "spearman"}
+                     "recall", "mlm_accuracy", "nsp_accuracy"}
 _MAX_CURVE_POINTS = 400
 
 
@@ -228,7 +228,8 @@ p.lead { color: var(--muted); margin: 0 0 18px; }
 table { border-collapse: collapse; margin: 8px 0 12px; font-size: 14px; }
 th, td { border-bottom: 1px solid var(--line); padding: 5px 10px; text-align: left; vertical-align: top; }
 th { background: var(--bg); font-weight: 600; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.tag { white-space: nowrap; }
 .pre { color: var(--pre); font-weight: 600; } .scr { color: var(--scr); font-weight: 600; }
 .row { display: flex; flex-wrap: wrap; gap: 24px; align-items: flex-start; }
 .fig { margin: 8px 0 4px; overflow-x: auto; } .fig svg { max-width: 100%; height: auto; }
@@ -243,6 +244,11 @@ details summary { cursor: pointer; color: var(--muted); }
 """
 
 
+def _is_fraction(metric: str, *values: Any) -> bool:
+    """Shown as a percentage? Accuracy-like metrics in [0, 1] (QA's EM/F1 already come as 0-100)."""
+    return metric in _FRACTION_METRICS and all(abs(v) <= 1 for v in values if isinstance(v, (int, float)))
+
+
 def _e(x: Any) -> str:
     return html.escape(str(x), quote=True)
 
@@ -255,7 +261,7 @@ def _fmt(value: Any, metric: str = "") -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        if metric in _FRACTION_METRICS or metric.endswith(("accuracy", "_f1", "_rate")) and abs(value) <= 1:
+        if (metric in _FRACTION_METRICS or metric.endswith(("accuracy", "_f1", "_rate"))) and abs(value) <= 1:
             return f"{100 * value:.2f}%"
         if abs(value) >= 1000:
             return f"{value:,.0f}"
@@ -344,7 +350,7 @@ def _task_section(name: str, entry: dict[str, Any], comparison: dict[str, Any]) 
         diff = ""
         if len(inits) == 2 and all(isinstance(v, (int, float)) for v in vals):
             d = vals[0] - vals[1]
-            shown = f"{100 * d:+.2f} pts" if k in _FRACTION_METRICS else f"{d:+.4g}"
+            shown = f"{100 * d:+.2f} pts" if _is_fraction(k, *vals) else f"{d:+.4g}"
             diff = f'<span class="{"good" if d > 0 else "bad" if d < 0 else ""}">{shown}</span>'
         label = {"test": "held-out", "valid": "validation (best)"}[part]
         rows.append([f"{label}: {_e(k)}", *(_fmt(v, k) for v in vals), diff])
@@ -356,7 +362,7 @@ def _task_section(name: str, entry: dict[str, Any], comparison: dict[str, Any]) 
     comp = comparison.get(name)
     bars = {i: (runs[i].get("test") or runs[i].get("valid") or {}).get(comp["metric"]) for i in inits} if comp else {}
     if len(bars) == 2 and all(isinstance(v, (int, float)) for v in bars.values()):
-        svg = plots.bar_comparison(comp["metric"], bars, comp["metric"] in _FRACTION_METRICS)  # type: ignore[index]
+        svg = plots.bar_comparison(comp["metric"], bars, _is_fraction(comp["metric"], *bars.values()))  # type: ignore[index]
         table = f'<div class="row"><div>{table}</div><div class="fig">{svg}</div></div>'
     out.append(table)
 
@@ -373,7 +379,8 @@ def _task_section(name: str, entry: dict[str, Any], comparison: dict[str, Any]) 
     panels = [{"title": "training loss", "series": loss_series}]
     if eval_key:
         panels.append({"title": f"validation {eval_key}", "ylabel": eval_key,
-                       "percent": eval_key in _FRACTION_METRICS, "series": eval_series})
+                       "percent": _is_fraction(eval_key, *(v for s in eval_series for v in s["y"])),
+                       "series": eval_series})
     out.append("<h3>Fine-tuning curves</h3>")
     out.append(f'<div class="fig">{plots.line_panels(panels)}</div>')
 
@@ -412,7 +419,7 @@ def _headline(data: dict[str, Any]) -> str:
         sub = ""
         if gain is not None:
             cls = "good" if gain > 0 else "bad"
-            g = f"{100 * gain:+.1f} pts" if m in _FRACTION_METRICS else f"{gain:+.3f}"
+            g = f"{100 * gain:+.1f} pts" if _is_fraction(m, pre, scr) else f"{gain:+.3f}"
             sub = f'<div class="s">from scratch {_fmt(scr, m)} · <span class="{cls}">{g} from pretraining</span></div>'
         cards.append(f'<div class="card"><div class="k">{_e(name)} · {_e(m)} ({_e(comp["on"])})</div>'
                      f'<div class="v pre">{_fmt(pre, m)}</div>{sub}</div>')
@@ -421,7 +428,7 @@ def _headline(data: dict[str, Any]) -> str:
         vs = tok.get("vocab_size")
         unk = tok.get("unk_rate")
         cards.append(f'<div class="card"><div class="k">tokenizer</div><div class="v">{_fmt(vs)} pieces</div>'
-                     f'<div class="s">[UNK] rate {_fmt(unk, "unk_rate")} · {_fmt(tok.get("tokens_per_word"))} tokens/word</div></div>')
+                     f'<div class="s">[UNK] rate {_fmt(unk, "unk_rate")} · {_fmt(tok.get("tokens_per_eojeol"))} tokens/word</div></div>')
     total = sum(s.get("seconds") or 0 for s in data.get("stages", []) if s.get("action") != "skip")
     cards.append(f'<div class="card"><div class="k">this run</div><div class="v">{_seconds(total)}</div>'
                  f'<div class="s">{data["machine"].get("cpu_cores")} CPU cores · torch {_e(data["machine"].get("torch"))}</div></div>')
@@ -440,11 +447,14 @@ def _stages_table(stages: list[dict[str, Any]]) -> str:
 
 
 def _tokenizer_section(tok: dict[str, Any]) -> str:
-    labels = {"vocab_size": "vocabulary size", "unk_rate": "[UNK] rate", "tokens_per_word": "tokens per word (eojeol)",
-              "continuation_rate": "share of ## continuation pieces", "words": "words measured",
-              "tokens": "tokens measured", "sample": "measured on", "train_seconds": "training time (s)"}
-    rows = [[_e(labels.get(k, k.replace("_", " "))), _fmt(v, k)] for k, v in tok.items()
-            if not isinstance(v, (dict, list))]
+    labels = {"vocab_size": "vocabulary size", "unk_rate": "[UNK] rate (of all tokens)",
+              "eojeols_with_unk": "words (eojeol) containing [UNK]",
+              "tokens_per_eojeol": "tokens per word (eojeol)", "characters_per_token": "characters per token",
+              "hangul_tokens": "vocabulary entries with Hangul", "continuation_tokens": "## continuation entries",
+              "decomposes_hangul": "breaks Hangul into jamo", "morpheme_split": "morpheme-aware split (Kiwi)",
+              "lines": "lines measured", "eojeols": "words measured", "tokens": "tokens measured",
+              "sample": "measured on"}
+    rows = [[_e(label), _fmt(tok[k], k)] for k, label in labels.items() if k in tok]
     out = ["<h2>Tokenizer</h2>",
            '<p class="lead">A WordPiece vocabulary trained on the recipe\'s text. Hangul stays whole syllables; '
            "the [UNK] rate and tokens per word are measured on text the vocabulary was not trained on.</p>",

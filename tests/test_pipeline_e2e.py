@@ -1,0 +1,72 @@
+"""The main job end to end on a tiny recipe: every stage runs, the report and metrics are sane,
+and a second run skips everything."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from hanformer.cli.main import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_tiny_recipe_runs_every_stage_then_skips(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(REPO)  # the recipe's paths are relative to the repository root
+    out = tmp_path / "runs"
+    assert main(["run", "recipes/tiny.toml", "--out-dir", str(out)]) == 0
+    run_dir = out / "tiny"
+    report = run_dir / "report.html"
+    metrics_path = run_dir / "metrics.json"
+    assert report.is_file() and metrics_path.is_file()
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+
+    stages = [s["key"] for s in metrics["stages"]]
+    assert stages == ["tokenizer", "data", "pretrain", "finetune/nsmc/pretrained", "finetune/nsmc/scratch",
+                      "evaluate", "report"]
+    assert all(s["action"] == "run" for s in metrics["stages"])
+
+    tok = metrics["tokenizer"]
+    assert 100 <= tok["vocab_size"] <= 3000
+    assert 0.0 <= tok["unk_rate"] < 0.05  # NSMC reviews the vocabulary was not trained on
+    assert 1.0 <= tok["tokens_per_eojeol"] < 10
+
+    train_curve = metrics["pretrain"]["curves"]["train"]
+    assert train_curve and all(r["loss"] > 0 for r in train_curve)
+    assert any("lr" in r for r in train_curve)
+
+    nsmc = metrics["tasks"]["nsmc"]
+    assert set(nsmc["runs"]) == {"pretrained", "scratch"}
+    for init, run in nsmc["runs"].items():
+        acc = run["test"]["accuracy"]
+        assert 0.0 <= acc <= 1.0, init
+        matrix = run["confusion"]
+        assert sum(map(sum, matrix)) == nsmc["n"]  # every held-out review lands in one cell
+        # accuracy read back from the confusion matrix equals the evaluator's
+        assert abs((matrix[0][0] + matrix[1][1]) / nsmc["n"] - acc) < 1e-9
+        assert run["examples"] and {"text", "gold", "prediction", "correct"} <= set(run["examples"][0])
+    comp = metrics["comparison"]["nsmc"]
+    assert comp["metric"] == "accuracy" and comp["gain"] == pytest.approx(comp["pretrained"] - comp["scratch"])
+
+    att = metrics["attention"]
+    assert att["tokens"][0] == "[CLS]" and att["tokens"][-1] == "[SEP]"
+    for head in att["heads"]:
+        for row in head:
+            assert abs(sum(row) - 1) < 0.02  # attention rows are distributions (rounded to 4 places)
+
+    html = report.read_text(encoding="utf-8")
+    assert html.count("<svg") >= 4
+    assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', html)  # self-contained: nothing to fetch
+    assert "pretrained" in html and "scratch" in html and "Confusion matrix" in html
+
+    # Second run: everything is cached.
+    capsys.readouterr()
+    assert main(["run", "recipes/tiny.toml", "--out-dir", str(out)]) == 0
+    again = json.loads(metrics_path.read_text(encoding="utf-8"))
+    assert all(s["action"] == "skip" for s in again["stages"])
+    err = capsys.readouterr().err
+    assert "skip   pretrain" in err
