@@ -141,7 +141,12 @@ class BertConfig:
                               "(relative positions) is not supported; use 'absolute' or 'sinusoidal'")
         if "id2label" in data and data["id2label"] is not None:
             data["id2label"] = {int(k): v for k, v in data["id2label"].items()}
-        return load_config(cls, data, source)
+        try:
+            return load_config(cls, data, source)
+        except ConfigError as e:
+            if e.message.startswith("BertConfig: "):  # a value check: say which file it came from
+                raise ConfigError(f"{source}: {e.message[len('BertConfig: '):]}") from None
+            raise
 
     @classmethod
     def from_json_file(cls, path: str | Path) -> BertConfig:
