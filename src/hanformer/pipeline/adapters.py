@@ -283,23 +283,31 @@ def pretrain_stage(recipe: Recipe) -> Stage:
     config_cls = component("hanformer.training.pretrain", "PretrainConfig", "pretrain")
     pretrain = component("hanformer.training.pretrain", "pretrain", "pretrain")
     out_dir = recipe.run_dir / "pretrain"
-    injected = {"data": str(recipe.run_dir / "data"), "output_dir": str(out_dir),
-                "train.output_dir": str(out_dir)}
-    defaults: dict[str, Any] = {"seed": recipe.run.seed}
+    injected = {"data": str(recipe.run_dir / "data" / "shards"), "trainer.output_dir": str(out_dir)}
+    defaults: dict[str, Any] = {"trainer.seed": recipe.run.seed}
     if sec.budget:
-        defaults["max_time"] = sec.budget
+        defaults["trainer.max_time"] = sec.budget
     config = build_config(config_cls, sec.settings, injected, source, defaults)
 
     def run(ctx: StageContext) -> dict[str, Any]:
         result = pretrain(config, resume=ctx.resume)
         summary = _plain(result)
-        metrics = summary.pop("eval_metrics", {}) or {}
-        summary.update(metrics)
+        summary.update(summary.pop("eval_metrics", {}) or {})
+        rows = _read_jsonl(ctx.dir / "metrics.jsonl")
+        speeds = [r["tokens_per_s"] for r in rows if isinstance(r.get("tokens_per_s"), (int, float))]
+        if speeds:
+            summary["tokens_per_s"] = round(sum(speeds) / len(speeds))
         return {k: v for k, v in summary.items() if k not in ("output_dir", "checkpoint", "final_dir")}
 
     return Stage(key="pretrain", title="pretrain with masked-LM + next-sentence prediction", run=run,
-                 settings=_settings_record(config, ("data", "output_dir")), upstream={"data": ""},
+                 settings=_settings_record(config, ("data", "output_dir")), upstream={"data": "shards"},
                  outputs=["final", "final/config.json"], resumable=True, budget=sec.budget)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    from hanformer.pipeline.report import read_jsonl
+
+    return read_jsonl(path)
 
 
 # ----------------------------------------------------------------------------- finetune
@@ -331,7 +339,8 @@ def finetune_stages(recipe: Recipe, name: str, sec: FinetuneSection) -> list[Sta
         # pretrained model, so longer pretraining does not re-run it.
         up = dict(upstream)
         if up and init == "scratch":
-            up = {"pretrain": "final/config.json", "tokenizer": ""} if recipe.tokenizer else {"pretrain": "final/config.json"}
+            # The tokenizer comes from the [tokenizer] stage, or a folder copied into the shards.
+            up = {"pretrain": "final/config.json", **({"tokenizer": ""} if recipe.tokenizer else {"data": "shards"})}
         inputs = list(files) + ([model_dir] if not upstream else [])
         stages.append(Stage(
             key=f"finetune/{name}/{init}",

@@ -8,9 +8,11 @@ an SVG string, so the figures are easy to test and to reuse.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 # One colour per model initialisation, used in every figure so the reader learns it once.
@@ -26,6 +28,16 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+@contextlib.contextmanager
+def _drawing(**overrides: Any) -> Iterator[Any]:
+    """pyplot with the report's style. Text stays text in the SVG, so a missing Korean font on
+    the drawing machine only affects label measurement: its warnings are noise here."""
+    plt = _pyplot()
+    with plt.rc_context({**_style(), **overrides}), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        yield plt
 
 
 def _style() -> dict[str, Any]:
@@ -47,7 +59,9 @@ def _style() -> dict[str, Any]:
 def _svg(fig: Any) -> str:
     plt = _pyplot()
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        fig.savefig(buf, format="svg", bbox_inches="tight")
     plt.close(fig)
     text = buf.getvalue()
     # Drop the XML prolog and DOCTYPE: the SVG is inlined into HTML.
@@ -70,8 +84,7 @@ def line_panels(panels: list[dict[str, Any]], columns: int = 2, width: float = 9
     Each panel: {"title", "xlabel", "ylabel", "series": [{"label", "x", "y", "color"?, "style"?}],
     "percent"?: bool, "logy"?: bool}. Panels with no finite points say "no data".
     """
-    plt = _pyplot()
-    with plt.rc_context(_style()):
+    with _drawing() as plt:
         rows = max(1, math.ceil(len(panels) / columns))
         fig, axes = plt.subplots(rows, columns, figsize=(width, height * rows), squeeze=False)
         for i, ax in enumerate(axes.flat):
@@ -105,8 +118,7 @@ def line_panels(panels: list[dict[str, Any]], columns: int = 2, width: float = 9
 
 def confusion_matrices(labels: list[str], matrices: dict[str, list[list[int]]]) -> str:
     """Side-by-side confusion matrices (rows = gold, columns = predicted), one per model."""
-    plt = _pyplot()
-    with plt.rc_context({**_style(), "axes.grid": False}):
+    with _drawing(**{"axes.grid": False}) as plt:
         n = len(matrices)
         size = min(4.2, 1.6 + 0.45 * len(labels))
         fig, axes = plt.subplots(1, n, figsize=(size * n + 0.4, size), squeeze=False)
@@ -129,8 +141,7 @@ def confusion_matrices(labels: list[str], matrices: dict[str, list[list[int]]]) 
 
 def bar_comparison(metric: str, values: dict[str, float], percent: bool = True) -> str:
     """One bar per model (pretrained vs scratch) for the task's main held-out metric."""
-    plt = _pyplot()
-    with plt.rc_context(_style()):
+    with _drawing() as plt:
         fig, ax = plt.subplots(figsize=(1.3 + 1.1 * len(values), 2.4))
         names = list(values)
         ys = [100 * values[n] if percent else values[n] for n in names]
@@ -152,11 +163,10 @@ def attention_heads(tokens: list[str], layer_heads: list[list[list[float]]], lay
 
     `layer_heads[h][i][j]`: how much token i attends to token j in head h.
     """
-    plt = _pyplot()
     heads = len(layer_heads)
     seq = len(tokens)
     mean = [[sum(layer_heads[h][i][j] for h in range(heads)) / heads for j in range(seq)] for i in range(seq)]
-    with plt.rc_context({**_style(), "axes.grid": False}):
+    with _drawing(**{"axes.grid": False}) as plt:
         big = min(6.0, 1.8 + 0.26 * seq)
         cols = min(heads, 4)
         rows = math.ceil(heads / cols)
