@@ -415,7 +415,7 @@ class Trainer:
                     if grad_norm is not None:
                         metrics["grad_norm"] = float(grad_norm)
                     if peak:
-                        metrics["mfu"] = window_flops / dt / peak
+                        metrics["mfu"] = float(window_flops) / dt / peak
                     log.log("train", self.step, metrics)
                     bar.update(self.step, metrics, now - start)
                     window_start, window_tokens, window_flops, window_steps = now, 0.0, 0.0, 0

@@ -1,0 +1,230 @@
+"""`prepare_data`: raw text -> sentences -> token ids -> shards (train + held-out valid).
+
+Documents are read with `hanformer.data.readers`, split into sentences (see `sentences.py`;
+with `workers > 1` in a process pool, which pays off for the Kiwi splitter), tokenized in
+batches by the `tokenizers` engine (parallel in Rust) and appended to the shard files. Which
+documents are held out depends only on their content and the seed (a hash of title and first
+line), so the split survives reordering or adding input files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import multiprocessing
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from hanformer.data.readers import Document, expand_paths, iter_documents
+from hanformer.data.sentences import get_splitter, split_document
+from hanformer.data.shards import FORMAT, FORMAT_VERSION, ShardWriter, token_dtype
+from hanformer.errors import ConfigError, InputError
+from hanformer.utils.config import config_to_dict, setting
+from hanformer.utils.files import atomic_write_json
+
+# Whitespace code points that separate words (eojeol) in running text.
+_SPACES = np.array([9, 10, 11, 12, 13, 32, 0x85, 0xA0, 0x1680, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000]
+                   + list(range(0x2000, 0x200B)), dtype=np.uint32)
+
+
+@dataclasses.dataclass
+class PrepareConfig:
+    format: Literal["auto", "text", "wiki", "jsonl", "tsv"] = setting(
+        "auto", "input format: plain text (blank line between documents), wiki-extractor <doc>, JSON lines, TSV")
+    text_fields: list[str] = setting(["text"], "JSON-lines fields / TSV columns holding the text")
+    splitter: Literal["rules", "kiwi", "lines"] = setting(
+        "rules", "sentence splitter: fast rules (Korean + English), Kiwi (Korean morphology; slower), "
+        "or one sentence per line")
+    valid_fraction: float = setting(0.01, "share of documents held out for evaluation (at least one)")
+    seed: int = setting(0, "seed of the held-out selection")
+    max_documents: int = setting(0, "stop after this many documents (0: all)")
+    include_titles: bool = setting(False, "keep document titles as a first sentence")
+    batch_documents: int = setting(512, "documents tokenized per batch")
+    workers: int = setting(1, "processes for sentence splitting (worth it for --splitter kiwi)")
+    progress: bool = setting(True, "show a progress bar")
+
+    def validate(self) -> None:
+        if not 0.0 < self.valid_fraction < 1.0:
+            raise ConfigError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
+        if self.batch_documents < 1 or self.workers < 1 or self.max_documents < 0:
+            raise ConfigError("batch_documents and workers must be >= 1, max_documents >= 0")
+
+
+def held_out(doc: Document, seed: int, fraction: float) -> bool:
+    key = f"{seed}\0{doc.title or ''}\0{doc.lines[0] if doc.lines else ''}".encode()
+    u = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") / 2**64
+    return u < fraction
+
+
+def _documents(paths: list[Path], cfg: PrepareConfig) -> Iterator[Document]:
+    n = 0
+    for p in paths:
+        for doc in iter_documents(p, cfg.format, cfg.text_fields):
+            yield doc
+            n += 1
+            if cfg.max_documents and n >= cfg.max_documents:
+                return
+
+
+def _chunks(docs: Iterable[Document], size: int) -> Iterator[list[Document]]:
+    chunk: list[Document] = []
+    for d in docs:
+        chunk.append(d)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+_worker_splitter = None
+
+
+def _init_worker(name: str) -> None:
+    global _worker_splitter  # one splitter per worker process (Kiwi loads once)
+    _worker_splitter = get_splitter(name)
+
+
+def _split_in_worker(lines: list[str]) -> list[str]:
+    return split_document(lines, _worker_splitter)  # type: ignore[arg-type]
+
+
+def encode_sentences(backend: Any, sentences: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Token ids and word-start flags of each sentence (a token starts a word when it is the
+    first of the sentence or follows whitespace in the text)."""
+    if not sentences:
+        return []
+    encs = backend.encode_batch(sentences, add_special_tokens=False)
+    joined = "\n".join(sentences)
+    codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+    after_space = np.ones(len(codes) + 1, dtype=bool)
+    after_space[1:] = np.isin(codes, _SPACES)
+    out = []
+    base = 0
+    for sent, enc in zip(sentences, encs):
+        ids = np.asarray(enc.ids, dtype=np.int64)
+        if len(ids):
+            starts = np.fromiter((o[0] for o in enc.offsets), dtype=np.int64, count=len(ids))
+            ws = after_space[base + starts]
+            ws[starts == 0] = True
+        else:
+            ws = np.zeros(0, dtype=bool)
+        out.append((ids, ws))
+        base += len(sent) + 1
+    return out
+
+
+def prepare_data(files: str | Path | Iterable[str | Path], tokenizer_dir: str | Path, out_dir: str | Path,
+                 config: PrepareConfig | None = None) -> dict[str, Any]:
+    """Tokenize `files` (files or folders) with the tokenizer in `tokenizer_dir` into shards in
+    `out_dir` (replaced atomically when it already holds shards). Returns a summary dict."""
+    from tqdm.auto import tqdm
+
+    from hanformer.tokenization.tokenizer import Tokenizer
+
+    cfg = config or PrepareConfig()
+    cfg.validate()
+    paths = expand_paths(files)
+    tokenizer = Tokenizer.from_pretrained(tokenizer_dir)
+    out = Path(out_dir)
+    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / "meta.json").is_file())):
+        raise InputError(f"output {out} exists and is not a shard directory; choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    started = time.perf_counter()
+    try:
+        writers = {s: ShardWriter(tmp / s, tokenizer.vocab_size) for s in ("train", "valid")}
+        backend = tokenizer.backend
+        pool = None
+        splitter = get_splitter(cfg.splitter) if cfg.workers == 1 else None
+        if cfg.workers > 1:
+            pool = multiprocessing.get_context("spawn").Pool(cfg.workers, _init_worker, (cfg.splitter,))
+        bar = tqdm(unit="doc", desc="prepare", disable=not cfg.progress, dynamic_ncols=True)
+        pending: list[tuple[np.ndarray, np.ndarray]] | None = None  # the last train doc, written late
+        n_read = n_tokens = 0
+        try:
+            for chunk in _chunks(_documents(paths, cfg), cfg.batch_documents):
+                bodies = [([d.title] if cfg.include_titles and d.title else []) + d.lines for d in chunk]
+                if pool is not None:
+                    sentences = pool.map(_split_in_worker, bodies, chunksize=max(1, len(bodies) // (4 * cfg.workers)))
+                else:
+                    sentences = [split_document(b, splitter) for b in bodies]  # type: ignore[arg-type]
+                flat = [s for doc in sentences for s in doc]
+                encoded = encode_sentences(backend, flat)
+                pos = 0
+                for doc, sents in zip(chunk, sentences):
+                    enc = [e for e in encoded[pos:pos + len(sents)] if len(e[0])]
+                    pos += len(sents)
+                    if not enc:
+                        continue
+                    n_tokens += sum(len(e[0]) for e in enc)
+                    if held_out(doc, cfg.seed, cfg.valid_fraction):
+                        writers["valid"].add_document(enc)
+                    else:
+                        if pending is not None:
+                            writers["train"].add_document(pending)
+                        pending = enc
+                n_read += len(chunk)
+                bar.update(len(chunk))
+                bar.set_postfix(tokens=f"{n_tokens:,}", refresh=False)
+        finally:
+            bar.close()
+            if pool is not None:
+                pool.close()
+                pool.join()
+        if pending is not None:
+            # Guarantee a held-out document even for tiny corpora.
+            target = "valid" if writers["valid"].n_documents == 0 and writers["train"].n_documents > 0 else "train"
+            writers[target].add_document(pending)
+        counts = {s: w.close() for s, w in writers.items()}
+        total_docs = counts["train"]["documents"] + counts["valid"]["documents"]
+        if counts["train"]["documents"] < 1 or counts["valid"]["documents"] < 1:
+            raise InputError(
+                f"corpus too small: {n_read} documents read, {total_docs} with text, {n_tokens} tokens in "
+                f"{', '.join(map(str, paths))}; pretraining needs at least 2 documents (one is held out "
+                f"for evaluation), and in practice thousands")
+        train_tokens = np.memmap(tmp / "train" / "tokens.bin", dtype=token_dtype(tokenizer.vocab_size), mode="r")
+        counts_arr = np.bincount(train_tokens, minlength=tokenizer.vocab_size).astype(np.int64)
+        del train_tokens
+        np.save(tmp / "token_counts.npy", counts_arr)
+        tokenizer.save_pretrained(tmp / "tokenizer")
+        elapsed = time.perf_counter() - started
+        meta = {
+            "format": FORMAT, "format_version": FORMAT_VERSION,
+            "vocab_hash": tokenizer.vocab_hash, "vocab_size": tokenizer.vocab_size,
+            "dtype": token_dtype(tokenizer.vocab_size).name,
+            "special_ids": {"pad": tokenizer.pad_token_id, "unk": tokenizer.unk_token_id,
+                            "cls": tokenizer.cls_token_id, "sep": tokenizer.sep_token_id,
+                            "mask": tokenizer.mask_token_id},
+            "all_special_ids": tokenizer.all_special_ids,
+            "splits": counts, "documents_read": n_read,
+            "inputs": [str(p) for p in paths], "config": config_to_dict(cfg),
+            "seconds": round(elapsed, 2),
+        }
+        atomic_write_json(tmp / "meta.json", meta)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {"out_dir": str(out), "documents_read": n_read, "splits": counts, "seconds": round(elapsed, 2),
+            "tokens_per_s": round(n_tokens / max(elapsed, 1e-9))}
+
+
+def describe(summary: dict[str, Any]) -> str:
+    s = summary["splits"]
+    return (f"wrote {summary['out_dir']}: train {s['train']['documents']:,} documents / "
+            f"{s['train']['sentences']:,} sentences / {s['train']['tokens']:,} tokens; held out "
+            f"{s['valid']['documents']:,} documents / {s['valid']['tokens']:,} tokens "
+            f"({summary['seconds']} s, {summary['tokens_per_s']:,} tokens/s)")
+
+
+__all__ = ["PrepareConfig", "describe", "prepare_data"]

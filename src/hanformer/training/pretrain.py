@@ -1,0 +1,206 @@
+"""`pretrain`: train a model from scratch (or continue one) on token shards.
+
+The objective decides the model, the batches and the evaluation; everything else (optimizer,
+schedule, precision, checkpoints, DDP, progress) is the shared `Trainer`. Objectives register
+in `OBJECTIVES` as "module:function" so a new one (e.g. a causal LM on the same shards) is one
+line here plus a builder function `build(config, shards, tokenizer, dist) -> ObjectiveParts`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from hanformer.errors import ConfigError
+from hanformer.training.config import TrainerConfig
+from hanformer.utils.config import setting
+
+# objective name -> "module:function" returning ObjectiveParts
+OBJECTIVES: dict[str, str] = {
+    "mlm_nsp": "hanformer.training.pretrain:build_mlm_nsp",
+    "clm": "hanformer.generation.pretrain:build_clm",
+}
+
+
+@dataclasses.dataclass
+class PretrainConfig:
+    data: str = setting("", "shard directory made by `hanformer data prepare`")
+    objective: Literal["mlm_nsp", "clm"] = setting(
+        "mlm_nsp", "mlm_nsp: BERT masked LM + next sentence prediction; clm: causal LM (GPT)")
+    model: str = setting("mini", "model size preset: tiny, mini, small, medium, base, large")
+    model_config: dict = setting({}, "model settings overriding the preset (TOML table, config.json names)")
+    init_from: str | None = setting(None, "start from this checkpoint directory instead of random weights")
+    tokenizer: str | None = setting(None, "tokenizer directory to check against the shards' vocab_hash "
+                                    "(default: the copy stored with the shards)")
+    seq_len: int = setting(128, "maximum sequence length in tokens")
+    batch_size: int = setting(32, "sequences per micro-batch per process (global batch = "
+                              "batch-size x grad-accum x processes)")
+    short_seq_prob: float = setting(0.1, "probability of a shorter target length for an instance (BERT)")
+    mask_prob: float = setting(0.15, "share of tokens chosen for masked-LM prediction")
+    mask_token_prob: float = setting(0.8, "of the chosen tokens: replaced by [MASK]")
+    random_token_prob: float = setting(0.1, "of the chosen tokens: replaced by a random token (rest unchanged)")
+    max_predictions: int = setting(0, "cap on masked tokens per sequence (0: none)")
+    whole_word_masking: bool = setting(False, "mask all pieces of a word (Korean: an eojeol) together")
+    dropout: float | None = setting(None, "override the preset's dropout (hidden and attention)")
+    eval_batches: int = setting(20, "held-out batches per evaluation (0: all)")
+    prefetch: int = setting(2, "batches built ahead in a background thread (0: off)")
+    trainer: TrainerConfig = dataclasses.field(
+        default_factory=lambda: TrainerConfig(output_dir="runs/pretrain"),
+        metadata={"help": "the training loop ([trainer] table)"})
+
+    def validate(self) -> None:
+        if not self.data:
+            raise ConfigError("pretraining needs data: give --data SHARD_DIR (or `data = ...` in the TOML)")
+        if self.seq_len < 8:
+            raise ConfigError(f"seq_len must be >= 8, got {self.seq_len}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not 0.0 < self.mask_prob < 1.0:
+            raise ConfigError(f"mask_prob must be in (0, 1), got {self.mask_prob}")
+        if self.mask_token_prob + self.random_token_prob > 1.0 or min(self.mask_token_prob, self.random_token_prob) < 0:
+            raise ConfigError("mask_token_prob + random_token_prob must be within [0, 1]")
+        if not 0.0 <= self.short_seq_prob <= 1.0:
+            raise ConfigError(f"short_seq_prob must be in [0, 1], got {self.short_seq_prob}")
+
+
+@dataclasses.dataclass
+class ObjectiveParts:
+    model: Any                                  # nn.Module with .loss
+    train_batches: Any                          # BatchSource
+    eval_fn: Callable[[Any], dict[str, float]] | None
+    flops_fn: Callable[[dict], Any] | None = None
+
+
+def get_objective(name: str) -> Callable[..., ObjectiveParts]:
+    target = OBJECTIVES.get(name)
+    if target is None:
+        raise ConfigError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")
+    module, func = target.split(":")
+    try:
+        return getattr(importlib.import_module(module), func)
+    except (ImportError, AttributeError):
+        raise ConfigError(f"objective {name!r} is not available in this version ({target} missing)") from None
+
+
+# --------------------------------------------------------------------------- masked LM + NSP
+def build_mlm_nsp(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -> ObjectiveParts:
+    import torch
+
+    from hanformer.data.batches import BatchStream, NSPBatches, iter_eval_batches, require_batches
+    from hanformer.data.masking import Masker, MaskingSpec
+    from hanformer.models.config import BertConfig
+    from hanformer.models.heads import BertForPreTraining
+
+    sp = shards.special_ids
+    if cfg.init_from:
+        model = BertForPreTraining.from_pretrained(cfg.init_from)
+        if model.config.vocab_size != shards.vocab_size:
+            raise ConfigError(f"{cfg.init_from}: the model has {model.config.vocab_size} token ids but the "
+                              f"shards' tokenizer has {shards.vocab_size}; use matching data")
+    else:
+        overrides: dict[str, Any] = {"vocab_size": shards.vocab_size, "pad_token_id": sp["pad"],
+                                     "max_position_embeddings": max(512, cfg.seq_len)}
+        if cfg.dropout is not None:
+            overrides.update(hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout)
+        overrides.update(cfg.model_config)
+        model = BertForPreTraining(BertConfig.preset(cfg.model, **overrides))
+    if model.config.max_position_embeddings < cfg.seq_len:
+        raise ConfigError(f"seq_len {cfg.seq_len} exceeds the model's max_position_embeddings "
+                          f"{model.config.max_position_embeddings}")
+    spec = MaskingSpec(cfg.mask_prob, cfg.mask_token_prob, cfg.random_token_prob, cfg.max_predictions,
+                       cfg.whole_word_masking)
+    masker = Masker(spec, shards.vocab_size, sp["mask"], shards.meta.get("all_special_ids", list(sp.values())))
+    seed = cfg.trainer.seed
+
+    def builder(split: Any, split_seed: int, name: str) -> NSPBatches:
+        return NSPBatches(split, seq_len=cfg.seq_len, batch_size=cfg.batch_size, short_seq_prob=cfg.short_seq_prob,
+                          masker=masker, special_ids=sp, seed=split_seed, name=name)
+
+    train = BatchStream(builder(shards.train, seed, "train"), rank=dist.rank, world_size=dist.world_size,
+                        prefetch=cfg.prefetch, what="training")
+    valid = builder(shards.valid, 1234, "valid")
+    require_batches(valid, 1, "held-out (valid)")
+    counts = shards.token_counts()
+    top_id = int(counts.argmax())
+    eval_set: list[dict] | None = None
+
+    def evaluate(m: Any) -> dict[str, float]:
+        nonlocal eval_set
+        if eval_set is None:  # same batches and masks at every evaluation
+            eval_set = list(iter_eval_batches(valid, cfg.eval_batches))
+        device = next(m.parameters()).device
+        mlm_loss = mlm_correct = mlm_n = nsp_correct = nsp_n = unigram = 0.0
+        for batch in eval_set:
+            b = {k: v.to(device) for k, v in batch.items()}
+            out = m(**b)
+            labels = b["labels"][b["labels"] != -100]
+            logits = out.prediction_logits.float()
+            if logits.dim() == 3:  # a model that projects every position
+                logits = logits[b["labels"] != -100]
+            mlm_loss += float(torch.nn.functional.cross_entropy(logits, labels, reduction="sum"))
+            mlm_correct += float((logits.argmax(-1) == labels).sum())
+            unigram += float((labels == top_id).sum())
+            mlm_n += labels.numel()
+            nsp = out.seq_relationship_logits.argmax(-1)
+            nsp_correct += float((nsp == b["next_sentence_label"]).sum())
+            nsp_n += nsp.numel()
+        mean = mlm_loss / max(mlm_n, 1)
+        return {"mlm_accuracy": mlm_correct / max(mlm_n, 1), "mlm_loss": mean,
+                "perplexity": math.exp(min(mean, 50.0)), "nsp_accuracy": nsp_correct / max(nsp_n, 1),
+                "unigram_accuracy": unigram / max(mlm_n, 1), "masked_tokens": int(mlm_n)}
+
+    c = model.config
+    n_layer_params = sum(p.numel() for n, p in model.named_parameters()
+                         if "embeddings" not in n and not n.startswith(("mlm.", "nsp.")))
+    head_params = c.hidden_size * c.hidden_size + c.hidden_size * c.vocab_size
+
+    def flops(batch: dict) -> Any:
+        """Useful work only: the encoder on real tokens, attention over real lengths, the
+        masked-LM head on masked tokens (forward + backward = 3 x forward = 6 x params)."""
+        lengths = batch["attention_mask"].sum(1)
+        tokens = lengths.sum()
+        masked = (batch["labels"] != -100).sum()
+        attention = 12 * c.num_hidden_layers * c.hidden_size * (lengths * lengths).sum()
+        return 6 * n_layer_params * tokens + 6 * head_params * masked + attention
+
+    return ObjectiveParts(model=model, train_batches=train, eval_fn=evaluate, flops_fn=flops)
+
+
+# --------------------------------------------------------------------------- entry point
+def pretrain(config: PretrainConfig, resume: str | bool | None = None) -> Any:
+    """Pretrain on `config.data`; returns the Trainer's TrainResult. The final model (with the
+    tokenizer files) is in OUTPUT_DIR/final, loadable with `from_pretrained`."""
+    from hanformer.data.shards import ShardSet
+    from hanformer.tokenization.tokenizer import Tokenizer
+    from hanformer.training.distributed import env_dist_info
+    from hanformer.training.trainer import Trainer, seed_everything
+
+    config.validate()
+    shards = ShardSet(config.data)
+    tokenizer = Tokenizer.from_pretrained(config.tokenizer or shards.tokenizer_dir)
+    shards.check_tokenizer(tokenizer.vocab_hash, f"tokenizer {config.tokenizer or shards.tokenizer_dir}")
+    dist = env_dist_info()
+    seed_everything(config.trainer.seed)
+    parts = get_objective(config.objective)(config, shards, tokenizer, dist)
+
+    def export(model: Any, directory: Path) -> None:
+        model.save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
+
+    trainer = Trainer(parts.model, config.trainer, parts.train_batches, parts.eval_fn,
+                      export_fn=export, flops_fn=parts.flops_fn, dist_info=dist)
+    if dist.is_main:
+        from hanformer.utils.config import config_to_dict
+        from hanformer.utils.files import atomic_write_json
+
+        atomic_write_json(Path(config.trainer.output_dir) / "pretrain_config.json", config_to_dict(config))
+    try:
+        return trainer.train(resume=resume)
+    finally:
+        close = getattr(parts.train_batches, "close", None)
+        if close:
+            close()
