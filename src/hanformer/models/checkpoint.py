@@ -321,6 +321,14 @@ def _tensor_shapes(directory: Path) -> dict[str, tuple[tuple[int, ...], str]]:
     return out
 
 
+def _model_type(directory: Path) -> str | None:
+    """config.json's model_type, or None when it cannot be read (the BERT path reports why)."""
+    try:
+        return json.loads((directory / "config.json").read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def load_model(directory: str | Path, architecture: str | None = None, *, dtype: torch.dtype | None = None,
                **config_overrides: Any) -> BertPreTrainedModel:
     """Load a checkpoint as the class named in its config.json `architectures` (or `architecture`).
@@ -330,6 +338,15 @@ def load_model(directory: str | Path, architecture: str | None = None, *, dtype:
     from hanformer.models.heads import ARCHITECTURES
 
     d = _require_dir(directory)
+    if _model_type(d) == "gpt2":  # decoder-only checkpoints: models/gpt.py
+        from hanformer.models.gpt import GPT_ARCHITECTURES, GPTConfig
+
+        gpt_config = GPTConfig.from_pretrained(d)
+        gpt_name = architecture or (gpt_config.architectures[0] if gpt_config.architectures else "GPT2LMHeadModel")
+        if gpt_name not in GPT_ARCHITECTURES:
+            raise CheckpointError(f"{d}: architecture {gpt_name!r} is not supported; choose one of "
+                                  f"{', '.join(GPT_ARCHITECTURES)}")
+        return GPT_ARCHITECTURES[gpt_name].from_pretrained(d, dtype=dtype, **config_overrides)  # type: ignore[return-value]
     config = BertConfig.from_pretrained(d)
     name = architecture or (config.architectures[0] if config.architectures else None)
     if name is None:
