@@ -31,6 +31,13 @@ _EXPORTS: dict[str, str] = {
     "inspect_checkpoint": "hanformer.models.checkpoint",
     "convert_checkpoint": "hanformer.models.checkpoint",
     "embed": "hanformer.models.embedding",
+    # pretraining data and training
+    "PrepareConfig": "hanformer.data.prepare",
+    "prepare_data": "hanformer.data.prepare",
+    "PretrainConfig": "hanformer.training.pretrain",
+    "pretrain": "hanformer.training.pretrain",
+    "Trainer": "hanformer.training.trainer",
+    "TrainerConfig": "hanformer.training.config",
 }
 
 
