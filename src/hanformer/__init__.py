@@ -19,6 +19,8 @@ _EXPORTS: dict[str, str] = {
     "Encoding": "hanformer.tokenization.tokenizer",
     "TokenizerConfig": "hanformer.tokenization.config",
     "train_tokenizer": "hanformer.tokenization.trainer",
+    "tokenizer_stats": "hanformer.tokenization.stats",
+    "TokenizerStats": "hanformer.tokenization.stats",
     # models
     "BertConfig": "hanformer.models.config",
     "BertModel": "hanformer.models.bert",

@@ -359,6 +359,12 @@ class Tokenizer:
         })
 
     @property
+    def settings(self) -> dict[str, Any]:
+        """hanformer's own record in tokenizer_config.json: the training config and facts
+        (files, bytes, lines, seconds) for trained tokenizers; empty for foreign ones."""
+        return dict(self._settings)
+
+    @property
     def backend(self) -> tokenizers.Tokenizer:
         """The `tokenizers.Tokenizer` that does the work (with Kiwi attached when enabled)."""
         return self._backend
