@@ -36,9 +36,13 @@ class PieceEncoder:
         from tokenizers import Tokenizer as Engine
 
         backend = getattr(tokenizer, "backend", tokenizer)
-        self.engine = Engine.from_str(backend.to_str())
-        self.engine.no_truncation()
-        self.engine.no_padding()
+        if backend.truncation is not None or backend.padding is not None:
+            # Copy rather than change the caller's engine. (Ours never truncates or pads by
+            # itself, and may carry a Python pre-tokenizer that cannot be copied this way.)
+            backend = Engine.from_str(backend.to_str())
+            backend.no_truncation()
+            backend.no_padding()
+        self.engine = backend
 
         def special(name: str, token: str) -> int:
             value = getattr(tokenizer, name, None)
