@@ -1,0 +1,43 @@
+"""A small deterministic Korean/English corpus and tokenizer for pretraining tests."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+KO = ("서울 부산 대한민국 역사 문화 과학 기술 학교 학생 선생님 도서관 음악 영화 사람 나라 도시 바다 "
+      "산 강 마을 시장 회사 정부 대통령 선거 경제 사회 언어 문학 철학 수학 물리 화학 생물 "
+      "컴퓨터 인터넷 전화 자동차 기차 비행기 공항 병원 의사 환자 음식 김치 바람 하늘").split()
+SUFFIX = ["은", "는", "이", "가", "을", "를", "에서", "으로", "의", "와", ""]
+VERBS = ["있다", "했다", "되었다", "만들었다", "좋아한다", "시작되었다", "발표했다", "이어졌다"]
+EN = "the city has a long history of music film science and language in the old town by the sea".split()
+
+
+def sentence(rng: random.Random) -> str:
+    if rng.random() < 0.2:
+        words = [rng.choice(EN) for _ in range(rng.randint(4, 10))]
+        return " ".join(words).capitalize() + "."
+    words = [rng.choice(KO) + rng.choice(SUFFIX) for _ in range(rng.randint(3, 9))]
+    return " ".join(words) + " " + rng.choice(VERBS) + "."
+
+
+def write_corpus(path: Path, n_docs: int = 60, seed: int = 0) -> Path:
+    """Wiki-extractor style <doc> blocks; paragraphs of 1-4 sentences."""
+    rng = random.Random(seed)
+    lines = []
+    for d in range(n_docs):
+        lines.append(f'<doc id="{d}" url="x" title="문서 {d}">')
+        lines.append(f"문서 {d}")
+        for _ in range(rng.randint(3, 8)):
+            lines.append(" ".join(sentence(rng) for _ in range(rng.randint(1, 4))))
+        lines.append("</doc>")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def make_tokenizer(corpus: Path, out: Path, vocab_size: int = 600) -> Path:
+    from hanformer.tokenization.config import TokenizerConfig
+    from hanformer.tokenization.trainer import train_tokenizer
+
+    train_tokenizer([corpus], TokenizerConfig(vocab_size=vocab_size, min_frequency=1), out, progress=False)
+    return out
