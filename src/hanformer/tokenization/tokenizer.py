@@ -292,7 +292,7 @@ class Tokenizer:
                               "to get tensors, or return_tensors=None for lists")
         import numpy as np
 
-        arrays = {k: np.asarray(v, dtype=np.int64).reshape(len(encs), -1) for k, v in out.items()}
+        arrays = {k: np.asarray(v, dtype=np.int64) for k, v in out.items()}
         if return_tensors == "np":
             return arrays
         if return_tensors != "pt":

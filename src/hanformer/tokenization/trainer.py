@@ -72,6 +72,7 @@ def train_tokenizer(
             f"plus {len(config.special_tokens)} special tokens; raise --vocab-size above {len(vocab)} "
             f"or lower --limit-alphabet"
         )
+    vocab = _canonical_ids(vocab, config.special_tokens)
     seconds = time.perf_counter() - started
     training = {"files": [p.name for p in paths], "bytes": total_bytes, "lines": counter["lines"],
                 "seconds": round(seconds, 2)}
@@ -79,6 +80,19 @@ def train_tokenizer(
     if out_dir is not None:
         tokenizer.save_pretrained(Path(out_dir))
     return tokenizer
+
+
+def _canonical_ids(vocab: dict[str, int], specials: list[str]) -> dict[str, int]:
+    """Renumber the vocabulary in a fixed order: special tokens, characters, ##characters, then
+    longer pieces by text. The engine numbers tokens in hash-map order, which changes from run
+    to run; WordPiece only matches strings, so a canonical numbering loses nothing and makes the
+    same vocabulary always get the same ids."""
+    def key(token: str) -> tuple[bool, bool, str]:
+        body = token.removeprefix(CONTINUATION_PREFIX)
+        return len(body) > 1, token.startswith(CONTINUATION_PREFIX), body
+
+    rest = sorted((t for t in vocab if t not in specials), key=key)
+    return {t: i for i, t in enumerate([*specials, *rest])}
 
 
 def _counted(lines: Iterable[str], counter: dict[str, int], total_bytes: int, progress: bool) -> Iterator[str]:
