@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 import torch
+
 from _live_server import live_server
 from _tiny_checkpoints import make_checkpoint, make_tokenizer
-
 from hanformer.serving.app import create_app
 from hanformer.serving.config import ServeConfig
 

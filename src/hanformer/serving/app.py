@@ -284,4 +284,9 @@ def serve(model_dir: str | Path, config: ServeConfig | None = None) -> None:
     print(f"hanformer: serving {Path(model_dir).name} ({app.state.engine.task}) at http://{host}:{port}/",
           flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level=cfg.log_level))
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        # uvicorn shuts down gracefully on Ctrl-C, then re-raises it; stopping is what was asked.
+        pass
+    print("hanformer: server stopped", flush=True)

@@ -55,6 +55,13 @@
     return node;
   }
 
+  function formatCount(n) {
+    if (n >= 1e9) return (n / 1e9).toFixed(1) + "B";
+    if (n >= 1e6) return (n / 1e6).toFixed(1) + "M";
+    if (n >= 1e3) return Math.round(n / 1e3) + "K";
+    return String(n);
+  }
+
   function percent(x) { return (100 * x).toFixed(1) + "%"; }
 
   function bar(label, score, best) {
@@ -81,7 +88,7 @@
     var cfg = info.config || {};
     line.appendChild(el("span", "dim", (cfg.num_hidden_layers || "?") + " layers \u00b7 " +
                         (cfg.num_attention_heads || "?") + " heads \u00b7 " +
-                        (info.parameters / 1e6).toFixed(1) + "M parameters"));
+                        formatCount(info.parameters) + " parameters"));
 
     $("form-title").textContent = form.title;
     $("text-label").textContent = form.text;
@@ -128,14 +135,19 @@
     var started = performance.now();
     var prediction = predictRequest(text, pair).then(function (data) {
       showPrediction(data, text, pair);
-    }, showError);
+    }).catch(function (err) {
+      $("prediction-card").hidden = true;
+      showError(err);
+    });
     var attention = api("/api/attention", attentionBody).then(showAttention, function (err) {
       $("attention-card").hidden = true;
       showError(err);
     });
-    return Promise.all([prediction, attention]).then(function () {
+    return Promise.all([prediction, attention]).catch(showError).then(function () {
       $("submit").disabled = false;
-      $("status").textContent = "Done in " + Math.round(performance.now() - started) + " ms";
+      if ($("error").hidden) {
+        $("status").textContent = "Done in " + Math.round(performance.now() - started) + " ms";
+      }
     });
   }
 
@@ -167,17 +179,18 @@
   }
 
   function renderClassification(box, r) {
-    if (r.label === undefined) {
-      box.appendChild(el("div", "headline", "Score " + (r.score !== undefined ? r.score.toFixed(4) : r.scores.join(", "))));
+    if (r.label === undefined) {  // a regression head
+      box.appendChild(el("div", "headline", "Score " + r.score.toFixed(4)));
       return;
     }
     var head = el("div", "headline");
     head.appendChild(el("span", "label-pill", r.label));
-    head.appendChild(el("span", "dim", percent(r.score)));
+    head.appendChild(el("span", "dim", percent(r.probability)));
     box.appendChild(head);
     var bars = el("div", "bars");
-    Object.keys(r.scores).sort(function (a, b) { return r.scores[b] - r.scores[a]; }).forEach(function (name) {
-      bars.appendChild(bar(name, r.scores[name], name === r.label));
+    var p = r.probabilities;
+    Object.keys(p).sort(function (a, b) { return p[b] - p[a]; }).forEach(function (name) {
+      bars.appendChild(bar(name, p[name], name === r.label));
     });
     box.appendChild(bars);
   }
@@ -197,37 +210,30 @@
       mark.style.background = entityColour(ent.type);
       mark.appendChild(document.createTextNode(text.slice(ent.start, ent.end)));
       mark.appendChild(el("span", "entity-type", ent.type));
-      mark.title = ent.type + " \u00b7 " + percent(ent.score);
       para.appendChild(mark);
       at = ent.end;
     });
     para.appendChild(document.createTextNode(text.slice(at)));
     box.appendChild(para);
-    if (!r.entities.length) box.appendChild(el("p", "dim", "No entities found."));
-    var table = el("table", "words");
-    var header = el("tr");
-    ["word", "label", "score"].forEach(function (h) { header.appendChild(el("th", "", h)); });
-    table.appendChild(header);
-    r.words.forEach(function (w) {
-      var row = el("tr");
-      row.appendChild(el("td", "", w.text));
-      row.appendChild(el("td", w.label === "O" ? "dim" : "", w.label));
-      row.appendChild(el("td", "num", percent(w.score)));
-      table.appendChild(row);
-    });
-    box.appendChild(table);
+    box.appendChild(el("p", "dim", r.entities.length ? r.entities.length + " entities" : "No entities found."));
   }
 
   function renderAnswer(box, r, context) {
     var head = el("div", "headline");
-    head.appendChild(el("span", "answer", r.answer));
-    head.appendChild(el("span", "dim", percent(r.score)));
+    head.appendChild(el("span", "answer", r.answer || "(no answer)"));
+    head.appendChild(el("span", "dim", percent(r.probability)));
     box.appendChild(head);
     var para = el("p", "tagged");
     para.appendChild(document.createTextNode(context.slice(0, r.start)));
     para.appendChild(el("mark", "entity", context.slice(r.start, r.end)));
     para.appendChild(document.createTextNode(context.slice(r.end)));
     box.appendChild(para);
+    if (r.n_best && r.n_best.length > 1) {
+      box.appendChild(el("div", "dim", "Other candidates"));
+      var bars = el("div", "bars");
+      r.n_best.slice(1).forEach(function (c) { bars.appendChild(bar(c.text, c.probability, false)); });
+      box.appendChild(bars);
+    }
   }
 
   function renderFillMask(box, r) {

@@ -258,8 +258,8 @@
 
   function describe(state, d) {
     if (state.view === "model") {
-      return "Every layer (rows) \u00d7 head (columns): row i of a map is what token i attends to; darker = more " +
-             "(mean and rollout maps are scaled to their own maximum). Click a map to open it in the head view.";
+      return "Every layer (rows) \u00d7 head (columns), then the mean of the heads and the rollout: row i of a map " +
+             "is what token i attends to; darker = more. Click a map to open it in the head view.";
     }
     var what;
     if (state.mode === "mean") what = "mean of all " + d.H + " heads";
@@ -404,17 +404,9 @@
       var ctx = canvas.getContext("2d");
       var img = ctx.createImageData(d.S, d.S);
       var rgb = hexToRgb(colour);
-      // Averages are flat (rollout tends to uniform in deep layers); scale each aggregate map to its
-      // own maximum so its structure stays visible. Single heads keep the absolute scale.
-      var scale = 1;
-      if (typeof head !== "number") {
-        var max = 0;
-        for (var k = 0; k < d.S * d.S; k++) max = Math.max(max, weight(d, layer, head, Math.floor(k / d.S), k % d.S));
-        scale = max > 0 ? 1 / max : 1;
-      }
       for (var i = 0; i < d.S; i++) {
         for (var j = 0; j < d.S; j++) {
-          var w = Math.min(1, weight(d, layer, head, i, j) * scale);
+          var w = Math.min(1, weight(d, layer, head, i, j));
           var p = (i * d.S + j) * 4;
           // Blend from white to the head's colour.
           img.data[p] = Math.round(255 + (rgb[0] - 255) * w);

@@ -1,0 +1,153 @@
+"""The page of `hanformer serve` and the file of `hanformer attention` in a real headless Chromium.
+
+Uses the system's Chromium (Debian's `chromium` package; `make test` installs it) driven by
+Playwright. No browser is ever downloaded: when no Chromium can be found the tests skip and say why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from _live_server import live_server
+from _tiny_checkpoints import make_checkpoint, make_tokenizer
+from hanformer.cli.main import main
+from hanformer.serving.app import create_app
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+LABELS = ["부정", "긍정"]
+
+
+def find_chromium() -> str | None:
+    for candidate in (os.environ.get("HANFORMER_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser",
+                      shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = find_chromium()
+    if executable is None:
+        reason = "Chromium not found (install Debian's `chromium` package: bash scripts/ensure-chromium.sh)"
+        print(f"skipping browser tests: {reason}")
+        pytest.skip(reason)
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install -e '.[dev]')")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page that records console errors and uncaught exceptions."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    page.errors = []
+    page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    return make_tokenizer(tmp_path_factory.mktemp("tok"))
+
+
+@pytest.fixture(scope="module")
+def classifier_dir(tmp_path_factory, tokenizer):
+    return make_checkpoint(tmp_path_factory.mktemp("cls"), tokenizer, "BertForSequenceClassification", LABELS,
+                           layers=3, heads=4)
+
+
+def test_page_predicts_and_draws_the_attention(page, classifier_dir, artifacts_dir):
+    with live_server(create_app(classifier_dir)) as url:
+        page.goto(url + "/")
+        page.wait_for_selector("#submit:not([disabled])")
+        assert "classification" in page.inner_text("#model-line")
+        page.fill("#text", "이 영화 정말 재미있어요!")
+        page.click("#submit")
+        page.wait_for_selector("#prediction .label-pill")
+        page.wait_for_selector("#attention svg.hfa-svg line", state="attached")
+        label = page.inner_text("#prediction .label-pill")
+        assert label in LABELS
+        assert page.locator("#prediction .bar-row").count() == 2
+        tokens = page.locator("#attention .hfa-from .hfa-token text").all_text_contents()
+        assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]" and "영화" in tokens
+        lines = page.locator("#attention .hfa-lines line").count()
+        assert lines > 0
+        page.screenshot(path=str(artifacts_dir / "serve-page.png"), full_page=True)
+
+        # Hover a token: only its own lines stay.
+        page.hover("#attention .hfa-from .hfa-token[data-index='2']")
+        hovered = page.locator("#attention .hfa-lines line").count()
+        assert 0 < hovered < lines
+        # One head only: fewer lines, all in that head's colour.
+        page.dblclick("#attention .hfa-chip[data-head='1']")
+        colours = set(page.eval_on_selector_all("#attention .hfa-lines line", "ls => ls.map(l => l.getAttribute('stroke'))"))
+        assert len(colours) == 1
+
+        # The model view: every layer x head, plus mean and rollout, as canvases.
+        page.click("#attention button[data-view='model']")
+        assert page.locator("#attention canvas.hfa-map").count() == 3 * (4 + 2)
+        page.screenshot(path=str(artifacts_dir / "serve-model-view.png"), full_page=True)
+        page.click("#attention canvas.hfa-map[data-layer='0'][data-head='2']")
+        assert page.is_visible("#attention .hfa-head-view")
+        assert page.input_value("#attention select.hfa-layer") == "0"
+        assert "head 2" in page.inner_text("#attention .hfa-caption")
+
+        # A bad input is reported on the page, and the page keeps working.
+        # Over the server's limit (the field's maxlength is lifted to reach the server's check).
+        page.eval_on_selector("#text", "t => { t.removeAttribute('maxlength'); t.value = 'x'.repeat(2001); }")
+        page.click("#submit")
+        page.wait_for_selector("#error:not([hidden])")
+        assert "at most 2000 characters" in page.inner_text("#error")
+    assert [e for e in page.errors if "status of 422" not in e] == []
+
+
+def test_attention_file_renders_offline_without_errors(page, classifier_dir, tmp_path, artifacts_dir, capsys):
+    out = tmp_path / "attention.html"
+    code = main(["attention", "--model", str(classifier_dir), "--text", "나는 오늘 학교에 갔다.",
+                 "--pair", "The cat sat on the mat.", "--out", str(out), "--layer", "1", "--heads", "0,2"])
+    assert code == 0 and f"wrote {out}" in capsys.readouterr().out
+    html = out.read_text(encoding="utf-8")
+    assert not re.search(r'(src|href)\s*=\s*["\']?(https?:)?//', html)
+
+    # Offline for real: any request leaving the file is recorded and refused.
+    requests = []
+    page.route("**/*", lambda route: (requests.append(route.request.url), route.abort())
+               if not route.request.url.startswith("file:") else route.continue_())
+    page.goto(out.as_uri())
+    page.wait_for_selector(".hfa-svg line", state="attached")
+    assert requests == []
+    assert page.errors == []
+    assert page.input_value("select.hfa-layer") == "1"
+    on = page.eval_on_selector_all(".hfa-chip.on", "cs => cs.map(c => c.dataset.head)")
+    assert on == ["0", "2"]
+    tokens = page.locator(".hfa-from .hfa-token text").all_text_contents()
+    payload = json.loads(re.search(r'id="attention-data">(.*?)</script>', html, re.S).group(1))
+    assert tokens == payload["data"]["tokens"]
+    # Segment B (the pair) is drawn apart from segment A.
+    assert page.locator(".hfa-to .hfa-token.seg-b").count() == sum(payload["data"]["type_ids"]) > 0
+    # The aggregates draw a single colour.
+    page.click("button[data-mode='rollout']")
+    colours = set(page.eval_on_selector_all(".hfa-lines line", "ls => ls.map(l => l.getAttribute('stroke'))"))
+    assert len(colours) == 1
+    page.screenshot(path=str(artifacts_dir / "attention-file-rollout.png"), full_page=True)
+    page.click("button[data-view='model']")
+    assert page.locator("canvas.hfa-map").count() == 3 * (4 + 2)
+    assert page.errors == []
