@@ -60,6 +60,25 @@ _EXPORTS: dict[str, str] = {
     "pretrain": "hanformer.training.pretrain",
     "Trainer": "hanformer.training.trainer",
     "TrainerConfig": "hanformer.training.config",
+    # GPT and generation
+    "GPTConfig": "hanformer.models.gpt",
+    "GPTModel": "hanformer.models.gpt",
+    "GPTForCausalLM": "hanformer.models.gpt",
+    "GenerationConfig": "hanformer.generation.config",
+    "GeneratedText": "hanformer.generation.api",
+    "generate": "hanformer.generation.api",
+    # attention views and serving
+    "AttentionData": "hanformer.visualization.attention",
+    "attention_data": "hanformer.visualization.attention",
+    "attention_rollout": "hanformer.visualization.attention",
+    "mean_over_heads": "hanformer.visualization.attention",
+    "AttentionViewConfig": "hanformer.visualization.config",
+    "render_attention_html": "hanformer.visualization.html",
+    "write_attention_html": "hanformer.visualization.html",
+    "write_attention_view": "hanformer.visualization.html",
+    "ServeConfig": "hanformer.serving.config",
+    "create_app": "hanformer.serving.app",
+    "serve": "hanformer.serving.app",
 }
 
 
