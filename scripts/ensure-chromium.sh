@@ -6,8 +6,8 @@ if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null
   exit 0
 fi
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-  echo "installing Chromium for the browser tests (apt-get install chromium)"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+  echo "installing Chromium for the browser tests (apt-get install chromium fonts-nanum)"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-nanum >/dev/null) \
     || echo "could not install Chromium; browser tests will be skipped"
 else
   echo "Chromium is not installed and cannot be installed here; browser tests will be skipped"
