@@ -34,6 +34,9 @@ class GenerationConfig:
     pad_token_id: int | None = setting(None, "token used to left-pad prompts and fill finished sequences (default: the model's, else eos)")
     seed: int | None = setting(None, "random seed for sampling; the same seed gives the same text")
     use_cache: bool = setting(True, "reuse keys/values of past positions (one position per new token instead of the whole prefix)")
+    prepend_bos: bool = setting(
+        True, "start each prompt with the model's bos token (the document separator it was trained on), so the "
+              "prompt reads as the start of a document; an empty prompt always starts from it")
     long_prompt: Literal["truncate", "error"] = setting(
         "truncate", "a prompt that leaves no room for max_new_tokens in the context window: 'truncate' keeps its "
                     "last tokens (with a warning), 'error' refuses")
