@@ -40,9 +40,9 @@ def test_first_and_all_piece_alignment(encoder):
     assert units[0] == -1 and units[-1] == -1  # [CLS], [SEP]
     n_name = units.count(0)
     assert n_name > 1  # the made-up name is split into several pieces
-    name_labels = [lab for u, lab in zip(units, first["labels"]) if u == 0]
+    name_labels = [lab for u, lab in zip(units, first["labels"], strict=False) if u == 0]
     assert name_labels == [L2I["B-PER"]] + [IGNORE] * (n_name - 1)
-    name_labels_all = [lab for u, lab in zip(units, all_["labels"]) if u == 0]
+    name_labels_all = [lab for u, lab in zip(units, all_["labels"], strict=False) if u == 0]
     assert name_labels_all == [L2I["B-PER"]] + [L2I["I-PER"]] * (n_name - 1)
     assert first["labels"][0] == first["labels"][-1] == IGNORE
     # piece predictions -> word tags -> the gold tags again
@@ -106,7 +106,7 @@ def test_qa_windows_and_postprocess_recover_gold_spans(encoder):
     assert all(any(f["start_positions"] > 0 for f in features if f["example_index"] == i) for i in range(3))
     starts, ends = _oracle_logits(features)
     preds = postprocess(examples, features, starts, ends, settings)
-    for ex, nbest in zip(examples, preds):
+    for ex, nbest in zip(examples, preds, strict=False):
         best = nbest[0]
         assert best.text == ex.answers[0].text
         assert (best.start, best.end) == (ex.answers[0].start, ex.answers[0].end)
@@ -145,7 +145,7 @@ def test_qa_round_trip_on_korquad(shared_data, encoder):
     features = encode_qa_examples(encoder, examples, settings)
     starts, ends = _oracle_logits(features)
     preds = postprocess(examples, features, starts, ends, settings)
-    exact = [p[0].text == e.answers[0].text for p, e in zip(preds, examples)]
+    exact = [p[0].text == e.answers[0].text for p, e in zip(preds, examples, strict=False)]
     assert np.mean(exact) > 0.85
-    for p, e in zip(preds, examples):  # every prediction contains its gold answer
+    for p, e in zip(preds, examples, strict=False):  # every prediction contains its gold answer
         assert e.answers[0].text in p[0].text

@@ -69,7 +69,7 @@ def test_table_missing_column_and_non_utf8(tmp_path):
     with pytest.raises(InputError, match="no column 'document'"):
         read_table(f, text="document")
     g = tmp_path / "cp949.tsv"
-    g.write_bytes("sentence\tlabel\n".encode() + "영화\t1\n".encode("cp949"))
+    g.write_bytes(b"sentence\tlabel\n" + "영화\t1\n".encode("cp949"))
     with pytest.raises(InputError, match=r"cp949.tsv:2: not valid UTF-8"):
         read_table(g, text="sentence")
 

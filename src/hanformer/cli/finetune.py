@@ -92,7 +92,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _finetune(args: argparse.Namespace) -> int:
-    from hanformer.tasks.finetune import FINETUNE_TRAINER_DEFAULTS, DataConfig, FinetuneConfig, finetune
+    from hanformer.tasks.finetune import (
+        FINETUNE_TRAINER_DEFAULTS,
+        DataConfig,
+        FinetuneConfig,
+        finetune,
+    )
     from hanformer.tasks.registry import TASKS
     from hanformer.training.config import TrainerConfig
 

@@ -61,7 +61,7 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
     # Boundaries of runs of equal values.
     starts = np.r_[0, np.flatnonzero(sorted_vals[1:] != sorted_vals[:-1]) + 1]
     ends = np.r_[starts[1:], len(values)]
-    for s, e in zip(starts, ends):
+    for s, e in zip(starts, ends, strict=False):
         ranks[order[s:e]] = (s + e + 1) / 2.0  # mean of ranks s+1 .. e
     return ranks
 

@@ -79,7 +79,7 @@ def entity_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) 
     true_set: set[tuple[str, int, int]] = set()
     pred_set: set[tuple[str, int, int]] = set()
     offset = 0
-    for i, (g, p) in enumerate(zip(gold, pred)):
+    for i, (g, p) in enumerate(zip(gold, pred, strict=False)):
         if len(g) != len(p):
             raise ValueError(f"sentence {i}: {len(g)} gold tags but {len(p)} predicted")
         true_set.update((t, s + offset, e + offset) for t, s, e in get_entities(g))
@@ -119,7 +119,7 @@ def char_macro_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]],
         return 0.0
     scores = []
     for t in tags:
-        tp = sum(1 for g, p in zip(flat_g, flat_p) if g == t and p == t)
+        tp = sum(1 for g, p in zip(flat_g, flat_p, strict=False) if g == t and p == t)
         n_g = sum(1 for g in flat_g if g == t)
         n_p = sum(1 for p in flat_p if p == t)
         if n_g + n_p == 0:

@@ -95,7 +95,7 @@ def encode_text_examples(encoder: PieceEncoder, examples: Sequence[TextExample],
     pairs = [e for e in examples if e.text_pair is not None]
     second = iter(encoder.pieces([e.text_pair for e in pairs])) if pairs else iter(())
     features = []
-    for ex, a in zip(examples, first):
+    for ex, a in zip(examples, first, strict=False):
         b = next(second).ids if ex.text_pair is not None else None
         ta, tb = truncate_pair(a.ids, b, max_length)
         ids, types = encoder.frame(ta, tb)
@@ -139,7 +139,7 @@ def encode_token_examples(encoder: PieceEncoder, examples: Sequence[TokenExample
     predictions can be mapped back to units."""
     pieces = encoder.pieces([e.text for e in examples])
     features = []
-    for ex, p in zip(examples, pieces):
+    for ex, p in zip(examples, pieces, strict=False):
         owner = unit_of_char(ex)
         units, lasts = _token_units(owner, p.offsets)
         keep = [i for i, u in enumerate(units) if u >= 0][: max_length - 2]
@@ -171,7 +171,7 @@ def unit_tags(piece_units: Sequence[int], piece_last_units: Sequence[int], piece
     entity visibly continues after them."""
     tags: list[str | None] = [None] * n_units
     prev = -1
-    for u, last, t in zip(piece_units, piece_last_units, piece_tags):
+    for u, last, t in zip(piece_units, piece_last_units, piece_tags, strict=False):
         if u < 0:
             continue
         if u != prev:

@@ -13,8 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from hanformer.errors import CheckpointError, ConfigError
-from hanformer.tasks.finetune import DataConfig, Log, format_mean_std, mean_std, read_examples, subsample
-from hanformer.tasks.model_io import TaskSettings, checkpoint_labels, read_model_config, read_task_file
+from hanformer.tasks.finetune import (
+    DataConfig,
+    Log,
+    format_mean_std,
+    mean_std,
+    read_examples,
+    subsample,
+)
+from hanformer.tasks.model_io import (
+    TaskSettings,
+    checkpoint_labels,
+    read_model_config,
+    read_task_file,
+)
 from hanformer.tasks.registry import TaskSpec, get_task
 from hanformer.utils.config import setting
 from hanformer.utils.files import atomic_write_json

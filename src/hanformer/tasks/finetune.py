@@ -27,7 +27,6 @@ from hanformer.tasks.model_io import (
     read_model_config,
     save_task_model,
 )
-from hanformer.tasks.readers import OnError
 from hanformer.tasks.registry import Columns, TaskSpec, get_task
 from hanformer.tasks.split import carve_validation
 from hanformer.training.config import TrainerConfig

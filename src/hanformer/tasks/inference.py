@@ -107,7 +107,7 @@ def predict_examples(task: TaskSpec, model: torch.nn.Module, encoder: PieceEncod
     if task.kind == "token":
         assert labels is not None
         all_tags, all_entities = [], []
-        for ex, f, o in zip(examples, features, outs):
+        for ex, f, o in zip(examples, features, outs, strict=False):
             piece_tags = [labels[int(k)] for k in o["logits"].argmax(-1)]
             tags = unit_tags(f["piece_units"], f["piece_last_units"], piece_tags, len(ex.spans))
             all_tags.append(tags)

@@ -74,7 +74,7 @@ def predict(config: PredictConfig | str | Path, inputs: Iterable[str | tuple[str
         return []
     preds = predict_examples(task, model, encoder, examples, settings, labels, config.batch_size)
     records = [prediction_record(task, e, lab, det, config.top_k)
-               for e, lab, det in zip(examples, preds.labels, preds.details)]
+               for e, lab, det in zip(examples, preds.labels, preds.details, strict=False)]
     if config.output:
         _write(records, config.output)
     return records

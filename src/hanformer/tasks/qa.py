@@ -47,7 +47,7 @@ def encode_qa_examples(encoder: PieceEncoder, examples: Sequence[QAExample], set
     questions = encoder.pieces([e.question for e in examples])
     contexts = encoder.pieces([e.context for e in examples])
     features: list[dict[str, Any]] = []
-    for idx, (ex, q, c) in enumerate(zip(examples, questions, contexts)):
+    for idx, (ex, q, c) in enumerate(zip(examples, questions, contexts, strict=False)):
         q_ids = q.ids[: settings.max_query_length]
         room = settings.max_length - len(q_ids) - 3
         if room < 8:
@@ -102,7 +102,7 @@ def postprocess(examples: Sequence[QAExample], features: Sequence[dict[str, Any]
     the top-n start and end positions inside the context, end >= start, at most
     `max_answer_length` pieces, scored by start + end logit."""
     candidates: list[dict[tuple[int, int], float]] = [{} for _ in examples]
-    for f, sl, el in zip(features, start_logits, end_logits):
+    for f, sl, el in zip(features, start_logits, end_logits, strict=False):
         offsets = f["offsets"]
         ctx = [i for i, o in enumerate(offsets) if o is not None]
         if not ctx:
@@ -122,7 +122,7 @@ def postprocess(examples: Sequence[QAExample], features: Sequence[dict[str, Any]
                 if score > found.get(span, -math.inf):
                     found[span] = score
     out = []
-    for ex, found in zip(examples, candidates):
+    for ex, found in zip(examples, candidates, strict=False):
         best = sorted(found.items(), key=lambda kv: -kv[1])[: settings.n_best]
         if not best:
             out.append([AnswerPrediction("", 0, 0, -math.inf, 0.0)])
@@ -131,5 +131,5 @@ def postprocess(examples: Sequence[QAExample], features: Sequence[dict[str, Any]
         probs = np.exp(scores - scores.max())
         probs /= probs.sum()
         out.append([AnswerPrediction(ex.context[s:e], s, e, sc, float(p))
-                    for ((s, e), sc), p in zip(best, probs)])
+                    for ((s, e), sc), p in zip(best, probs, strict=False)])
     return out

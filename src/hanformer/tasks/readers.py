@@ -150,7 +150,7 @@ def read_table(path: str | os.PathLike[str], *, text: str, pair: str | None = No
         if len(fields) != len(header):
             bad(where, f"{len(fields)} columns, expected {len(header)} ({', '.join(header)})")
             continue
-        ex = _make_text_example(dict(zip(header, fields)), where, text, pair, label, labels, regression, bad)
+        ex = _make_text_example(dict(zip(header, fields, strict=False)), where, text, pair, label, labels, regression, bad)
         if ex is not None:
             examples.append(ex)
     if header is None:

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hanformer.errors import ConfigError
-from hanformer.evaluation import accuracy, char_macro_f1, entity_scores, macro_f1, pearson, qa_scores, spearman
+from hanformer.evaluation import (
+    accuracy,
+    char_macro_f1,
+    entity_scores,
+    macro_f1,
+    pearson,
+    qa_scores,
+    spearman,
+)
 from hanformer.tasks.readers import (
     OnError,
     ReadResult,
@@ -153,5 +161,5 @@ def compute_metrics(task: TaskSpec, gold: Sequence[Any], pred: Sequence[Any], *,
             out["char_f1"] = char_macro_f1(gold, pred, labels)
         return out
     ids = [str(i) for i in range(len(gold))]
-    scores = qa_scores(dict(zip(ids, pred)), dict(zip(ids, gold)), style=task.qa_style)
+    scores = qa_scores(dict(zip(ids, pred, strict=False)), dict(zip(ids, gold, strict=False)), style=task.qa_style)
     return {"exact_match": scores["exact_match"], "f1": scores["f1"]}

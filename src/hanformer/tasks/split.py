@@ -35,6 +35,6 @@ def carve_validation(examples: Sequence[E], fraction: float = 0.1, seed: int = 4
     random.Random(seed).shuffle(order)
     n_valid = min(len(unique) - 1, max(1, round(fraction * len(unique))))
     valid_keys = {unique[i] for i in order[:n_valid]}
-    train = [e for e, k in zip(examples, keys) if k not in valid_keys]
-    valid = [e for e, k in zip(examples, keys) if k in valid_keys]
+    train = [e for e, k in zip(examples, keys, strict=False) if k not in valid_keys]
+    valid = [e for e, k in zip(examples, keys, strict=False) if k in valid_keys]
     return train, valid
