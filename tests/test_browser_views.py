@@ -24,6 +24,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 LABELS = ["부정", "긍정"]
+# How many pixels of a canvas are painted (not transparent).
+PAINTED = """sel => {
+  const c = document.querySelector(sel);
+  const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 3; i < px.length; i += 4) if (px[i]) n++;
+  return n;
+}"""
 
 
 def find_chromium() -> str | None:
@@ -82,24 +90,26 @@ def test_page_predicts_and_draws_the_attention(page, classifier_dir, artifacts_d
         page.fill("#text", "이 영화 정말 재미있어요!")
         page.click("#submit")
         page.wait_for_selector("#prediction .label-pill")
-        page.wait_for_selector("#attention svg.hfa-svg line", state="attached")
+        page.wait_for_selector("#attention canvas.hfa-lines[data-lines]", state="attached")
         label = page.inner_text("#prediction .label-pill")
         assert label in LABELS
         assert page.locator("#prediction .bar-row").count() == 2
         tokens = page.locator("#attention .hfa-from .hfa-token text").all_text_contents()
         assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]" and "영화" in tokens
-        lines = page.locator("#attention .hfa-lines line").count()
+        lines = int(page.get_attribute("#attention canvas.hfa-lines", "data-lines"))
         assert lines > 0
+        assert len(page.get_attribute("#attention canvas.hfa-lines", "data-colours").split()) == 4  # all heads
+        assert page.evaluate(PAINTED, "#attention canvas.hfa-lines") > 100
         page.screenshot(path=str(artifacts_dir / "serve-page.png"), full_page=True)
 
         # Hover a token: only its own lines stay.
         page.hover("#attention .hfa-from .hfa-token[data-index='2']")
-        hovered = page.locator("#attention .hfa-lines line").count()
+        hovered = int(page.get_attribute("#attention canvas.hfa-lines", "data-lines"))
         assert 0 < hovered < lines
+        assert page.locator("#attention .hfa-from .hfa-token.focus").get_attribute("data-index") == "2"
         # One head only: fewer lines, all in that head's colour.
         page.dblclick("#attention .hfa-chip[data-head='1']")
-        colours = set(page.eval_on_selector_all("#attention .hfa-lines line", "ls => ls.map(l => l.getAttribute('stroke'))"))
-        assert len(colours) == 1
+        assert page.get_attribute("#attention canvas.hfa-lines", "data-colours") == "#ff7f0e"
 
         # The model view: every layer x head, plus mean and rollout, as canvases.
         page.click("#attention button[data-view='model']")
@@ -132,7 +142,7 @@ def test_attention_file_renders_offline_without_errors(page, classifier_dir, tmp
     page.route("**/*", lambda route: (requests.append(route.request.url), route.abort())
                if not route.request.url.startswith("file:") else route.continue_())
     page.goto(out.as_uri())
-    page.wait_for_selector(".hfa-svg line", state="attached")
+    page.wait_for_selector("canvas.hfa-lines[data-lines]", state="attached")
     assert requests == []
     assert page.errors == []
     assert page.input_value("select.hfa-layer") == "1"
@@ -145,9 +155,9 @@ def test_attention_file_renders_offline_without_errors(page, classifier_dir, tmp
     assert page.locator(".hfa-to .hfa-token.seg-b").count() == sum(payload["data"]["type_ids"]) > 0
     # The aggregates draw a single colour.
     page.click("button[data-mode='rollout']")
-    colours = set(page.eval_on_selector_all(".hfa-lines line", "ls => ls.map(l => l.getAttribute('stroke'))"))
-    assert len(colours) == 1
+    assert len(page.get_attribute("canvas.hfa-lines", "data-colours").split()) == 1
     page.screenshot(path=str(artifacts_dir / "attention-file-rollout.png"), full_page=True)
     page.click("button[data-view='model']")
     assert page.locator("canvas.hfa-map").count() == 3 * (4 + 2)
+    assert page.evaluate(PAINTED, "canvas.hfa-map[data-layer='2'][data-head='rollout']") == len(tokens) ** 2
     assert page.errors == []

@@ -272,6 +272,9 @@
 
   // ---- head view: tokens on two sides, lines weighted by attention ----------------------------
 
+  // Lines go on a canvas under the SVG tokens: a long input has tens of thousands of lines, which
+  // a canvas draws in milliseconds and SVG elements in seconds. The canvas records what it drew
+  // (data-lines, data-colours) so tests and scripts can check it.
   function buildHeadView(pane, d, state, onHover, onPin) {
     var font = "13px " + getComputedStyle(pane).fontFamily;
     var widest = 0;
@@ -282,13 +285,24 @@
     var width = colWidth * 2 + gap;
     var height = top + d.S * TOKEN_HEIGHT + 8;
 
+    var stage = el("div", { className: "hfa-stage" });
+    stage.style.width = width + "px";
+    stage.style.height = height + "px";
+    var ratio = global.devicePixelRatio || 1;
+    var canvas = el("canvas", { className: "hfa-lines", width: String(Math.round(gap * ratio)),
+                                height: String(Math.round(height * ratio)) });
+    canvas.style.left = colWidth + "px";
+    canvas.style.width = gap + "px";
+    canvas.style.height = height + "px";
+    var ctx = canvas.getContext("2d");
+    ctx.scale(ratio, ratio);
+    ctx.lineCap = "round";
+
     var root = svg("svg", { width: width, height: height, viewBox: "0 0 " + width + " " + height,
                             className: "hfa-svg", role: "img", "aria-label": "attention head view" });
     root.appendChild(svg("text", { x: colWidth - 8, y: 16, "text-anchor": "end", className: "hfa-axis",
                                    text: "attends from" }));
     root.appendChild(svg("text", { x: colWidth + gap + 8, y: 16, className: "hfa-axis", text: "to" }));
-    var lines = svg("g", { className: "hfa-lines" });
-    root.appendChild(lines);
 
     function tokenColumn(side) {
       var group = svg("g", { className: "hfa-tokens hfa-" + side });
@@ -307,42 +321,55 @@
         g.addEventListener("mouseleave", function () { onHover(null); });
         g.addEventListener("click", function () { onPin({ side: side, index: i }); });
         group.appendChild(g);
-        cells.push({ g: g, bar: bar });
+        cells.push({ g: g, bar: bar, title: title });
       });
       root.appendChild(group);
       return cells;
     }
     var fromCells = tokenColumn("from");
     var toCells = tokenColumn("to");
-    pane.appendChild(root);
+    stage.appendChild(canvas);
+    stage.appendChild(root);
+    pane.appendChild(stage);
 
     function draw(st) {
       var focus = st.focus || st.pinned;
       var heads = st.mode === "heads" ? st.heads : [st.mode];
       var l = st.layer;
-      while (lines.firstChild) lines.removeChild(lines.firstChild);
-      var x1 = colWidth, x2 = colWidth + gap;
-      var frag = document.createDocumentFragment();
+      var count = 0;
+      var colours = [];
+      ctx.clearRect(0, 0, gap, height);
+      ctx.lineWidth = focus ? 2.5 : 2;
       heads.forEach(function (head) {
         var colour = head === "mean" || head === "rollout" ? AGGREGATE_COLOUR : headColour(head, d.H);
+        ctx.strokeStyle = colour;
+        var drawn = 0;
         for (var i = 0; i < d.S; i++) {
           if (focus && focus.side === "from" && focus.index !== i) continue;
           for (var j = 0; j < d.S; j++) {
             if (focus && focus.side === "to" && focus.index !== j) continue;
             var w = weight(d, l, head, i, j);
             if (w < MIN_LINE_WEIGHT) continue;
-            frag.appendChild(svg("line", {
-              x1: x1, y1: top + i * TOKEN_HEIGHT + TOKEN_HEIGHT / 2,
-              x2: x2, y2: top + j * TOKEN_HEIGHT + TOKEN_HEIGHT / 2,
-              stroke: colour, "stroke-width": focus ? 2.5 : 2, "stroke-opacity": Math.min(1, w).toFixed(3)
-            }));
+            ctx.globalAlpha = Math.min(1, w);
+            ctx.beginPath();
+            ctx.moveTo(0, top + i * TOKEN_HEIGHT + TOKEN_HEIGHT / 2);
+            ctx.lineTo(gap, top + j * TOKEN_HEIGHT + TOKEN_HEIGHT / 2);
+            ctx.stroke();
+            drawn++;
           }
         }
+        if (drawn) colours.push(colour);
+        count += drawn;
       });
-      lines.appendChild(frag);
+      ctx.globalAlpha = 1;
+      canvas.setAttribute("data-lines", String(count));
+      canvas.setAttribute("data-colours", colours.join(" "));
 
       // Bars behind the tokens on the other side show the (head-averaged) weight of the focus.
-      fromCells.concat(toCells).forEach(function (c) { c.bar.style.fillOpacity = 0; c.g.classList.remove("focus"); });
+      fromCells.concat(toCells).forEach(function (c) {
+        c.bar.style.fillOpacity = 0;
+        c.g.classList.remove("focus");
+      });
       if (!focus || !heads.length) return;
       var cells = focus.side === "from" ? toCells : fromCells;
       (focus.side === "from" ? fromCells : toCells)[focus.index].g.classList.add("focus");
@@ -355,7 +382,7 @@
         var w = total / heads.length;
         c.bar.style.fill = single;
         c.bar.style.fillOpacity = Math.min(0.85, w).toFixed(3);
-        c.g.querySelector("title").textContent = d.tokens[k] + "  (position " + k + ", weight " + w.toFixed(3) + ")";
+        c.title.textContent = d.tokens[k] + "  (position " + k + ", weight " + w.toFixed(3) + ")";
       });
     }
 
