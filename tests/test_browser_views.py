@@ -161,3 +161,24 @@ def test_attention_file_renders_offline_without_errors(page, classifier_dir, tmp
     assert page.locator("canvas.hfa-map").count() == 3 * (4 + 2)
     assert page.evaluate(PAINTED, "canvas.hfa-map[data-layer='2'][data-head='rollout']") == len(tokens) ** 2
     assert page.errors == []
+
+
+def test_page_answers_a_question_from_a_context(page, tokenizer, tmp_path, artifacts_dir):
+    qa_dir = make_checkpoint(tmp_path / "qa", tokenizer, "BertForQuestionAnswering")
+    context = "이순신은 조선 중기의 무신이다. 서울은 대한민국의 수도이다."
+    with live_server(create_app(qa_dir)) as url:
+        page.goto(url + "/")
+        page.wait_for_selector("#submit:not([disabled])")
+        assert page.inner_text("#text-label") == "Question" and page.is_visible("#pair")
+        page.fill("#text", "대한민국의 수도는?")
+        page.fill("#pair", context)
+        page.keyboard.press("Control+Enter")
+        page.wait_for_selector("#prediction .answer")
+        page.wait_for_selector("#attention canvas.hfa-lines[data-lines]", state="attached")
+        answer = page.inner_text("#prediction .answer")
+        assert answer and answer in context
+        assert page.inner_text("#prediction mark.entity") == answer
+        # The context is segment B of the attention input.
+        assert page.locator("#attention .hfa-from .hfa-token.seg-b").count() > 0
+        page.screenshot(path=str(artifacts_dir / "serve-page-qa.png"), full_page=True)
+    assert page.errors == []

@@ -134,8 +134,11 @@ class InferenceEngine:
         from hanformer import __version__
 
         cfg = self.model.config
+        name = self.model_dir.name
+        if name in ("best", "final") and self.model_dir.parent.name:
+            name = f"{self.model_dir.parent.name}/{name}"  # runs/nsmc/best -> nsmc/best
         return {
-            "name": self.model_dir.name,
+            "name": name,
             "version": __version__,
             "task": self.task,
             "task_name": getattr(self, "task_name", None),

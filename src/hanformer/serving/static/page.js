@@ -15,6 +15,10 @@
       title: "Classify a sentence", text: "Sentence", pair: "Second sentence <em>(optional, for pair tasks)</em>",
       placeholder: "이 영화 정말 재미있어요!", pairPlaceholder: "", showPair: true
     },
+    "regression": {
+      title: "Score a sentence", text: "Sentence", pair: "Second sentence <em>(optional, for pair tasks)</em>",
+      placeholder: "나는 오늘 학교에 갔다.", pairPlaceholder: "오늘 나는 학교에 다녀왔다.", showPair: true
+    },
     "token-classification": {
       title: "Find the entities in a sentence", text: "Sentence", showPair: false,
       placeholder: "이순신은 조선 중기의 무신이다."
@@ -95,8 +99,10 @@
     $("text").placeholder = form.placeholder || "";
     $("pair-field").hidden = !form.showPair;
     if (form.showPair) {
-      $("pair-label").innerHTML = form.pair;
-      $("pair").placeholder = form.pairPlaceholder || "";
+      // A checkpoint fine-tuned on sentence pairs (NLI, similarity) needs the second sentence.
+      $("pair-label").innerHTML = info.pair ? "Second sentence" : form.pair;
+      // The example fills an empty field only where a second text is needed.
+      $("pair").placeholder = (info.pair || info.task === "question-answering") ? form.pairPlaceholder || "" : "";
       if (form.pairRequired) $("pair").rows = 5;
     }
     var hint = "";
@@ -124,7 +130,7 @@
   function run(event) {
     if (event) event.preventDefault();
     var text = $("text").value.trim() || $("text").placeholder;
-    var pair = $("pair-field").hidden ? "" : ($("pair").value.trim() || (FORMS[info.task] || {}).pairPlaceholder || "");
+    var pair = $("pair-field").hidden ? "" : ($("pair").value.trim() || $("pair").placeholder);
     if (!$("text").value.trim()) $("text").value = text;
     if (pair && !$("pair").value.trim() && !$("pair-field").hidden) $("pair").value = pair;
     showError(null);
@@ -170,7 +176,7 @@
     var box = $("prediction");
     box.textContent = "";
     var result = (data.results || [])[0];
-    if (info.task === "classification") renderClassification(box, result);
+    if (info.task === "classification" || info.task === "regression") renderClassification(box, result);
     else if (info.task === "token-classification") renderEntities(box, result, text);
     else if (info.task === "question-answering") renderAnswer(box, result, pair);
     else if (info.task === "fill-mask") renderFillMask(box, result);
