@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
+
 from common import alternate, format_table, machine_facts, median, print_facts, write_results  # noqa: E402
 
 WORDS = ("the quick brown fox jumps over a lazy dog while children play near the old river bank "
@@ -81,8 +82,8 @@ def bench_extraction(model_dir: Path, lengths: list[int], repeats: int) -> list[
 
 def bench_api(model_dir: Path, requests: int) -> list[dict]:
     import httpx
-    from _live_server import live_server
 
+    from _live_server import live_server
     from hanformer.serving.app import create_app
 
     app = create_app(model_dir)
@@ -105,7 +106,7 @@ def bench_api(model_dir: Path, requests: int) -> list[dict]:
             for clients in (1, 4):
                 latencies: list[float] = []
 
-                def one(_: int, path: str = path, body: dict = body) -> None:
+                def one(_: int, path: str = path, body: dict = body, latencies: list = latencies) -> None:
                     t = time.perf_counter()
                     r = client.post(url + path, json=body)
                     r.raise_for_status()
