@@ -11,6 +11,7 @@ recorded in tokenizer_config.json, and `hanformer.Tokenizer` re-attaches Kiwi on
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -50,28 +51,22 @@ class KiwiMorphemeSplitter:
     is trained on exactly the pieces that encoding will later produce."""
 
     def __init__(self) -> None:
-        self._kiwi: Any = None
-        self._lock = threading.Lock()
+        self._analyser: tuple[Any, threading.Lock] | None = None
 
     @property
     def kiwi(self) -> Any:
-        if self._kiwi is None:
-            try:
-                from kiwipiepy import Kiwi
-            except ImportError:
-                raise ConfigError(
-                    "morpheme_split needs the Korean analyser kiwipiepy: pip install 'hanformer[korean]'"
-                ) from None
-            self._kiwi = Kiwi()
-        return self._kiwi
+        if self._analyser is None:
+            self._analyser = _load_kiwi()
+        return self._analyser[0]
 
     def boundaries(self, text: str) -> list[int]:
         """Character positions inside a word (no whitespace either side, Hangul on at least one
         side) where Kiwi puts a morpheme boundary."""
         cuts: set[int] = set()
-        with self._lock:  # the engine may call us from several threads
+        kiwi = self.kiwi
+        with self._analyser[1]:  # type: ignore[index]  # the engine may call us from several threads
             for offset, piece in _chunks(text):
-                for tok in self.kiwi.tokenize(piece):
+                for tok in kiwi.tokenize(piece):
                     cuts.add(offset + tok.start)
                     cuts.add(offset + tok.start + tok.len)
         return [
@@ -102,6 +97,19 @@ class KiwiMorphemeSplitter:
 
     def pre_tokenize(self, pretok: PreTokenizedString) -> None:
         pretok.split(self._split)
+
+
+@functools.lru_cache(maxsize=1)
+def _load_kiwi() -> tuple[Any, threading.Lock]:
+    """The analyser's model takes seconds and a few hundred MB to load and is read-only, so one
+    instance (with one lock) serves every tokenizer in the process."""
+    try:
+        from kiwipiepy import Kiwi
+    except ImportError:
+        raise ConfigError(
+            "morpheme_split needs the Korean analyser kiwipiepy: pip install 'hanformer[korean]'"
+        ) from None
+    return Kiwi(), threading.Lock()
 
 
 def attach_morpheme_splitter(backend: Any, splitter: KiwiMorphemeSplitter) -> None:
