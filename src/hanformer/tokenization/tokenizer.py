@@ -309,6 +309,9 @@ class Tokenizer:
         """Token ids (a list, a tensor, or an Encoding) back to text: `##` pieces are joined to
         their word; spaces before punctuation are removed unless `clean_up_tokenization_spaces=False`."""
         ids = _as_id_list(ids)
+        if ids and (min(ids) < 0 or max(ids) >= self.vocab_size):
+            bad = next(i for i in ids if i < 0 or i >= self.vocab_size)
+            raise InputError(f"token id {bad} is outside the vocabulary (0..{self.vocab_size - 1})")
         text = self._backend.decode(ids, skip_special_tokens=skip_special_tokens)
         if clean_up_tokenization_spaces:
             for dirty, clean in _CLEANUP:
