@@ -31,7 +31,8 @@ def classifier_dir(tmp_path_factory, tokenizer):
 
 @pytest.fixture(scope="module")
 def server(classifier_dir):
-    app = create_app(classifier_dir, ServeConfig(max_chars=200, max_batch=4, max_body_bytes=20_000))
+    app = create_app(classifier_dir, ServeConfig(max_chars=200, max_batch=4, max_body_bytes=20_000,
+                                                   attention_max_tokens=16))
     with live_server(app) as url:
         yield url, app
 
@@ -126,6 +127,7 @@ def test_embeddings_are_unit_vectors_of_the_encoder(server, classifier_dir):
     ("/api/predict", {}, 422, "texts", "Field required"),
     ("/api/attention", {"text": 3}, 422, "text", "valid string"),
     ("/api/attention", {"text": "a", "packed": "yes"}, 422, "packed", "valid boolean"),
+    ("/api/attention", {"text": "나는 오늘 학교에 갔다. " * 4}, 422, "text", "more than max_length=16"),
     ("/api/embeddings", {"texts": ["a"], "pooling": "max"}, 422, "pooling", "'mean' or 'cls'"),
     ("/api/fill-mask", {"texts": ["a [MASK]"]}, 422, "texts", "no masked-LM head"),
 ])
