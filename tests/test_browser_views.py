@@ -107,6 +107,13 @@ def test_page_predicts_and_draws_the_attention(page, classifier_dir, artifacts_d
         hovered = int(page.get_attribute("#attention canvas.hfa-lines", "data-lines"))
         assert 0 < hovered < lines
         assert page.locator("#attention .hfa-from .hfa-token.focus").get_attribute("data-index") == "2"
+        page.click("#attention .hfa-from .hfa-token[data-index='2']")
+        page.mouse.move(5, 5)  # away from the tokens: the pinned token keeps its lines
+        assert int(page.get_attribute("#attention canvas.hfa-lines", "data-lines")) == hovered
+        assert "Pinned to" in page.inner_text("#attention .hfa-caption")
+        page.click("#attention .hfa-from .hfa-token[data-index='2']")
+        page.mouse.move(5, 5)
+        assert int(page.get_attribute("#attention canvas.hfa-lines", "data-lines")) == lines
         # One head only: fewer lines, all in that head's colour.
         page.dblclick("#attention .hfa-chip[data-head='1']")
         assert page.get_attribute("#attention canvas.hfa-lines", "data-colours") == "#ff7f0e"

@@ -267,7 +267,10 @@
     else if (!state.heads.length) what = "no heads selected";
     else if (state.heads.length === d.H) what = "all " + d.H + " heads";
     else what = (state.heads.length === 1 ? "head " : "heads ") + state.heads.join(", ");
-    return "Layer " + state.layer + ", " + what + ". Hover a token to isolate its attention; click to pin it.";
+    var hint = state.pinned
+      ? "Pinned to \u201c" + d.tokens[state.pinned.index] + "\u201d; click it again to unpin."
+      : "Hover a token to isolate its attention; click to pin it.";
+    return "Layer " + state.layer + ", " + what + ". " + hint;
   }
 
   // ---- head view: tokens on two sides, lines weighted by attention ----------------------------
