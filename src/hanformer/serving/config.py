@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 from hanformer.errors import ConfigError
 from hanformer.utils.config import setting
@@ -23,7 +24,8 @@ class ServeConfig:
     max_top_k: int = setting(50, "most candidates a fill-mask request may ask for")
     max_body_bytes: int = setting(1_000_000, "largest request body accepted, in bytes")
     torch_threads: int | None = setting(None, "CPU threads for each forward pass (default: PyTorch's choice)")
-    log_level: str = setting("info", "uvicorn log level: critical, error, warning, info, debug")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = setting(
+        "info", "how much uvicorn logs (every request at info)")
 
     def validate(self) -> None:
         for name in ("max_chars", "max_batch", "max_tokens", "attention_max_tokens", "top_k",

@@ -78,9 +78,10 @@ class InferenceEngine:
 
     def __init__(self, model_dir: str | Path, config: ServeConfig) -> None:
         from hanformer.models.checkpoint import load_model
+        from hanformer.tasks.evaluate import resolve_model_dir
         from hanformer.tokenization.tokenizer import Tokenizer
 
-        self.model_dir = Path(model_dir)
+        self.model_dir = resolve_model_dir(model_dir)  # a fine-tuning output dir serves its best/
         self.config = config
         self.model = load_model(self.model_dir)
         self.model.eval()

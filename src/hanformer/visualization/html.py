@@ -93,10 +93,12 @@ def write_attention_view(model_dir: str | os.PathLike[str], out: str | os.PathLi
                          config: AttentionViewConfig) -> Path:
     """Load the checkpoint in `model_dir`, run it on `config.text` and write the views to `out`."""
     from hanformer.models.checkpoint import load_model
+    from hanformer.tasks.evaluate import resolve_model_dir
     from hanformer.tokenization.tokenizer import Tokenizer
 
     if not config.text.strip():
         raise ConfigError("--text is empty; give the sentence to look at")
+    model_dir = resolve_model_dir(model_dir)  # a fine-tuning output dir shows its best/
     model = load_model(model_dir)
     tokenizer = Tokenizer.from_pretrained(model_dir)
     data = attention_data(model, tokenizer, config.text, config.pair, max_length=config.max_length)
