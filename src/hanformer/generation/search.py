@@ -21,6 +21,7 @@ same tie-breaking, same beam bookkeeping), which the parity tests check token fo
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -57,13 +58,16 @@ class _Stepper:
         positions = attention_mask.long().cumsum(-1) - 1
         self.positions = positions.masked_fill(attention_mask == 0, 0)
         self.cache = None
+        # Only the last position's logits are needed; models that can skip the rest say so
+        # with a `logits_to_keep` argument (hanformer's GPT and transformers' models).
+        self.extra = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
         allocate = getattr(model, "allocate_cache", None)
         if use_cache and callable(allocate):
             self.cache = allocate(attention_mask.shape[0], max_length)
 
     def _run(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         out = self.model(input_ids, attention_mask=self.mask, position_ids=positions,
-                         past_key_values=self.cache, use_cache=self.use_cache)
+                         past_key_values=self.cache, use_cache=self.use_cache, **self.extra)
         if self.use_cache:
             self.cache = out.past_key_values
         return out.logits[:, -1, :].float()

@@ -147,7 +147,9 @@ class GPTConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The config.json content, readable by `transformers.GPT2Config`."""
-        out = {k: v for k, v in dataclasses.asdict(self).items() if v is not None or k == "n_inner"}
+        out = dataclasses.asdict(self)
+        if out["architectures"] is None:
+            del out["architectures"]
         out.update(model_type="gpt2", tie_word_embeddings=True, scale_attn_weights=True)
         return out
 
@@ -301,6 +303,24 @@ class GPTForCausalLM(GPTPreTrainedModel):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__(config)
         self.transformer = GPTModel(config)
+        self._decode_head: tuple[tuple, Tensor] | None = None
+
+    def _vocab_logits(self, hidden: Tensor) -> Tensor:
+        """hidden · Eᵀ. When decoding a few tokens, multiply by a (hidden, vocab) copy of E instead.
+
+        For one token the projection is a matrix-vector product that reads all of E; CPU BLAS
+        streams a (hidden, vocab) layout two to three times faster than E's (vocab, hidden) rows,
+        and this is the largest product of a decoding step. The copy is made once and remade
+        only when the embeddings change (their version counter moves on every in-place update).
+        """
+        weight = self.transformer.token_embeddings.weight
+        rows = hidden.shape[0] * hidden.shape[1]
+        if self.training or torch.is_grad_enabled() or rows > 16 or weight.device.type != "cpu":
+            return F.linear(hidden, weight)
+        key = (weight.data_ptr(), weight._version, weight.dtype)
+        if self._decode_head is None or self._decode_head[0] != key:
+            self._decode_head = (key, weight.detach().t().contiguous())
+        return hidden @ self._decode_head[1]
 
     def allocate_cache(self, batch_size: int, max_length: int) -> StaticKVCache:
         """A cache with room for `max_length` positions (used by `hanformer.generation`)."""
@@ -308,13 +328,18 @@ class GPTForCausalLM(GPTPreTrainedModel):
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, position_ids: Tensor | None = None,
                 past_key_values: KVCache | None = None, use_cache: bool = False, labels: Tensor | None = None,
-                output_attentions: bool = False, output_hidden_states: bool = False,
+                output_attentions: bool = False, output_hidden_states: bool = False, logits_to_keep: int = 0,
                 **_: Any) -> CausalLMOutputWithPast:
         """labels: (batch, seq) usually the input ids themselves; position t is scored on predicting
-        labels[t + 1] (the shift happens here, as in transformers); -100 positions are ignored."""
+        labels[t + 1] (the shift happens here, as in transformers); -100 positions are ignored.
+        logits_to_keep: project only the last n positions onto the vocabulary (0 = all); generation
+        needs only the last one, and the vocabulary projection is the largest matmul of a step."""
         out = self.transformer(input_ids, attention_mask, position_ids, past_key_values, use_cache,
                                output_attentions, output_hidden_states)
-        logits = F.linear(out.last_hidden_state, self.transformer.token_embeddings.weight)
+        hidden = out.last_hidden_state
+        if logits_to_keep and labels is None:
+            hidden = hidden[:, -logits_to_keep:]
+        logits = self._vocab_logits(hidden)
         loss = None
         if labels is not None:
             shifted = labels[:, 1:]
