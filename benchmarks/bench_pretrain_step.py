@@ -1,0 +1,214 @@
+"""Pretraining step: hanformer's BertForPreTraining vs transformers' (SDPA), side by side.
+
+One step = forward (masked-LM + next-sentence loss) + backward + AdamW step, on the same
+batches and the same optimizer (fused AdamW, no decay on biases and LayerNorms, as the
+Trainer builds it). Both models start from the same weights (ours is loaded from the
+reference's checkpoint), and their eval-mode losses on the first batch are printed as a check.
+Batches: `--batch` sequences of `--seq` tokens (fixed) or of 16..seq real tokens padded to the
+longest (variable), 15% of the real non-special tokens masked, segments A/B, random NSP labels.
+
+    python benchmarks/bench_pretrain_step.py                      # mini+small, fp32(+bf16 if native)
+    python benchmarks/bench_pretrain_step.py --configs mini --lengths variable --repeats 5
+
+Tokens/s counts real (non-padding) tokens only. MFU counts useful work only (see the printed
+formula) against the measured GEMM peak of the same dtype.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+import common  # noqa: E402
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+PRESETS = common.PRESETS
+make_batches = common.make_batches
+
+
+def reference_model(preset: str, vocab: int) -> torch.nn.Module:
+    import transformers
+
+    torch.manual_seed(0)
+    return transformers.BertForPreTraining(common.hf_config(preset, vocab))
+
+
+def our_model(reference: torch.nn.Module) -> torch.nn.Module:
+    """hanformer's BertForPreTraining with the reference's weights (through its checkpoint)."""
+    from hanformer.models.heads import BertForPreTraining
+
+    return common.same_weights(reference, BertForPreTraining)
+
+
+def adamw(model: torch.nn.Module) -> torch.optim.Optimizer:
+    """The Trainer's AdamW: fused kernel, decay on matrices only."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    rest = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": rest, "weight_decay": 0.0}],
+                             lr=1e-4, fused=True)
+
+
+def make_step(model: torch.nn.Module, dtype: torch.dtype, device: torch.device):
+    opt = adamw(model)
+    model.train()
+    ctx = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype != torch.float32 else nullcontext
+
+    def step(batch: dict[str, torch.Tensor]) -> None:
+        with ctx():
+            loss = model(**batch).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
+def batch_stats(batches: list[dict[str, torch.Tensor]]) -> tuple[list[list[int]], list[int]]:
+    lengths = [b["attention_mask"].sum(1).tolist() for b in batches]
+    masked = [int((b["labels"] != -100).sum()) for b in batches]
+    return lengths, masked
+
+
+def memory_probe(args: argparse.Namespace) -> None:
+    """Child process: peak memory of one step of one implementation (see common.py)."""
+    device = torch.device(args.device)
+    baseline = common.rss_bytes()
+    reference = reference_model(args.configs, args.vocab)
+    model = reference if args.impls == "reference" else our_model(reference)
+    if model is not reference:
+        del reference
+    model.to(device)
+    batches = [{k: v.to(device) for k, v in b.items()}
+               for b in make_batches(1, args.batch, args.seq, args.vocab, args.lengths == "variable", args.seed)]
+    step = make_step(model, DTYPES[args.dtypes], device)
+    print(json.dumps(common.step_peak_memory(lambda: step(batches[0]), device, baseline)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--configs", default="mini,small", help="model presets, comma-separated")
+    p.add_argument("--dtypes", default="fp32,bf16",
+                   help="fp32 and/or bf16 (autocast); bf16 is skipped where it is not native unless --force-bf16")
+    p.add_argument("--lengths", default="fixed,variable", help="fixed and/or variable (16..seq)")
+    p.add_argument("--impls", default="reference,ours")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--seq", type=int, default=128)
+    p.add_argument("--vocab", type=int, default=32000)
+    p.add_argument("--warmup", type=int, default=1, help="untimed rounds (each runs every implementation)")
+    p.add_argument("--repeats", type=int, default=3, help="timed rounds; medians are reported")
+    p.add_argument("--batches", type=int, default=3, help="distinct batches, cycled")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    p.add_argument("--force-bf16", action="store_true", help="run bf16 even where it is emulated (very slow)")
+    p.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.memory_probe:
+        memory_probe(args)
+        return
+
+    device = torch.device(args.device)
+    facts = common.machine_facts(device)
+    common.print_facts(facts)
+    dtypes = [d for d in args.dtypes.split(",") if d]
+    if "bf16" in dtypes and not (facts["bf16_native"] or args.force_bf16):
+        print("bf16: skipped, this CPU has no native bfloat16 matmul (oneDNN emulates it ~100x slower "
+              "than fp32); pass --force-bf16 to run it anyway")
+        dtypes.remove("bf16")
+    peaks = {d: common.gemm_peak(DTYPES[d], device) for d in dtypes}
+    for d, v in peaks.items():
+        print(f"measured GEMM peak {d}: {v / 1e9:,.0f} GFLOP/s")
+    print(common.FLOP_FORMULA)
+    impls = args.impls.split(",")
+    rows: list[list[Any]] = []
+    results: list[dict[str, Any]] = []
+    for preset in args.configs.split(","):
+        layers, hidden, heads = PRESETS[preset]
+        reference = reference_model(preset, args.vocab)
+        models = {"reference": reference, "ours": our_model(reference)}
+        for m in models.values():
+            m.to(device)
+        kinds = args.lengths.split(",")
+        all_batches = {kind: [{k: v.to(device) for k, v in b.items()}
+                              for b in make_batches(args.batches, args.batch, args.seq, args.vocab,
+                                                    kind == "variable", args.seed)]
+                       for kind in kinds}
+        # Same weights, same batch, no dropout: the losses must agree (before any training step).
+        with torch.no_grad():
+            for kind in kinds:
+                check = {n: float(m.eval()(**all_batches[kind][0]).loss) for n, m in models.items()}
+                print(f"[{preset} {kind}] eval loss on batch 0 (same weights): "
+                      + ", ".join(f"{n}={v:.6f}" for n, v in check.items()))
+        for lengths_kind in kinds:
+            batches = all_batches[lengths_kind]
+            lengths, masked = batch_stats(batches)
+            for dname in dtypes:
+                dtype = DTYPES[dname]
+                steps = {n: make_step(models[n], dtype, device) for n in impls}
+                fns = {n: (lambda r, s=steps[n], bs=batches: s(bs[r % len(bs)])) for n in impls}
+                # A GEMM probe in every round: the matmul rate available at that moment.
+                fns["gemm"] = common.gemm_probe(dtype, device)
+                times = common.alternate(fns, args.warmup, args.repeats, device)
+                gemm_now = common.gemm_probe_rate(dtype, device, times.pop("gemm"))
+                # Tokens and FLOPs of the batches each timed round actually used.
+                used = [(r % len(batches)) for r in range(args.warmup, args.warmup + args.repeats)]
+                real = sum(sum(lengths[i]) for i in used) / len(used)
+                flops = sum(3 * common.bert_forward_flops(layers, hidden, 4 * hidden, args.vocab, lengths[i],
+                                                          masked[i]) for i in used) / len(used)
+                med = {n: common.median(times[n]) for n in impls}
+                tps = {n: real / med[n] for n in impls}
+                mfu = {n: flops / med[n] / gemm_now for n in impls}
+                mem: dict[str, dict[str, float] | None] = {n: None for n in impls}
+                if not args.no_memory and common.memory_available():
+                    for n in impls:
+                        mem[n] = common.memory_probe(__file__, [
+                            "--configs", preset, "--dtypes", dname, "--lengths", lengths_kind, "--impls", n,
+                            "--batch", str(args.batch), "--seq", str(args.seq), "--vocab", str(args.vocab),
+                            "--seed", str(args.seed), "--device", args.device,
+                            "--threads", str(torch.get_num_threads())])
+                ratio = tps.get("ours", float("nan")) / tps.get("reference", float("nan"))
+
+                def mib(n: str, key: str, mem: dict[str, dict[str, float] | None] = mem) -> float:
+                    m = mem.get(n)
+                    return m[key] if m else float("nan")
+
+                mem_ratio = mib("ours", "total") / mib("reference", "total")
+                rows.append([preset, dname, lengths_kind, tps.get("reference", float("nan")),
+                             tps.get("ours", float("nan")), f"{ratio:.2f}x",
+                             f"{100 * mfu.get('reference', float('nan')):.1f}%",
+                             f"{100 * mfu.get('ours', float('nan')):.1f}%",
+                             mib("reference", "total"), mib("ours", "total"), f"{mem_ratio:.2f}"])
+                results.append({"config": preset, "dtype": dname, "lengths": lengths_kind, "seconds": times,
+                                "median_s": med, "real_tokens_per_step": real, "useful_flops_per_step": flops,
+                                "tokens_per_s": tps, "mfu": mfu, "gemm_flops_during": gemm_now, "memory_mib": mem, "ratio": ratio})
+                print(f"[{preset} {dname} {lengths_kind}] " + ", ".join(
+                    f"{n}: {med[n]:.3f}s/step {tps[n]:,.0f} tok/s MFU {100 * mfu[n]:.1f}%" for n in impls)
+                    + f", ours/reference {ratio:.2f}x (GEMM during: {gemm_now / 1e9:,.0f} GFLOP/s)", flush=True)
+        del models, reference
+    headers = ["config", "dtype", "lengths", "reference tok/s", "ours tok/s", "ours/ref", "ref MFU", "ours MFU",
+               "ref peak MiB", "ours peak MiB", "mem ours/ref"]
+    print()
+    print(f"Pretraining step, batch {args.batch}, seq {args.seq}, vocab {args.vocab}, AdamW; "
+          f"real tokens/s (median of {args.repeats}, alternating)")
+    print(common.format_table(headers, rows))
+    path = common.write_results("pretrain_step", {"facts": facts, "gemm_peak_flops": peaks, "args": vars(args),
+                                                  "results": results})
+    print(f"results: {path.relative_to(common.BENCH_DIR.parent)}")
+
+
+if __name__ == "__main__":
+    main()
