@@ -37,6 +37,7 @@ class TokenizerConfig:
     input_format: Literal["auto", "text", "wiki", "jsonl", "tsv"] = setting(
         "auto", "format of the training files: plain text, wiki-extractor <doc> blocks, JSON lines, or TSV with a header")
     text_fields: list[str] = setting(["text"], "JSON-lines fields / TSV columns that hold the text (read in order)")
+    max_lines: int | None = setting(None, "train on at most this many lines (the first ones), for quick trials")
 
     def validate(self) -> None:
         if self.vocab_size < len(BERT_SPECIAL_TOKENS) + len(self.extra_special_tokens) + 1:
@@ -47,6 +48,8 @@ class TokenizerConfig:
             raise ConfigError(f"limit_alphabet = {self.limit_alphabet} must be at least 1")
         if self.max_input_chars_per_word < 1:
             raise ConfigError(f"max_input_chars_per_word = {self.max_input_chars_per_word} must be at least 1")
+        if self.max_lines is not None and self.max_lines < 1:
+            raise ConfigError(f"max_lines = {self.max_lines} must be at least 1")
         if self.model_max_length < 3:
             raise ConfigError(f"model_max_length = {self.model_max_length} must be at least 3")
         for tok in self.extra_special_tokens:

@@ -8,6 +8,7 @@ pieces encoding will produce.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
@@ -53,8 +54,10 @@ def train_tokenizer(
         show_progress=progress and sys.stderr.isatty(),
     )
     counter = {"lines": 0}
-    texts: Iterator[str] = _counted(iter_text_lines(paths, config.input_format, config.text_fields), counter,
-                                    total_bytes, progress)
+    lines: Iterator[str] = iter_text_lines(paths, config.input_format, config.text_fields)
+    if config.max_lines is not None:
+        lines = itertools.islice(lines, config.max_lines)
+    texts: Iterator[str] = _counted(lines, counter, total_bytes, progress)
     if config.morpheme_split:
         splitter = KiwiMorphemeSplitter()
         normalizer = backend.normalizer
