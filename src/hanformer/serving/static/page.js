@@ -88,7 +88,8 @@
     var line = $("model-line");
     line.textContent = "";
     line.appendChild(el("strong", "", info.name));
-    line.appendChild(el("span", "badge", info.task));
+    var task = info.task_name && info.task_name !== info.task ? info.task + " \u00b7 " + info.task_name : info.task;
+    line.appendChild(el("span", "badge", task));
     var cfg = info.config || {};
     line.appendChild(el("span", "dim", (cfg.num_hidden_layers || "?") + " layers \u00b7 " +
                         (cfg.num_attention_heads || "?") + " heads \u00b7 " +
