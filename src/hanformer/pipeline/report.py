@@ -306,14 +306,22 @@ def _pretrain_section(pre: dict[str, Any]) -> str:
             {"label": "held-out", "color": plots.COLORS["eval"], **_xy(evals, eval_loss)}]},
         {"title": "held-out accuracy", "percent": True, "ylabel": "accuracy", "series": [
             {"label": "masked LM", "color": "#6d28d9", **_xy(evals, mlm)},
-            {"label": "next sentence", "color": "#059669", **_xy(evals, nsp)}]},
+            {"label": "next sentence", "color": "#059669", **_xy(evals, nsp)},
+            {"label": "masked LM: most-frequent-token baseline", "color": "#6d28d9", "style": ":",
+             **_xy(evals, _first_key(evals, ("unigram_accuracy",)))}]},
         {"title": "learning rate", "series": [{"color": "#444", **_xy(train, lr)}]},
         {"title": "throughput", "ylabel": "tokens/s",
          "series": [{"color": "#444", **_xy(train, tok_s)}]},
     ]
     final = pre.get("final", {})
-    rows = [[_e(k.replace("_", " ")), _fmt(v, k)] for k, v in final.items()
-            if isinstance(v, (int, float, str)) and not isinstance(v, bool)]
+    labels = {"step": "optimizer steps", "stopped": "stopped by", "elapsed": "training time (s)",
+              "train_loss": "training loss (last window)", "mlm_accuracy": "held-out masked-LM accuracy",
+              "unigram_accuracy": "masked-LM baseline: always the most frequent token",
+              "nsp_accuracy": "held-out next-sentence accuracy", "mlm_loss": "held-out masked-LM loss",
+              "perplexity": "held-out masked-LM perplexity", "masked_tokens": "held-out masked tokens",
+              "tokens_per_s": "throughput (tokens/s, mean)"}
+    rows = [[_e(label), _fmt(final[k], k)] for k, label in labels.items()
+            if isinstance(final.get(k), (int, float, str)) and not isinstance(final.get(k), bool)]
     out = ["<h2>Pretraining</h2>",
            '<p class="lead">Masked-LM and next-sentence prediction on the unlabeled text, '
            "read from the trainer's JSON-lines metrics.</p>",

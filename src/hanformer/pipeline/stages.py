@@ -149,7 +149,8 @@ def decide(stage: Stage, run_dir: Path, hashes: InputHashes, forced: set[str],
         return Decision(stage, "run", "forced with --force")
     waiting = sorted(k for k in stage.upstream if k in pending)
     if waiting:
-        return Decision(stage, "run", f"after {', '.join(waiting)} (re-runs when their output changes)")
+        names = ", ".join(waiting) if len(waiting) <= 3 else f"{len(waiting)} upstream stages"
+        return Decision(stage, "run", f"after {names} (re-runs when their output changes)")
     fp = fingerprint(stage, run_dir, hashes)
     manifest = read_manifest(stage_dir)
     if fp is None:
@@ -174,7 +175,8 @@ def _what_changed(manifest: dict[str, Any], stage: Stage, run_dir: Path, hashes:
     old = manifest.get("recorded", {})
     if old.get("settings") != hash_json(stage.settings):
         before = manifest.get("settings", {})
-        keys = sorted(k for k in set(before) | set(stage.settings) if before.get(k) != stage.settings.get(k))
+        keys = sorted(k for k in set(before) | set(stage.settings)
+                      if k not in before or k not in stage.settings or before[k] != stage.settings[k])
         return "settings changed" + (f" ({', '.join(keys[:4])})" if keys else "")
     if old.get("inputs") != {str(p): hashes[str(p)] for p in stage.inputs}:
         return "input files changed"
