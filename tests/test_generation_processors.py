@@ -110,3 +110,14 @@ def test_settings_from_toml_strings():
     assert config.early_stopping == "never" and config.num_beams == 4
     assert config.stop_strings == ["\n\n", "END"] and config.strategy == "beam"
     assert math.isclose(load_config(GenerationConfig, {"top_p": "0.9"}).top_p, 0.9)
+
+
+def test_distinct_n_and_repeated_ngram_rate_on_known_sequences():
+    from hanformer.generation.diversity import distinct_n, repeated_ngram_rate
+
+    generations = [[1, 2, 1, 2, 1], [3, 4]]
+    assert distinct_n(generations, 1) == 4 / 7
+    assert distinct_n(generations, 2) == 3 / 5  # (1,2) (2,1) (1,2) (2,1) (3,4)
+    assert repeated_ngram_rate(generations, 2) == 2 / 5
+    assert repeated_ngram_rate(generations, 3) == 1 / 3
+    assert distinct_n([[5]], 2) == 0.0 and repeated_ngram_rate([], 2) == 0.0
