@@ -103,3 +103,13 @@ def test_html_defaults_to_the_last_layer_and_rejects_bad_choices():
         render_attention_html(data, layer=3)
     with pytest.raises(ConfigError, match=r"--heads 4,7 out of range: the model has 4 heads"):
         render_attention_html(data, heads=[1, 4, 7])
+
+
+def test_notebooks_show_the_page_in_an_iframe():
+    import html
+
+    data = sample_data()
+    shown = data._repr_html_()
+    m = re.fullmatch(r'<iframe srcdoc="([^"]*)" style="[^"]*" sandbox="allow-scripts"></iframe>', shown)
+    assert m, shown[:200]
+    assert html.unescape(m.group(1)) == render_attention_html(data)

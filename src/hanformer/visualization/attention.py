@@ -106,6 +106,18 @@ class AttentionData:
     def rollout(self, residual: bool = True) -> torch.Tensor:
         return attention_rollout(self.attentions, residual=residual)
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows the views inline: the offline page inside an iframe, so its script and
+        styles run the same in classic Jupyter, JupyterLab and VS Code, apart from the notebook's."""
+        import html
+
+        from hanformer.visualization.html import render_attention_html
+
+        height = 330 + 22 * len(self.tokens)
+        page = render_attention_html(self)
+        return (f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width: 100%; height: {height}px; '
+                f'border: 0;" sandbox="allow-scripts"></iframe>')
+
     def to_dict(self, packed: bool = False, decimals: int = 4) -> dict[str, Any]:
         """A JSON-ready dict, the one format the HTML views and the web API share.
 
