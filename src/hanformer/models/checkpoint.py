@@ -261,13 +261,12 @@ def load_pretrained(cls: type[M], directory: str | Path, *, dtype: torch.dtype |
         raise CheckpointError(f"{d}: no config.json (not a checkpoint directory in the Hugging Face layout)")
     config = BertConfig.from_pretrained(d)
     if config_overrides:
+        if "num_labels" in config_overrides and "id2label" not in config_overrides:
+            config_overrides["id2label"] = None  # the checkpoint's label names no longer apply
         try:
             config = dataclasses.replace(config, **config_overrides)
         except TypeError as e:
             raise ConfigError(f"from_pretrained: {e}") from None
-        if "num_labels" in config_overrides and "id2label" not in config_overrides:
-            config.id2label = None
-            config.num_labels = config_overrides["num_labels"]
     state = read_state_dict(d)
     model = cls(config)
     ours, missing, unused = from_hf_state_dict(state, model, source=str(d))
