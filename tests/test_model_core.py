@@ -228,3 +228,16 @@ def test_bfloat16_forward_runs_and_stays_close():
         low = model.to(torch.bfloat16)(ids, mask).last_hidden_state
     assert low.dtype == torch.bfloat16
     assert (low.float() - ref)[mask.bool()].abs().max() < 0.1
+
+
+def test_outputs_index_like_transformers_and_sinusoidal_table():
+    from hanformer.models.embeddings import sinusoidal_table
+
+    model = BertForSequenceClassification(tiny()).eval()
+    with torch.no_grad():
+        out = model(torch.randint(1, VOCAB, (2, 5)), labels=torch.tensor([0, 1]))
+    assert out[0] is out.loss and out[1] is out["logits"] and out.keys() == ["loss", "logits"]
+    table = sinusoidal_table(4, 6)
+    assert table[0].tolist() == [0.0, 1.0] * 3
+    assert abs(table[1, 0].item() - torch.sin(torch.tensor(1.0)).item()) < 1e-6
+    assert abs(table[3, 3].item() - torch.cos(torch.tensor(3 / 10000 ** (2 / 6))).item()) < 1e-6
