@@ -38,7 +38,9 @@ def test_cli_writes_the_views_of_the_models_attention(model_dir, tmp_path, capsy
     expected = attention_data(load_model(model_dir), tokenizer, "나는 오늘 학교에 갔다.", "The cat sat.")
     data = payload["data"]
     assert data["tokens"] == tokenizer.encode("나는 오늘 학교에 갔다.", pair="The cat sat.").tokens
-    assert "학교에" in data["tokens"]  # Hangul syllables stay whole
+    # Hangul syllables stay whole: no conjoining jamo in any token.
+    assert not any("\u1100" <= ch <= "\u11ff" for tok in data["tokens"] for ch in tok)
+    assert any("학" in tok for tok in data["tokens"])
     assert data["special_mask"][0] and data["special_mask"][-1] and not any(data["special_mask"][1:4])
     raw = torch.frombuffer(bytearray(base64.b64decode(data["attentions"]["data"])), dtype=torch.uint8)
     unpacked = raw.float().view(*data["attentions"]["shape"]) / 255
