@@ -15,7 +15,13 @@ from hanformer.models.heads import (
     BertForQuestionAnswering,
     BertForSequenceClassification,
 )
-from hanformer.models.layers import KVCache, MultiHeadAttention, TokenLayout, TransformerBlock, causal_mask
+from hanformer.models.layers import (
+    KVCache,
+    MultiHeadAttention,
+    TokenLayout,
+    TransformerBlock,
+    causal_mask,
+)
 
 VOCAB = 53
 

@@ -174,13 +174,13 @@ def test_attentions_and_hidden_states_match_transformers_eager(saved_models):
     real = batch["attention_mask"].bool()
     assert len(a.attentions) == len(b.attentions) == 2
     assert len(a.hidden_states) == len(b.hidden_states) == 3
-    for x, y in zip(a.attentions, b.attentions):
+    for x, y in zip(a.attentions, b.attentions, strict=True):
         assert x.shape == y.shape == (4, 2, 17, 17)
         # Rows of real query tokens (padding queries attend to nothing meaningful).
         q = real[:, None, :, None].expand_as(x)
         assert (x - y).abs()[q].max() <= TOL
         assert torch.allclose(x.sum(-1)[real[:, None, :].expand(-1, 2, -1)], torch.tensor(1.0))
-    for x, y in zip(a.hidden_states, b.hidden_states):
+    for x, y in zip(a.hidden_states, b.hidden_states, strict=True):
         assert (x[real] - y[real]).abs().max() <= TOL
 
 

@@ -85,7 +85,7 @@ def to_hf_state_dict(model: BertPreTrainedModel, dtype: torch.dtype | None = Non
         m = _QKV_OURS.match(key)
         if m:
             prefix, layer, kind = m.groups()
-            for name, part in zip(("query", "key", "value"), value.chunk(3, dim=0)):
+            for name, part in zip(("query", "key", "value"), value.chunk(3, dim=0), strict=True):
                 out[f"{prefix}encoder.layer.{layer}.attention.self.{name}.{kind}"] = part.contiguous()
         else:
             out[_rename(key, _OURS_TO_HF)] = value.contiguous()
