@@ -1,8 +1,8 @@
 """Inference behind the web app: one loaded checkpoint, plain-Python results ready for JSON.
 
 The engine knows nothing about HTTP; `app.py` validates requests and calls it from a thread
-pool. Every method is safe to call from several threads at once (the model only runs forward
-passes under `torch.inference_mode`, and the tokenizer is the thread-safe Rust engine).
+pool. Every method is safe to call from several threads at once: the model only runs forward
+passes under `torch.inference_mode`, and tokenizer calls are serialised (see `Serialized`).
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ class InferenceEngine:
         model_config = self.model.config
         self.max_tokens = min(config.max_tokens, model_config.max_position_embeddings)
         self.labels: list[str] | None = None
+        self.task_name: str | None = None
         self.task_spec: tuple[Any, Any] | None = None
         if self.task in ("classification", "token-classification", "question-answering"):
             self._resolve_task()
@@ -142,7 +143,7 @@ class InferenceEngine:
             "name": name,
             "version": __version__,
             "task": self.task,
-            "task_name": getattr(self, "task_name", None),
+            "task_name": self.task_name,
             "pair": bool(self.task_spec and self.task_spec[0].pair),
             "architecture": self.architecture,
             "labels": self.labels,
@@ -179,10 +180,9 @@ class InferenceEngine:
             attention_mask[row, :n] = 1
         return Batch(encodings, input_ids, token_type_ids, attention_mask)
 
-    def _forward(self, batch: Batch, model: Any = None) -> Any:
-        model = self.model if model is None else model
+    def _forward(self, batch: Batch) -> Any:
         with torch.inference_mode():
-            return model(batch.input_ids, attention_mask=batch.attention_mask,
+            return self.model(batch.input_ids, attention_mask=batch.attention_mask,
                          token_type_ids=batch.token_type_ids)
 
     # ---- endpoints --------------------------------------------------------------------------
