@@ -147,3 +147,25 @@ def test_interrupted_stage_with_changed_settings_starts_over(toy):
     toy.run()
     assert toy.calls == ["count", "side"]
     assert not (toy.recipe.run_dir / "count" / "checkpoints").exists()
+
+
+def test_training_stage_stopped_by_a_signal_stops_the_run(toy):
+    """The trainer checkpoints on SIGINT and returns normally; the pipeline must not go on as if
+    the stage had finished, and the next run resumes it."""
+    from types import SimpleNamespace
+
+    from hanformer.pipeline.adapters import StageInterrupted, _stop_if_interrupted
+
+    _stop_if_interrupted(SimpleNamespace(stopped="max_steps"), "pretrain")  # finished: nothing happens
+    stages = toy.stages()
+
+    def count(ctx):
+        (ctx.dir / "checkpoints" / "step-00000003").mkdir(parents=True)
+        _stop_if_interrupted(SimpleNamespace(stopped="interrupted"), ctx.stage.key)
+
+    stages[1].run = count
+    with pytest.raises(StageInterrupted, match="stage count was interrupted .* run the same command again"):
+        run_stages(toy.recipe, stages, log=lambda s: None)
+    assert not (toy.recipe.run_dir / "side").exists()
+    plan = toy.run(dry_run=True)
+    assert [d.action for d in plan.decisions] == ["skip", "resume", "run"]

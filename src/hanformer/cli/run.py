@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from hanformer.cli._common import add_command
 
@@ -42,9 +43,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
+    from hanformer.pipeline.adapters import StageInterrupted
     from hanformer.pipeline.run import run_recipe
 
-    result = run_recipe(args.recipe, force=args.force, dry_run=args.dry_run, out_dir=args.out_dir)
+    try:
+        result = run_recipe(args.recipe, force=args.force, dry_run=args.dry_run, out_dir=args.out_dir)
+    except StageInterrupted as e:
+        print(f"hanformer: {e}", file=sys.stderr)
+        return 130
     if not args.dry_run and result.report is not None:
         print(result.report)
     return 0

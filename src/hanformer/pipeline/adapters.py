@@ -291,6 +291,7 @@ def pretrain_stage(recipe: Recipe) -> Stage:
 
     def run(ctx: StageContext) -> dict[str, Any]:
         result = pretrain(config, resume=ctx.resume)
+        _stop_if_interrupted(result, "pretrain")
         summary = _plain(result)
         summary.update(summary.pop("eval_metrics", {}) or {})
         rows = _read_jsonl(ctx.dir / "metrics.jsonl")
@@ -302,6 +303,18 @@ def pretrain_stage(recipe: Recipe) -> Stage:
     return Stage(key="pretrain", title="pretrain with masked-LM + next-sentence prediction", run=run,
                  settings=_settings_record(config, ("data", "output_dir")), upstream={"data": "shards"},
                  outputs=["final", "final/config.json"], resumable=True, budget=sec.budget)
+
+
+def _stop_if_interrupted(result: Any, key: str) -> None:
+    """The trainer turns Ctrl-C / SIGTERM into a checkpoint and a normal return; the run must
+    stop there (the stage stays unfinished, so the next run resumes it) instead of going on."""
+    if getattr(result, "stopped", None) == "interrupted":
+        raise StageInterrupted(f"stage {key} was interrupted after saving a checkpoint; "
+                               "run the same command again to resume it")
+
+
+class StageInterrupted(KeyboardInterrupt):
+    """A training stage stopped on a signal after checkpointing (resumable)."""
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -355,6 +368,7 @@ def finetune_stages(recipe: Recipe, name: str, sec: FinetuneSection) -> list[Sta
 def _finetune_run(finetune: Callable[..., Any], config: Any) -> Callable[[StageContext], dict[str, Any]]:
     def run(ctx: StageContext) -> dict[str, Any]:
         result = finetune(config, resume=ctx.resume, log=ctx.log)
+        _stop_if_interrupted(result, ctx.stage.key)
         summary = _plain(result)
         valid = summary.pop("best_metrics", None) or summary.pop("eval_metrics", None) or {}
         return {"valid": valid, **{k: v for k, v in summary.items() if isinstance(v, (int, float))}}

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hanformer.errors import ConfigError
+from hanformer.errors import ConfigError, HanformerError
 from hanformer.utils.files import atomic_write_json
 from hanformer.utils.hashing import hash_file, hash_json, hash_tree
 
@@ -211,6 +211,8 @@ def run_stage(decision: Decision, run_dir: Path, hashes: InputHashes, *, seed: i
     part_hashes = {}
     for part in stage.outputs:
         p = stage_dir / part
+        if not p.exists():
+            raise HanformerError(f"stage {stage.key} finished without writing {p}; see its log above")
         part_hashes[part] = hash_tree_filtered(p) if p.is_dir() else hash_file(p)
     manifest = {**base, "status": "complete", "started": started, "seconds": round(seconds, 2),
                 "resumed": resume, "outputs_hash": _hash_paths(stage_dir, stage.outputs),
