@@ -60,6 +60,10 @@ _EXPORTS: dict[str, str] = {
     "pretrain": "hanformer.training.pretrain",
     "Trainer": "hanformer.training.trainer",
     "TrainerConfig": "hanformer.training.config",
+    # the main job: recipes, stage caching, the report
+    "run_recipe": "hanformer.pipeline.run",
+    "load_recipe": "hanformer.pipeline.recipe",
+    "Recipe": "hanformer.pipeline.recipe",
     # GPT and generation
     "GPTConfig": "hanformer.models.gpt",
     "GPTModel": "hanformer.models.gpt",
