@@ -18,7 +18,7 @@ from hanformer.tokenization.config import BERT_SPECIAL_TOKENS
 def tok_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("tok")
     corpus = write_corpus(root)
-    config = TokenizerConfig(vocab_size=400, min_frequency=1, extra_special_tokens=["[ENT]", "[/ENT]"])
+    config = TokenizerConfig(vocab_size=600, min_frequency=1, extra_special_tokens=["[ENT]", "[/ENT]"])
     train_tokenizer(corpus, config, root / "out", progress=False)
     return root / "out"
 
@@ -33,19 +33,19 @@ def test_trained_layout_and_special_ids(tok, tok_dir):
         "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt"]
     vocab_lines = (tok_dir / "vocab.txt").read_text(encoding="utf-8").splitlines()
     assert vocab_lines[:7] == [*BERT_SPECIAL_TOKENS, "[ENT]", "[/ENT]"]
-    assert len(vocab_lines) == tok.vocab_size == len(tok) == 400
+    assert len(vocab_lines) == tok.vocab_size == len(tok) == 600
     assert (tok.pad_token_id, tok.unk_token_id, tok.cls_token_id, tok.sep_token_id, tok.mask_token_id) == (0, 1, 2, 3, 4)
     assert any(t.startswith("##") for t in vocab_lines)
     cfg = json.loads((tok_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
     assert cfg["strip_accents"] is False and cfg["do_lower_case"] is False
-    assert cfg["hanformer"]["config"]["vocab_size"] == 400
+    assert cfg["hanformer"]["config"]["vocab_size"] == 600
     assert cfg["hanformer"]["training"]["lines"] == len(SENTENCES.splitlines()) * 4
     assert tok.settings["config"]["extra_special_tokens"] == ["[ENT]", "[/ENT]"]
 
 
 def test_hangul_is_never_decomposed_even_when_lowercasing(tmp_path):
     corpus = write_corpus(tmp_path)
-    lower = train_tokenizer(corpus, TokenizerConfig(vocab_size=500, min_frequency=1, lowercase=True), progress=False)
+    lower = train_tokenizer(corpus, TokenizerConfig(vocab_size=1000, min_frequency=1, lowercase=True), progress=False)
     assert not lower.decomposes_hangul
     assert lower.tokenize("Seoul 서울") == ["seoul", "서울"]
     jamo = {chr(c) for c in range(0x1100, 0x1200)}
@@ -186,7 +186,7 @@ def test_vocab_hash_tracks_what_changes_ids(tmp_path):
     a = train_tokenizer(corpus, TokenizerConfig(vocab_size=1000, min_frequency=1), progress=False)
     same = Tokenizer.build(a.get_vocab(), TokenizerConfig(**a.settings["config"]))
     assert same.vocab_hash == a.vocab_hash
-    c = train_tokenizer(corpus, TokenizerConfig(vocab_size=300, min_frequency=1), progress=False)
+    c = train_tokenizer(corpus, TokenizerConfig(vocab_size=400, min_frequency=1), progress=False)
     d = train_tokenizer(corpus, TokenizerConfig(vocab_size=1000, min_frequency=1, lowercase=True), progress=False)
     assert len({a.vocab_hash, c.vocab_hash, d.vocab_hash}) == 3
 
@@ -286,3 +286,13 @@ def test_wrong_argument_types_are_clear(tok):
         tok.encode_batch("서울")
     with pytest.raises(InputError, match="2 texts but 1 pairs"):
         tok.encode_batch(["a", "b"], ["c"])
+
+
+def test_base_alphabet_and_completed_alphabet(tok):
+    vocab = tok.get_vocab()
+    # jamo emoticons and ASCII symbols are known even though the corpus has none
+    assert tok.tokenize("ㅋㅋㅋ ㅠㅠ <b>") == ["ㅋ", "##ㅋ", "##ㅋ", "ㅠ", "##ㅠ", "<", "b", ">"]
+    # every base character also has its ##form: words of known characters are never [UNK]
+    singles = [t for t in vocab if len(t) == 1]
+    assert all(f"##{c}" in vocab for c in singles)
+    assert "[UNK]" not in tok.tokenize("민주공화국서울대한")

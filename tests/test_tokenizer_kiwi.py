@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def kiwi_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("kiwi")
-    config = TokenizerConfig(vocab_size=400, min_frequency=1, morpheme_split=True)
+    config = TokenizerConfig(vocab_size=800, min_frequency=1, morpheme_split=True)
     train_tokenizer(write_corpus(root), config, root / "tok", progress=False)
     return root / "tok"
 
@@ -34,7 +34,10 @@ def test_words_are_split_at_morphemes_with_exact_offsets(kiwi_tok):
     enc = kiwi_tok.encode(text)
     surfaces = [text[s:e] for (s, e), m in zip(enc.offsets, enc.special_tokens_mask, strict=True) if not m]
     assert "학교" in surfaces and "에" in surfaces  # 학교/NNG + 에/JKB
-    assert "Seoul" in surfaces and "에서" in surfaces  # a particle after a Latin word is its own word
+    # a particle after a Latin word is a word of its own
+    seoul, eseo = text.index("Seoul"), text.index("에서")
+    words_of = {w for w, (s, _) in zip(enc.word_ids, enc.offsets, strict=True) if w is not None and seoul <= s < eseo}
+    assert words_of and enc.word_ids[enc.char_to_token(eseo)] not in words_of
     for token, (s, e), m in zip(enc.tokens, enc.offsets, enc.special_tokens_mask, strict=True):
         if not m and token != "[UNK]":
             assert text[s:e] == token.removeprefix("##")
@@ -52,7 +55,7 @@ def test_kiwi_option_is_recorded_and_reattached(kiwi_tok, kiwi_dir, tmp_path):
     again = Tokenizer.from_pretrained(tmp_path / "again")
     text = "서울은 한국의 수도이고, 부산은 두 번째로 큰 도시이다."
     assert again.morpheme_split and again.encode(text).ids == kiwi_tok.encode(text).ids
-    plain = Tokenizer.build(kiwi_tok.get_vocab(), TokenizerConfig(vocab_size=400))
+    plain = Tokenizer.build(kiwi_tok.get_vocab(), TokenizerConfig(vocab_size=800))
     assert plain.vocab_hash != kiwi_tok.vocab_hash
     assert plain.tokenize("학교에") != kiwi_tok.tokenize("학교에")
 
@@ -69,6 +72,6 @@ def test_batches_and_long_text_match_single_encoding(kiwi_tok):
 def test_transformers_reads_the_folder_without_the_morpheme_step(kiwi_dir):
     transformers = pytest.importorskip("transformers")
     theirs = transformers.BertTokenizerFast.from_pretrained(str(kiwi_dir))
-    plain = Tokenizer.build(Tokenizer.from_pretrained(kiwi_dir).get_vocab(), TokenizerConfig(vocab_size=400))
+    plain = Tokenizer.build(Tokenizer.from_pretrained(kiwi_dir).get_vocab(), TokenizerConfig(vocab_size=800))
     text = "세종대왕은 훈민정음을 창제하였다."
     assert theirs(text)["input_ids"] == plain.encode(text).ids

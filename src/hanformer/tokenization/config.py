@@ -23,6 +23,13 @@ class TokenizerConfig:
         6000,
         "keep at most this many distinct characters as base symbols (the most frequent); Korean needs "
         "a few thousand Hangul syllables, rarer characters become [UNK]")
+    base_alphabet: Literal["ascii+jamo", "none"] = setting(
+        "ascii+jamo",
+        "characters always in the vocabulary even if the training text lacks them: printable ASCII and the "
+        "Hangul compatibility jamo (ㅋㅋ, ㅠㅠ are everywhere in web text, rare in Wikipedia)")
+    complete_alphabet: bool = setting(
+        True, "give every base character its ##form too (replacing the rarest merges), so a word made of "
+        "known characters never becomes [UNK]")
     unicode_normalization: Literal["nfc", "nfkc", "none"] = setting(
         "nfc", "Unicode normal form applied first; NFC/NFKC keep Hangul syllables whole (NFD would split them into jamo)")
     lowercase: bool = setting(False, "lowercase the text (accents are never stripped, so Hangul stays intact)")
@@ -62,6 +69,14 @@ class TokenizerConfig:
 
     def __post_init__(self) -> None:
         self.validate()
+
+    @property
+    def base_characters(self) -> list[str]:
+        if self.base_alphabet == "none":
+            return []
+        ascii_chars = [chr(c) for c in range(0x21, 0x7F)]
+        jamo = [chr(c) for c in range(0x3131, 0x3164)]  # ㄱ..ㅣ
+        return ascii_chars + jamo
 
     @property
     def special_tokens(self) -> list[str]:

@@ -49,6 +49,8 @@ def train_tokenizer(
         min_frequency=config.min_frequency,
         special_tokens=config.special_tokens,
         limit_alphabet=config.limit_alphabet,
+        initial_alphabet=sorted({c for c in map(backend.normalizer.normalize_str, config.base_characters)
+                                 if len(c) == 1}),
         continuing_subword_prefix=CONTINUATION_PREFIX,
         # The engine's own bars cover counting and merging; ours covers reading.
         show_progress=progress and sys.stderr.isatty(),
@@ -73,8 +75,10 @@ def train_tokenizer(
             f"vocab_size = {config.vocab_size} is smaller than the alphabet: the text has "
             f"{len(vocab) - len(config.special_tokens)} distinct base symbols (characters and ##characters) "
             f"plus {len(config.special_tokens)} special tokens; raise --vocab-size above {len(vocab)} "
-            f"or lower --limit-alphabet"
+            f"or lower --limit-alphabet{' (or pass --base-alphabet none)' if config.base_characters else ''}"
         )
+    if config.complete_alphabet:
+        vocab = _complete_alphabet(vocab, config)
     vocab = _canonical_ids(vocab, config.special_tokens)
     seconds = time.perf_counter() - started
     training = {"files": [p.name for p in paths], "bytes": total_bytes, "lines": counter["lines"],
@@ -83,6 +87,27 @@ def train_tokenizer(
     if out_dir is not None:
         tokenizer.save_pretrained(Path(out_dir))
     return tokenizer
+
+
+def _complete_alphabet(vocab: dict[str, int], config: TokenizerConfig) -> dict[str, int]:
+    """Add `##c` for every base character `c` that only has its word-initial form.
+
+    Without it, `싫` known only at word starts makes `안싫어` a whole-word [UNK]. Room is made by
+    dropping the last merges the trainer made (the engine numbers merged tokens in merge order,
+    so the highest ids are the least frequent pieces)."""
+    specials = set(config.special_tokens)
+    missing = [f"{CONTINUATION_PREFIX}{t}" for t in vocab
+               if len(t) == 1 and t not in specials and f"{CONTINUATION_PREFIX}{t}" not in vocab]
+    if not missing:
+        return vocab
+    merged = sorted((t for t in vocab if len(t.removeprefix(CONTINUATION_PREFIX)) > 1), key=vocab.__getitem__)
+    # Best effort on tiny vocabularies: never give up more than half of the merged pieces.
+    room = max(0, config.vocab_size - len(vocab)) + len(merged) // 2
+    missing = missing[:room]
+    drop = max(0, len(vocab) + len(missing) - config.vocab_size)
+    dropped = set(merged[len(merged) - drop:])
+    kept = [t for t in sorted(vocab, key=vocab.__getitem__) if t not in dropped]
+    return {t: i for i, t in enumerate(kept + missing)}
 
 
 def _canonical_ids(vocab: dict[str, int], specials: list[str]) -> dict[str, int]:
