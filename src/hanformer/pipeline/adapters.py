@@ -478,11 +478,14 @@ def report_stage(recipe: Recipe, stage_keys: list[str]) -> Stage:
                             "reason": "", "seconds": man.get("seconds")})
         extra: dict[str, Any] = {"title": sec.title or f"hanformer run: {recipe.name}"}
         if attention_model is not None and sec.attention_text:
-            extra["attention"] = _attention(attention_model, sec.attention_text, sec.attention_layer)
+            extra["attention"] = _attention(attention_model, sec.attention_text, sec.attention_layer,
+                                            ctx.dir / "attention.html")
         data = collect_report_data(recipe, recipe.run_dir, records, extra)
         atomic_write_json(ctx.dir / "metrics.json", data)
         with atomic_write(ctx.dir / "report.html") as f:
             f.write(render_report(data))
+        for name in ("report.html", "metrics.json"):
+            (ctx.dir / name).chmod(0o644)  # pages to open and share, not private temp files
         return {"comparison": data.get("comparison", {})}
 
     return Stage(key="report", title="write report.html and metrics.json", run=run,
@@ -490,19 +493,23 @@ def report_stage(recipe: Recipe, stage_keys: list[str]) -> Stage:
                  outputs=["metrics.json"])
 
 
-def _attention(model_dir: Path, text: str, layer: int) -> dict[str, Any]:
+def _attention(model_dir: Path, text: str, layer: int, html_path: Path) -> dict[str, Any]:
+    """The attention of `text` in one layer for the report's picture; the interactive head and
+    model views of all layers go to `html_path` (the visualization's own page)."""
     attention_data = component("hanformer.visualization.attention", "attention_data", "report")
     load_model = component("hanformer.models.checkpoint", "load_model", "report")
     tok_cls = component("hanformer.tokenization.tokenizer", "Tokenizer", "report")
     model = load_model(model_dir)
     tokenizer = tok_cls.from_pretrained(model_dir)
     data = attention_data(model, tokenizer, text)
+    write_html = component("hanformer.visualization.html", "write_attention_html", "report")
+    write_html(data, html_path, title="Attention of the pretrained model", model_name=str(model_dir))
     layers = data.num_layers
     layer = layer if layer >= 0 else layers + layer
     layer = max(0, min(layers - 1, layer))
     heads = [[[round(float(v), 4) for v in row] for row in head] for head in data.attentions[layer].tolist()]
     return {"text": text, "tokens": list(data.tokens), "layer": layer, "layers": layers,
-            "heads": heads, "model": str(model_dir)}
+            "heads": heads, "model": str(model_dir), "html": f"report/{html_path.name}"}
 
 
 # ----------------------------------------------------------------------------- plan

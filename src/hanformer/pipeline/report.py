@@ -483,7 +483,8 @@ def _attention_section(att: dict[str, Any]) -> str:
             "Rows are the attending token, columns the token attended to; brighter is more attention.</p>")
     link = ""
     if att.get("html"):
-        link = f'<p class="note">Interactive head and model views: <code>{_e(att["html"])}</code></p>'
+        link = (f'<p class="note">Every layer and head, interactive (head view, model view, rollout): '
+                f'<a href="{_e(att["html"])}">{_e(att["html"])}</a> (beside this report).</p>')
     return f'<h2>A look inside: attention</h2>{note}<div class="fig">{svg}</div>{link}'
 
 
