@@ -172,27 +172,29 @@ def tokenizer_stage(recipe: Recipe) -> Stage:
     def run(ctx: StageContext) -> dict[str, Any]:
         out = ctx.dir
         train([str(f) for f in files], config, out, progress=False)
-        return tokenizer_summary(out, sample)
+        return tokenizer_summary(out, sample, [recipe.report.attention_text] if recipe.report else None)
 
     return Stage(key="tokenizer", title="train the WordPiece vocabulary", run=run,
-                 settings={**_settings_record(config), "stats_sample": [str(p) for p in sample]},
-                 inputs=[*files, *sample], outputs=[""], budget=sec.budget)
+                 settings={**_settings_record(config), "stats_sample": [str(p) for p, _ in sample]},
+                 inputs=[*files, *(p for p, _ in sample)], outputs=[""], budget=sec.budget)
 
 
-def _stats_sample(recipe: Recipe) -> list[Path]:
-    """Text the vocabulary was not trained on, for the [UNK] rate: the tasks' held-out files
-    (else their training files)."""
+def _stats_sample(recipe: Recipe) -> list[tuple[Path, str]]:
+    """(file, task) pairs of text the vocabulary was not trained on, for the [UNK] rate: each
+    task's held-out file (else its validation or training file); at most two tasks."""
     out = []
     for task in recipe.finetune.values():
         for p in (task.test, task.valid, task.train):
             if p and Path(p).is_file():
-                out.append(Path(p))
+                out.append((Path(p), task.task))
                 break
     return out[:2]
 
 
-def tokenizer_summary(tokenizer_dir: Path, sample: list[Path]) -> dict[str, Any]:
-    """Vocabulary size, [UNK] rate and tokens per word on `sample` (via `tokenizer_stats`)."""
+def tokenizer_summary(tokenizer_dir: Path, sample: list[tuple[Path, str]],
+                      show: list[str] | None = None) -> dict[str, Any]:
+    """Vocabulary size, [UNK] rate and tokens per word on `sample` (via `tokenizer_stats`), and
+    how a few sentences (`show`, then short ones from the sample) are split."""
     tok_cls = component("hanformer.tokenization.tokenizer", "Tokenizer", "tokenizer")
     tokenizer = tok_cls.from_pretrained(tokenizer_dir)
     summary: dict[str, Any] = {"vocab_size": tokenizer.vocab_size}
@@ -201,27 +203,23 @@ def tokenizer_summary(tokenizer_dir: Path, sample: list[Path]) -> dict[str, Any]
         stats_fn = component("hanformer.tokenization.stats", "tokenizer_stats", "tokenizer")
         stats = dataclasses.asdict(stats_fn(tokenizer, texts=texts))
         summary.update({k: v for k, v in stats.items() if k != "vocab_hash"})
-        summary["sample"] = ", ".join(str(p) for p in sample)
-        summary["examples"] = [{"text": t, "tokens": tokenizer.encode(t).tokens[1:-1]} for t in texts[:3]]
+        summary["sample"] = ", ".join(str(p) for p, _ in sample)
+    shown = [t for t in (show or []) if t] + [t for t in texts if 8 <= len(t) <= 40][:3]
+    summary["examples"] = [{"text": t, "tokens": tokenizer.encode(t).tokens[1:-1]} for t in shown[:4]]
     return summary
 
 
-def _sample_texts(paths: list[Path], limit: int = 5000) -> list[str]:
-    """Plain sentences from task files, read with the task readers when they can."""
-    from hanformer.tasks.registry import TASKS
+def _sample_texts(sample: list[tuple[Path, str]], limit: int = 5000) -> list[str]:
+    """Sentences of task files, read with each task's own reader (seeded order kept)."""
+    from hanformer.tasks.registry import get_task
 
     texts: list[str] = []
-    for p in paths:
-        for spec in TASKS.values():
-            if spec.kind != "classification" or spec.data is None:
-                continue
-            try:
-                result = spec.read(p)
-            except Exception:
-                continue
-            if result.examples:
-                texts.extend(e.text for e in result.examples[:limit])
-                break
+    for path, task in sample:
+        for e in get_task(task).read(path).examples[:limit]:
+            for field in ("text", "text_pair", "question", "context"):
+                value = getattr(e, field, None)
+                if isinstance(value, str) and value.strip():
+                    texts.append(value)
     return texts[:limit]
 
 
