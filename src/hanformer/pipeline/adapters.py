@@ -406,7 +406,9 @@ def evaluate_stage(recipe: Recipe) -> Stage:
         atomic_write_json(ctx.dir / "results.json", {"tasks": results})
         return {name: {init: r.get("test", {}) for init, r in e["runs"].items()} for name, e in results.items()}
 
-    return Stage(key="evaluate", title="score every fine-tuned model on its held-out file", run=run,
+    title = ("score every fine-tuned model on its held-out file" if inputs else
+             "collect the validation scores (no task has a held-out `test` file)")
+    return Stage(key="evaluate", title=title, run=run,
                  settings=dataclasses.asdict(sec), inputs=inputs, upstream=upstream,
                  outputs=["results.json"], budget=sec.budget)
 
