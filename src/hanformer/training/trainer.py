@@ -106,6 +106,19 @@ def _count_tokens(batch: dict[str, torch.Tensor]) -> Any:
     return ids.numel() if ids is not None else 0
 
 
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return torch.backends.cpu.get_cpu_capability() not in ("DEFAULT", "NO AVX", "AVX2")
+
+
 def measure_peak_flops(device: torch.device, dtype: torch.dtype, n: int = 1024) -> float:
     """Measured matmul throughput (FLOP/s): the denominator of MFU when none is configured."""
     if device.type == "cuda":
@@ -325,6 +338,9 @@ class Trainer:
         bar = ProgressBar(c.max_steps, self.step, c.max_seconds, enabled=main and c.progress)
         if path is not None:
             bar.write(f"resumed from {path} at step {self.step}")
+        if c.precision == "bf16" and self.device.type == "cpu" and not cpu_has_fast_bf16():
+            bar.write("warning: this CPU has no AVX-512 BF16/AMX units, so bfloat16 matmuls are emulated "
+                      "and much slower than float32; use --precision fp32 here")
         peak = c.peak_tflops * 1e12 if c.peak_tflops else (
             measure_peak_flops(self.device, torch.bfloat16 if c.precision == "bf16" else torch.float32)
             if main else 0.0)
@@ -340,6 +356,25 @@ class Trainer:
         last_eval_step = -1
         stopped = "max_steps"
         train_loss: float | None = None
+
+        def flush(lr: float, grad_norm: Any) -> float:
+            """Log the steps since the last record (mean loss, throughput, MFU); all ranks call it."""
+            nonlocal window_start, window_tokens, window_flops, window_steps, window_loss
+            now = time.perf_counter()
+            dt = max(now - window_start, 1e-9)
+            loss = float(all_reduce_mean(window_loss / window_steps, self.dist).item())
+            self.tokens_seen += int(window_tokens * self.dist.world_size)
+            metrics = {"loss": loss, "lr": lr, "tokens_per_s": window_tokens * self.dist.world_size / dt,
+                       "tokens_seen": self.tokens_seen, "elapsed": round(now - start, 3)}
+            if grad_norm is not None:
+                metrics["grad_norm"] = float(grad_norm)
+            if peak:
+                metrics["mfu"] = float(window_flops) / dt / peak
+            log.log("train", self.step, metrics)
+            bar.update(self.step, metrics, now - start)
+            window_start, window_tokens, window_flops, window_steps = now, 0.0, 0.0, 0
+            window_loss = torch.zeros((), device=self.device)
+            return loss
         try:
             while True:
                 self.elapsed = time.perf_counter() - start
@@ -404,22 +439,7 @@ class Trainer:
                 is_last = self.step >= c.max_steps
                 if (c.log_every and self.step % c.log_every == 0) or is_last:
                     self._check_finite(bad_step)
-                    now = time.perf_counter()
-                    dt = max(now - window_start, 1e-9)
-                    mean_loss = all_reduce_mean(window_loss / window_steps, self.dist)
-                    train_loss = float(mean_loss.item())
-                    tokens_per_s = window_tokens * self.dist.world_size / dt
-                    self.tokens_seen += int(window_tokens * self.dist.world_size)
-                    metrics = {"loss": train_loss, "lr": lr, "tokens_per_s": tokens_per_s,
-                               "tokens_seen": self.tokens_seen, "elapsed": round(now - start, 3)}
-                    if grad_norm is not None:
-                        metrics["grad_norm"] = float(grad_norm)
-                    if peak:
-                        metrics["mfu"] = float(window_flops) / dt / peak
-                    log.log("train", self.step, metrics)
-                    bar.update(self.step, metrics, now - start)
-                    window_start, window_tokens, window_flops, window_steps = now, 0.0, 0.0, 0
-                    window_loss = torch.zeros((), device=self.device)
+                    train_loss = flush(lr, grad_norm)
                 if c.eval_every and self.step % c.eval_every == 0 and not is_last:
                     self._check_finite(bad_step)
                     if self._eval_and_track(log, bar):
@@ -432,6 +452,8 @@ class Trainer:
                     self.elapsed = time.perf_counter() - start
                     self.save_checkpoint()
             self._check_finite(bad_step)
+            if window_steps:  # stopped by time, signal or early stopping between log records
+                train_loss = flush(self.schedule.last_lr, None)
             self.elapsed = time.perf_counter() - start
             final_dir = None
             if stopped != "interrupted":
