@@ -96,7 +96,7 @@ def _train(args: argparse.Namespace) -> int:
     config = config_from_sources(TokenizerConfig, toml, args, source=args.config or "tokenizer train")
     tok = train_tokenizer(args.input, config, args.out, progress=not args.quiet)
     info = tok.settings.get("training", {})
-    print(f"wrote {args.out}: {tok.vocab_size:,} tokens, trained on {info.get('bytes', 0) / 2**20:.1f} MiB "
+    print(f"wrote {args.out}: {tok.vocab_size:,} tokens, trained on {info.get('bytes', 0) / 2**20:.1f} MiB of text "
           f"({info.get('lines', 0):,} lines) in {info.get('seconds', 0):.1f} s")
     return 0
 

@@ -55,7 +55,7 @@ def train_tokenizer(
         # The engine's own bars cover counting and merging; ours covers reading.
         show_progress=progress and sys.stderr.isatty(),
     )
-    counter = {"lines": 0}
+    counter = {"lines": 0, "bytes": 0}
     lines: Iterator[str] = iter_text_lines(paths, config.input_format, config.text_fields)
     if config.max_lines is not None:
         lines = itertools.islice(lines, config.max_lines)
@@ -81,7 +81,7 @@ def train_tokenizer(
         vocab = _complete_alphabet(vocab, config)
     vocab = _canonical_ids(vocab, config.special_tokens)
     seconds = time.perf_counter() - started
-    training = {"files": [p.name for p in paths], "bytes": total_bytes, "lines": counter["lines"],
+    training = {"files": [p.name for p in paths], "bytes": counter["bytes"], "lines": counter["lines"],
                 "seconds": round(seconds, 2)}
     tokenizer = Tokenizer.build(vocab, config, source="trained vocabulary", settings={"training": training})
     if out_dir is not None:
@@ -131,7 +131,9 @@ def _counted(lines: Iterable[str], counter: dict[str, int], total_bytes: int, pr
         pending = 0
         for line in lines:
             counter["lines"] += 1
-            pending += len(line.encode("utf-8")) + 1
+            size = len(line.encode("utf-8")) + 1
+            counter["bytes"] += size
+            pending += size
             if pending > 1 << 20:  # update every MiB: tqdm calls cost more than counting
                 bar.update(pending)
                 pending = 0
