@@ -193,3 +193,26 @@ def test_ner_and_qa_end_to_end(tiny_model, tmp_path, capsys):
     assert rc == 0 and record["question"] == "김철수는 어디에 가?"
     assert context[record["start"]:record["end"]] == record["answer"]
     assert len(record["n_best"]) >= 1 and record["n_best"][0]["text"] == record["answer"]
+
+
+def test_pair_regression_end_to_end(tiny_model, tmp_path, capsys):
+    rows = ["genre\tfilename\tyear\tid\tscore\tsentence1\tsentence2"]
+    for i in range(40):
+        a, b = POS[i % 5], (POS if i % 2 else NEG)[(i // 2) % 5]
+        rows.append(f"g\tf\t2012\t{i:04d}\t{4.5 if i % 2 else 0.5}\t{a}\t{b}")
+    rows.append("g\tf\t2012\tbad\tfive\t가\t나")  # a score that is not a number
+    sts = _write(tmp_path / "sts.tsv", "\n".join(rows) + "\n")
+    out = tmp_path / "sts"
+    rc = main(["finetune", "--task", "korsts", "--model", str(tiny_model), "--train", str(sts), "--out", str(out),
+               "--epochs", "2", "--batch-size", "8", *COMMON])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "sts.tsv:42: score 'five'" in captured.err
+    config = json.loads((out / "best" / "config.json").read_text())
+    assert config["problem_type"] == "regression" and len(config["id2label"]) == 1
+    assert {"pearson", "spearman"} <= set(json.loads((out / "best" / "metrics.json").read_text()))
+    rc = main(["predict", "--model", str(out), "--input", str(_write(tmp_path / "p.tsv", "좋아요\t정말 좋아요\n"))])
+    record = json.loads(capsys.readouterr().out)
+    assert rc == 0 and record["text_pair"] == "정말 좋아요" and isinstance(record["score"], float)
+    rc = main(["predict", "--model", str(out), "--input", str(_write(tmp_path / "one.txt", "좋아요\n"))])
+    assert rc == 2 and "takes sentence pairs" in capsys.readouterr().err
