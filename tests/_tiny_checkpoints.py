@@ -45,3 +45,20 @@ def make_checkpoint(directory: Path, tokenizer, architecture: str, labels: list[
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def make_gpt_checkpoint(directory: Path, tokenizer, n_positions: int = 64, seed: int = 0) -> Path:
+    """Save a random `GPTForCausalLM` (2 layers, width 32) and `tokenizer` to `directory`, with the
+    special tokens `hanformer pretrain --objective clm` sets ([SEP] starts and ends a text)."""
+    import torch
+
+    from hanformer.models.gpt import GPTConfig, GPTForCausalLM
+
+    torch.manual_seed(seed)
+    sep = tokenizer.sep_token_id
+    config = GPTConfig.preset("tiny", vocab_size=tokenizer.vocab_size, n_positions=n_positions, n_embd=32,
+                              n_head=2, bos_token_id=sep, eos_token_id=sep, pad_token_id=tokenizer.pad_token_id)
+    model = GPTForCausalLM(config).eval()
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory

@@ -9,6 +9,8 @@
     POST /api/predict      {"texts": [...], "pairs": [...]?}      (the checkpoint's task head;
                                                                  QA: texts = questions, pairs = contexts)
     POST /api/attention    {"text": "...", "pair": "..."?, "packed": false}
+    POST /api/generate     {"prompt": "...", "max_new_tokens": 50, ...}   (causal LM checkpoints;
+                           the settings of `GenerationConfig`; answers with server-sent events)
 
 Every bad request gets a 4xx JSON answer `{"error": "...", "field": "..."}` that names the field;
 inference runs in a thread pool, so one slow request does not hold up the others.
@@ -17,24 +19,35 @@ inference runs in a thread pool, so one slow request does not hold up the others
 from __future__ import annotations
 
 import logging
+import threading
+import time
+import typing
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hanformer.errors import HanformerError
 from hanformer.serving.config import ServeConfig
-from hanformer.serving.engine import FieldError, InferenceEngine
+from hanformer.serving.engine import FieldError, GenerationCancelled, InferenceEngine
+from hanformer.serving.streaming import EventStream, WorkerStream, sse
 from hanformer.visualization.html import ASSETS_DIR
 
 STATIC_DIR = Path(__file__).parent / "static"
 log = logging.getLogger("hanformer.serving")
+
+# The `GenerationConfig` settings a generation request may set; token ids, the cache and several
+# sequences per prompt stay the server's business (the stream carries one text).
+GENERATE_SETTINGS = ("max_new_tokens", "do_sample", "num_beams", "temperature", "top_k", "top_p",
+                     "repetition_penalty", "no_repeat_ngram_size", "length_penalty", "early_stopping",
+                     "stop_strings", "seed", "prepend_bos", "long_prompt")
 
 
 class RequestError(Exception):
@@ -78,7 +91,27 @@ def request_models(cfg: ServeConfig) -> dict[str, type[BaseModel]]:
         packed: bool = False
 
     return {"texts": TextsRequest, "fill-mask": FillMaskRequest, "embeddings": EmbeddingsRequest,
-            "attention": AttentionRequest}
+            "attention": AttentionRequest, "generate": generate_request_model(cfg, Strict)}
+
+
+def generate_request_model(cfg: ServeConfig, base: type[BaseModel]) -> type[BaseModel]:
+    """The body of /api/generate: a prompt and any of `GENERATE_SETTINGS`.
+
+    Types come from `GenerationConfig` itself and values are checked by its `validate` (in the
+    engine), so the rules live in one place; only this server's limits are added here.
+    """
+    from hanformer.generation.config import GenerationConfig
+
+    hints = typing.get_type_hints(GenerationConfig)
+    limits: dict[str, Any] = {
+        "max_new_tokens": Annotated[int, Field(le=cfg.max_new_tokens)],
+        "num_beams": Annotated[int, Field(le=cfg.max_beams)],
+        "stop_strings": Annotated[list[Annotated[str, StringConstraints(max_length=100)]], Field(max_length=8)],
+        "seed": Annotated[int, Field(ge=0, le=2**63 - 1)],  # what torch.Generator accepts
+    }
+    fields: dict[str, Any] = {name: (limits.get(name, hints[name]) | None, None) for name in GENERATE_SETTINGS}
+    prompt = Annotated[str, StringConstraints(max_length=cfg.max_chars)]
+    return create_model("GenerateRequest", __base__=base, prompt=(prompt, ...), **fields)
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:
@@ -99,7 +132,9 @@ async def parse_body(request: Request, model: type[BaseModel]) -> Any:
         first = min(e.errors(), key=lambda err: err["type"] != "extra_forbidden")
         if first["type"] == "json_invalid":
             raise RequestError(400, "body", f"invalid JSON: {first['ctx'].get('error', first['msg'])}") from None
-        field = _field_name(tuple(first["loc"]))
+        # Past the field name, a string in `loc` is a member of a union type ("bool" of
+        # `bool | Literal["never"]`), not a field: the request bodies are flat.
+        field = _field_name(tuple(part for i, part in enumerate(first["loc"]) if i == 0 or isinstance(part, int)))
         message = first["msg"]
         if first["type"] == "extra_forbidden":
             message = f"unknown field; expected one of {', '.join(model.model_fields)}"
@@ -178,7 +213,7 @@ def create_app(model_dir: str | Path, config: ServeConfig | None = None) -> Fast
     from hanformer import __version__
 
     app = FastAPI(title="hanformer", version=__version__, docs_url=None, redoc_url=None,
-                  description="Try a hanformer checkpoint: tokenize, fill-mask, embeddings, predict, attention.")
+                  description="Try a hanformer checkpoint: tokenize, fill-mask, embeddings, predict, attention, generate.")
     app.state.engine = engine
     app.state.config = cfg
     app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)
@@ -246,6 +281,21 @@ def create_app(model_dir: str | Path, config: ServeConfig | None = None) -> Fast
         except HanformerError as e:
             raise RequestError(422, "text", str(e)) from None
 
+    @app.post("/api/generate")
+    async def generate(request: Request) -> StreamingResponse:
+        req = await parse_body(request, models["generate"])
+        config = engine.generation_config(req.model_dump(exclude={"prompt"}, exclude_none=True))
+        started = time.perf_counter()
+        worker = WorkerStream(_generation_work(engine, req.prompt, config), name="hanformer-generate").start()
+        try:
+            first = await worker.next()
+        except BaseException:
+            worker.cancel()
+            raise
+        if first[0] == "error":
+            raise first[1]  # the prompt does not fit, or the like: a 4xx naming the field, before any event
+        return EventStream(_generation_events(first, worker, config, started), on_close=worker.cancel)
+
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
@@ -254,6 +304,53 @@ def create_app(model_dir: str | Path, config: ServeConfig | None = None) -> Fast
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount("/assets", StaticFiles(directory=ASSETS_DIR), name="assets")
     return app
+
+
+def _generation_work(engine: InferenceEngine, prompt: str,
+                     config: Any) -> Callable[[Callable[[Any], None], threading.Event], Any]:
+    def work(emit: Callable[[Any], None], cancelled: threading.Event) -> Any:
+        pieces = 0
+
+        def on_text(text: str) -> None:
+            nonlocal pieces
+            pieces += 1
+            emit(text)
+
+        try:
+            return engine.generate(prompt, config, on_text, cancelled)
+        except GenerationCancelled:
+            log.info("generation stopped after %d pieces of text: the client went away", pieces)
+            raise
+
+    return work
+
+
+async def _generation_events(first: tuple[str, Any], worker: WorkerStream, config: Any,
+                             started: float) -> AsyncIterator[str]:
+    """`token` events ({"text": new piece}) in order, then one `done` event with the whole text
+    and why it ended, or an `error` event if generation failed part-way."""
+    kind, value = first
+    while True:
+        if kind == "item":
+            yield sse("token", {"text": value})
+        elif kind == "done":
+            yield sse("done", {"text": value.text, "finish_reason": value.finish_reason,
+                               "prompt_tokens": value.prompt_tokens, "generated_tokens": len(value.token_ids),
+                               "strategy": config.strategy, "seconds": round(time.perf_counter() - started, 4)})
+            return
+        else:
+            if isinstance(value, GenerationCancelled):
+                return
+            if isinstance(value, FieldError):
+                payload = {"error": value.message, "field": value.field}
+            elif isinstance(value, HanformerError):
+                payload = {"error": str(value), "field": None}
+            else:
+                log.error("error while generating", exc_info=value)
+                payload = {"error": f"internal error: {type(value).__name__}: {value}", "field": None}
+            yield sse("error", payload)
+            return
+        kind, value = await worker.next()
 
 
 def serve(model_dir: str | Path, config: ServeConfig | None = None) -> None:

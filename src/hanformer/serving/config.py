@@ -23,13 +23,15 @@ class ServeConfig:
     top_k: int = setting(5, "candidates returned for each [MASK] by default")
     max_top_k: int = setting(50, "most candidates a fill-mask request may ask for")
     max_body_bytes: int = setting(1_000_000, "largest request body accepted, in bytes")
+    max_new_tokens: int = setting(256, "most tokens one generation request may ask for (causal LM checkpoints)")
+    max_beams: int = setting(8, "widest beam search one generation request may ask for (causal LM checkpoints)")
     torch_threads: int | None = setting(None, "CPU threads for each forward pass (default: PyTorch's choice)")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = setting(
         "info", "how much uvicorn logs (every request at info)")
 
     def validate(self) -> None:
         for name in ("max_chars", "max_batch", "max_tokens", "attention_max_tokens", "top_k",
-                     "max_top_k", "max_body_bytes"):
+                     "max_top_k", "max_body_bytes", "max_new_tokens", "max_beams"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.port <= 65535:

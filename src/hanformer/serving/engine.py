@@ -3,19 +3,28 @@
 The engine knows nothing about HTTP; `app.py` validates requests and calls it from a thread
 pool. Every method is safe to call from several threads at once: the model only runs forward
 passes under `torch.inference_mode`, and tokenizer calls are serialised (see `Serialized`).
+A causal LM (GPT) checkpoint serves text generation (`generate`) and tokenization; the
+encoder-only endpoints answer that they do not apply.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from hanformer.errors import InputError
+from hanformer.errors import HanformerError, InputError
 from hanformer.serving.config import ServeConfig
+
+if TYPE_CHECKING:
+    from hanformer.generation.api import GeneratedText
+    from hanformer.generation.config import GenerationConfig
 
 # The checkpoint's class decides which task the app serves.
 TASKS = {
@@ -25,7 +34,12 @@ TASKS = {
     "BertForMaskedLM": "fill-mask",
     "BertForPreTraining": "fill-mask",
     "BertModel": "embeddings",
+    "GPTForCausalLM": "text-generation",
 }
+
+# Which endpoints each kind of checkpoint answers (for /info and the page).
+ENCODER_ENDPOINTS = ["/api/tokenize", "/api/embeddings", "/api/predict", "/api/attention"]
+CAUSAL_LM_ENDPOINTS = ["/api/tokenize", "/api/generate"]
 
 
 class FieldError(InputError):
@@ -34,6 +48,12 @@ class FieldError(InputError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+class GenerationCancelled(Exception):
+    """Raised inside the decoding loop when the caller no longer wants the text (client gone).
+
+    Not a `HanformerError`: it is no fault of the input and is never shown to anyone."""
 
 
 class Serialized:
@@ -89,8 +109,11 @@ class InferenceEngine:
         architecture = type(self.model).__name__
         self.architecture = architecture
         self.task = TASKS.get(architecture, "embeddings")
+        self.causal_lm = self.task == "text-generation"
         model_config = self.model.config
-        self.max_tokens = min(config.max_tokens, model_config.max_position_embeddings)
+        # BERT names the context window max_position_embeddings, GPT-2 n_positions.
+        context = getattr(model_config, "max_position_embeddings", None) or model_config.n_positions
+        self.max_tokens = min(config.max_tokens, context)
         self.labels: list[str] | None = None
         self.task_name: str | None = None
         self.task_spec: tuple[Any, Any] | None = None
@@ -150,11 +173,26 @@ class InferenceEngine:
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "vocab_size": self.tokenizer.vocab_size,
             "mask_token": self._token(self.tokenizer.mask_token_id),
+            "causal_lm": self.causal_lm,
+            "endpoints": self.endpoints(),
             "config": cfg.to_dict() if hasattr(cfg, "to_dict") else dict(vars(cfg)),
             "limits": {"max_chars": self.config.max_chars, "max_batch": self.config.max_batch,
                        "max_tokens": self.max_tokens, "attention_max_tokens": self.config.attention_max_tokens,
-                       "max_top_k": self.config.max_top_k, "max_body_bytes": self.config.max_body_bytes},
+                       "max_top_k": self.config.max_top_k, "max_body_bytes": self.config.max_body_bytes,
+                       "max_new_tokens": self.config.max_new_tokens, "max_beams": self.config.max_beams},
         }
+
+    def endpoints(self) -> list[str]:
+        """The POST endpoints that make sense for this checkpoint."""
+        if self.causal_lm:
+            return list(CAUSAL_LM_ENDPOINTS)
+        extra = ["/api/fill-mask"] if self.task == "fill-mask" else []
+        return ["/api/tokenize", *extra, *ENCODER_ENDPOINTS[1:]]
+
+    def _require_encoder(self, field: str, what: str) -> None:
+        if self.causal_lm:
+            raise FieldError(field, f"{what} needs an encoder (BERT) checkpoint; this one is a causal language "
+                                    f"model ({self.architecture}): use /api/generate")
 
     # ---- shared steps -----------------------------------------------------------------------
 
@@ -199,11 +237,13 @@ class InferenceEngine:
         """One vector per text: mean of the last layer's token vectors (or the [CLS] vector)."""
         from hanformer.models.embedding import EmbedConfig, embed
 
+        self._require_encoder("texts", "/api/embeddings")
         config = EmbedConfig(batch_size=self.config.max_batch, max_length=self.max_tokens,
                              pooling=pooling, normalize=normalize)  # type: ignore[arg-type]
         return embed(self.model, texts, tokenizer=self.tokenizer, config=config).tolist()
 
     def fill_mask(self, texts: list[str], top_k: int) -> list[dict[str, Any]]:
+        self._require_encoder("texts", "/api/fill-mask")
         if self.task != "fill-mask":
             raise FieldError("texts", f"this checkpoint ({self.architecture}) has no masked-LM head; "
                                       "serve a pretrained (BertForPreTraining/BertForMaskedLM) checkpoint")
@@ -247,6 +287,7 @@ class InferenceEngine:
 
         if self.task == "fill-mask":
             return self.fill_mask(texts, self.config.top_k)
+        self._require_encoder("texts", "/api/predict")
         if self.task_spec is None:
             raise FieldError("texts", f"this checkpoint ({self.architecture}) has no task head; "
                                       "use /api/embeddings or /api/attention")
@@ -266,6 +307,65 @@ class InferenceEngine:
     def attention(self, text: str, pair: str | None = None, packed: bool = False) -> dict[str, Any]:
         from hanformer.visualization.attention import attention_data
 
+        self._require_encoder("text", "/api/attention")
         data = attention_data(self.model, self.tokenizer, text, pair,
                               max_length=min(self.config.attention_max_tokens, self.max_tokens))
         return data.to_dict(packed=packed)
+
+    # ---- generation (causal LMs) ---------------------------------------------------------------
+
+    def generation_config(self, settings: dict[str, Any]) -> GenerationConfig:
+        """Request settings -> a `GenerationConfig`, validated by the generation package itself.
+
+        Its errors become a `FieldError` naming the setting; settings left out take the
+        generation defaults, except `max_new_tokens`, kept within the server's limit and half the
+        context window (room for the prompt).
+        """
+        from hanformer.generation.config import GenerationConfig
+
+        if not self.causal_lm:
+            raise FieldError("prompt", f"this checkpoint ({self.architecture}) is not a causal language model and "
+                                       "cannot generate text; serve a GPT checkpoint (`hanformer pretrain "
+                                       "--objective clm`)")
+        settings = dict(settings)
+        if settings.get("max_new_tokens") is None:
+            default = GenerationConfig.__dataclass_fields__["max_new_tokens"].default
+            settings["max_new_tokens"] = max(1, min(default, self.config.max_new_tokens, self.max_tokens // 2))
+        try:
+            return GenerationConfig(**settings)
+        except HanformerError as e:
+            raise _setting_error(e) from None
+
+    def generate(self, prompt: str, config: GenerationConfig, on_text: Callable[[str], None],
+                 cancelled: threading.Event | None = None) -> GeneratedText:
+        """Continue `prompt`, handing each new piece of text to `on_text` as it is produced.
+
+        Blocks (the app calls it in a worker thread). Once `cancelled` is set, the decoding loop
+        stops at its next piece of text by raising `GenerationCancelled`. Beam search knows its
+        text only at the end, so it delivers it in one piece and cannot be stopped part-way.
+        """
+        from hanformer.generation.api import generate
+
+        if cancelled is not None and cancelled.is_set():
+            raise GenerationCancelled
+
+        def relay(row: int, text: str) -> None:
+            if cancelled is not None and cancelled.is_set():
+                raise GenerationCancelled
+            on_text(text)
+
+        try:
+            return generate(self.model, [prompt], config, tokenizer=self.tokenizer, on_text=relay)[0]
+        except HanformerError as e:
+            raise _setting_error(e) from None
+
+
+def _setting_error(error: HanformerError) -> FieldError:
+    """The generation package's messages start with the setting at fault ("top_p = 1.5: ...",
+    "prompt 1 has 80 tokens ..."); name it as the request field."""
+    from hanformer.generation.config import GenerationConfig
+
+    match = re.match(r"\w+", str(error))
+    names = {f.name for f in dataclasses.fields(GenerationConfig)} | {"prompt"}
+    field = match.group(0) if match and match.group(0) in names else "prompt"
+    return FieldError(field, str(error))
