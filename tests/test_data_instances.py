@@ -88,7 +88,7 @@ def test_instances_equal_original_algorithm(tmp_path, seq_len, short):
     ref = reference_instances(docs, seq_len, short, random.Random("7-3"))
     tokens = np.asarray(split.tokens)
     assert len(ours) == len(ref) > 20
-    for (a0, a1, b0, b1, r), (ta, tb, rr) in zip(ours.tolist(), ref):
+    for (a0, a1, b0, b1, r), (ta, tb, rr) in zip(ours.tolist(), ref, strict=True):
         assert tokens[a0:a1].tolist() == ta
         assert tokens[b0:b1].tolist() == tb
         assert r == rr

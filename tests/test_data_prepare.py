@@ -11,7 +11,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _pretrain_corpus import make_tokenizer, write_corpus  # noqa: E402
-
 from hanformer.cli.main import main  # noqa: E402
 from hanformer.data.prepare import PrepareConfig, prepare_data  # noqa: E402
 from hanformer.data.sentences import split_rules  # noqa: E402

@@ -12,7 +12,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _training_toy import run  # noqa: E402
-
 from hanformer.training.progress import read_metrics  # noqa: E402
 
 TOY = Path(__file__).parent / "_training_toy.py"

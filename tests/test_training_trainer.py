@@ -13,7 +13,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _training_toy import ToyClassifier, collate, toy_examples  # noqa: E402
-
 from hanformer.data.loader import ResumableLoader  # noqa: E402
 from hanformer.errors import CheckpointError, ConfigError  # noqa: E402
 from hanformer.training import Trainer, TrainerConfig, TrainingError, seed_everything  # noqa: E402

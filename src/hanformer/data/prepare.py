@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import multiprocessing
 import shutil
 import tempfile
@@ -108,7 +107,7 @@ def encode_sentences(backend: Any, sentences: list[str]) -> list[tuple[np.ndarra
     after_space[1:] = np.isin(codes, _SPACES)
     out = []
     base = 0
-    for sent, enc in zip(sentences, encs):
+    for sent, enc in zip(sentences, encs, strict=True):
         ids = np.asarray(enc.ids, dtype=np.int64)
         if len(ids):
             starts = np.fromiter((o[0] for o in enc.offsets), dtype=np.int64, count=len(ids))
@@ -159,7 +158,7 @@ def prepare_data(files: str | Path | Iterable[str | Path], tokenizer_dir: str | 
                 flat = [s for doc in sentences for s in doc]
                 encoded = encode_sentences(backend, flat)
                 pos = 0
-                for doc, sents in zip(chunk, sentences):
+                for doc, sents in zip(chunk, sentences, strict=True):
                     enc = [e for e in encoded[pos:pos + len(sents)] if len(e[0])]
                     pos += len(sents)
                     if not enc:

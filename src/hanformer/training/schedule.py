@@ -38,14 +38,14 @@ class Schedule:
         self.warmup_steps = warmup_steps
         self.min_ratio = min_ratio
         self.base_lrs = [g.get("initial_lr", g["lr"]) for g in optimizer.param_groups]
-        for g, lr in zip(optimizer.param_groups, self.base_lrs):
+        for g, lr in zip(optimizer.param_groups, self.base_lrs, strict=False):
             g["initial_lr"] = lr
         self.last_lr = self.base_lrs[0] if self.base_lrs else 0.0
 
     def set(self, step: int, progress: float) -> float:
         """Apply the rate for `step`; `progress` is where the decay phase stands, in [0, 1]."""
         f = lr_factor(step, progress, self.warmup_steps, self.kind, self.min_ratio)
-        for g, base in zip(self.optimizer.param_groups, self.base_lrs):
+        for g, base in zip(self.optimizer.param_groups, self.base_lrs, strict=False):
             g["lr"] = base * f
         self.last_lr = self.base_lrs[0] * f if self.base_lrs else 0.0
         return self.last_lr
@@ -56,5 +56,5 @@ class Schedule:
 
     def load_state_dict(self, state: dict) -> None:
         self.base_lrs = list(state["base_lrs"])
-        for g, lr in zip(self.optimizer.param_groups, self.base_lrs):
+        for g, lr in zip(self.optimizer.param_groups, self.base_lrs, strict=False):
             g["initial_lr"] = lr

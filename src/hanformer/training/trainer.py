@@ -20,8 +20,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import signal
 import shutil
+import signal
 import tempfile
 import threading
 import time
