@@ -216,3 +216,17 @@ def test_pair_regression_end_to_end(tiny_model, tmp_path, capsys):
     assert rc == 0 and record["text_pair"] == "정말 좋아요" and isinstance(record["score"], float)
     rc = main(["predict", "--model", str(out), "--input", str(_write(tmp_path / "one.txt", "좋아요\n"))])
     assert rc == 2 and "takes sentence pairs" in capsys.readouterr().err
+
+
+def test_finetune_resumes_from_its_checkpoint(tiny_model, nsmc_files, tmp_path, capsys):
+    train, _ = nsmc_files
+    out = tmp_path / "resume"
+    args = ["finetune", "--task", "nsmc", "--model", str(tiny_model), "--train", str(train), "--out", str(out),
+            "--batch-size", "16", "--log-every", "1", *COMMON]
+    assert main([*args, "--max-steps", "3"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--max-steps", "5", "--resume", "auto"]) == 0
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()
+             if json.loads(line)["kind"] == "train"]
+    assert steps == [1, 2, 3, 4, 5]
+    assert json.loads((out / "finetune.json").read_text())["steps"] == 5
