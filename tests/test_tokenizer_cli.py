@@ -19,7 +19,7 @@ def trained(tmp_path_factory):
     jsonl.write_text('{"title": "제목", "content": "세종대왕은 훈민정음을 창제하였다."}\n', encoding="utf-8")
     out = root / "tok"
     assert main(["tokenizer", "train", "--input", str(corpus), str(jsonl), "--text-fields", "title,content",
-                 "--vocab-size", "400", "--min-frequency", "1", "--extra-special-tokens", "[ENT],[/ENT]",
+                 "--vocab-size", "600", "--min-frequency", "1", "--extra-special-tokens", "[ENT],[/ENT]",
                  "--out", str(out), "--quiet"]) == 0
     return root, out
 
@@ -27,7 +27,7 @@ def trained(tmp_path_factory):
 def test_train_writes_a_loadable_tokenizer(trained, capsys):
     _, out = trained
     tok = Tokenizer.from_pretrained(out)
-    assert tok.vocab_size == 400 and tok.extra_special_tokens == ["[ENT]", "[/ENT]"]
+    assert tok.vocab_size == 600 and tok.extra_special_tokens == ["[ENT]", "[/ENT]"]
     assert tok.settings["training"]["files"] == ["corpus.txt", "rows.jsonl"]
     assert tok.settings["config"]["text_fields"] == ["title", "content"]
 
@@ -69,23 +69,23 @@ def test_decode(trained, capsys):
 def test_stats_cli_and_api_agree(trained, capsys):
     root, out = trained
     sample = root / "reviews.txt"
-    sample.write_text("id\tdocument\tlabel\n1\t영화 정말 재미있어요\t1\n2\t배우들의 연기가 훌륭했습니다 ㅋㅋ\t1\n3\t\t0\n",
+    sample.write_text("id\tdocument\tlabel\n1\t영화 정말 재미있어요\t1\n2\t배우들의 연기가 훌륭했습니다 ♥♥\t1\n3\t\t0\n",
                       encoding="utf-8")
     assert main(["tokenizer", "stats", "--tokenizer", str(out), "--input", str(sample), "--input-format", "tsv",
                  "--text-fields", "document", "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)
-    stats = tokenizer_stats(out, texts=["영화 정말 재미있어요", "배우들의 연기가 훌륭했습니다 ㅋㅋ"])
+    stats = tokenizer_stats(out, texts=["영화 정말 재미있어요", "배우들의 연기가 훌륭했습니다 ♥♥"])
     assert figures == stats.to_dict()
     tok = Tokenizer.from_pretrained(out)
-    tokens = [tok.tokenize(t) for t in ("영화 정말 재미있어요", "배우들의 연기가 훌륭했습니다 ㅋㅋ")]
+    tokens = [tok.tokenize(t) for t in ("영화 정말 재미있어요", "배우들의 연기가 훌륭했습니다 ♥♥")]
     n_tokens = sum(map(len, tokens))
     n_unk = sum(t.count("[UNK]") for t in tokens)
     assert (stats.lines, stats.eojeols, stats.tokens, stats.unk_tokens) == (2, 7, n_tokens, n_unk)
-    assert n_unk >= 1  # the jamo-only word ㅋㅋ was never seen in training
+    assert n_unk >= 1  # ♥ is neither in the training text nor in the base alphabet
     assert stats.eojeols_with_unk == 1
     assert stats.tokens_per_eojeol == pytest.approx(n_tokens / 7)
     assert stats.unk_rate == pytest.approx(n_unk / n_tokens)
-    assert not stats.decomposes_hangul and stats.vocab_size == 400
+    assert not stats.decomposes_hangul and stats.vocab_size == 600
     assert main(["tokenizer", "stats", "--tokenizer", str(out), "--input", str(sample), "--input-format", "tsv",
                  "--text-fields", "document"]) == 0
     assert "tokens per eojeol" in capsys.readouterr().out

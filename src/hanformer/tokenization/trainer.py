@@ -96,7 +96,7 @@ def _complete_alphabet(vocab: dict[str, int], config: TokenizerConfig) -> dict[s
     dropping the last merges the trainer made (the engine numbers merged tokens in merge order,
     so the highest ids are the least frequent pieces)."""
     specials = set(config.special_tokens)
-    missing = [f"{CONTINUATION_PREFIX}{t}" for t in vocab
+    missing = [f"{CONTINUATION_PREFIX}{t}" for t in sorted(vocab)
                if len(t) == 1 and t not in specials and f"{CONTINUATION_PREFIX}{t}" not in vocab]
     if not missing:
         return vocab
