@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from _live_server import live_server
-from _tiny_checkpoints import make_checkpoint, make_tokenizer
+from _tiny_checkpoints import make_checkpoint, make_gpt_checkpoint, make_tokenizer
 from hanformer.cli.main import main
 from hanformer.serving.app import create_app
 
@@ -189,3 +189,72 @@ def test_page_answers_a_question_from_a_context(page, tokenizer, tmp_path, artif
         assert page.locator("#attention .hfa-from .hfa-token.seg-b").count() > 0
         page.screenshot(path=str(artifacts_dir / "serve-page-qa.png"), full_page=True)
     assert page.errors == []
+
+
+# Every change of the generated text, recorded in the page: the output must fill in piece by piece.
+RECORD_UPDATES = """() => {
+  window.updates = [];
+  const node = document.getElementById("generated-text");
+  new MutationObserver(() => window.updates.push(node.textContent))
+    .observe(node, { childList: true, characterData: true, subtree: true });
+}"""
+
+
+def test_page_generates_text_as_it_streams(page, tokenizer, tmp_path, artifacts_dir):
+    import itertools
+    import time
+
+    from hanformer.generation.api import generate
+
+    gpt_dir = make_gpt_checkpoint(tmp_path / "gpt", tokenizer, n_positions=64)
+    app = create_app(gpt_dir)
+    with live_server(app) as url:
+        page.goto(url + "/")
+        page.wait_for_selector("#generate:not([disabled])")
+        assert "text-generation" in page.inner_text("#model-line")
+        assert page.is_hidden("#try") and page.is_visible("#generate-card")
+        assert page.is_hidden("#temperature")  # greedy: no sampling settings shown
+        page.evaluate(RECORD_UPDATES)
+        page.fill("#prompt", "서울은 대한민국의")
+        page.fill("#max-new-tokens", "20")
+        page.fill("#no-repeat-ngram-size", "2")
+        page.click("#generate")
+        page.wait_for_selector("#generate-status:has-text('ended by')")
+        expected = generate(str(gpt_dir), "서울은 대한민국의", max_new_tokens=20, no_repeat_ngram_size=2)[0]
+        assert page.inner_text("#generated-prompt") == "서울은 대한민국의"
+        assert page.text_content("#generated-text") == expected.text
+        updates = page.evaluate("window.updates")
+        assert len(updates) >= 5 and updates[-1] == expected.text
+        assert all(b.startswith(a) for a, b in itertools.pairwise(updates))  # grows, never rewritten
+        assert "20 tokens in" in page.inner_text("#generate-status")
+        page.screenshot(path=str(artifacts_dir / "serve-page-generate.png"), full_page=True)
+
+        # Sampling settings appear with sampling; a bad one is reported next to its input.
+        page.select_option("#strategy", "sample")
+        assert page.is_visible("#temperature") and page.is_hidden("#num-beams")
+        page.fill("#temperature", "0")
+        page.click("#generate")
+        page.wait_for_selector("#generate-error:not([hidden])")
+        assert "temperature = 0.0: must be > 0" in page.inner_text("#generate-error")
+        assert "invalid" in page.get_attribute("#temperature", "class")
+
+        # Stop ends a running generation; the server stops too and keeps serving.
+        def slow(module, args, output):
+            time.sleep(0.05)
+
+        hook = app.state.engine.model.register_forward_hook(slow)
+        try:
+            page.select_option("#strategy", "greedy")
+            page.fill("#max-new-tokens", "40")
+            page.click("#generate")
+            page.wait_for_function("document.getElementById('generated-text').textContent.length > 0")
+            page.click("#stop")
+            page.wait_for_selector("#generate-status:has-text('Stopped after')")
+            assert page.is_hidden("#stop") and page.is_enabled("#generate")
+            page.screenshot(path=str(artifacts_dir / "serve-page-generate-stopped.png"), full_page=True)
+        finally:
+            hook.remove()
+        page.fill("#max-new-tokens", "5")
+        page.click("#generate")
+        page.wait_for_selector("#generate-status:has-text('ended by')")
+    assert [e for e in page.errors if "status of 422" not in e] == []

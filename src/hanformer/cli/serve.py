@@ -11,7 +11,8 @@ ORDER = 75
 
 HELP = """\
 Serve a checkpoint on this computer: a page where you type a sentence (or a question and a
-context) and see the model's prediction and the attention views, and a JSON API:
+context) and see the model's prediction and the attention views (or, for a GPT checkpoint, a
+prompt that the model continues as you watch), and a JSON API:
 
   GET  /health, /info              status; model config, task, labels, limits, version
   POST /api/tokenize               {"texts": [...], "pairs": [...]}
@@ -20,6 +21,9 @@ context) and see the model's prediction and the attention views, and a JSON API:
   POST /api/predict                {"texts": [...], "pairs": [...]}   (the checkpoint's task head;
                                    for QA the texts are questions and the pairs contexts)
   POST /api/attention              {"text": "...", "pair": "..."}
+  POST /api/generate               {"prompt": "...", "max_new_tokens": 50, "do_sample": true, ...}
+                                   (GPT checkpoints: the settings of `hanformer generate`;
+                                   the text comes back as server-sent events, piece by piece)
 
 Bad requests get a 4xx JSON error naming the field. It listens on 127.0.0.1 (this computer only)
 unless --host says otherwise. Stop it with Ctrl-C.

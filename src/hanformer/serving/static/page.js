@@ -91,9 +91,16 @@
     var task = info.task_name && info.task_name !== info.task ? info.task + " \u00b7 " + info.task_name : info.task;
     line.appendChild(el("span", "badge", task));
     var cfg = info.config || {};
-    line.appendChild(el("span", "dim", (cfg.num_hidden_layers || "?") + " layers \u00b7 " +
-                        (cfg.num_attention_heads || "?") + " heads \u00b7 " +
+    line.appendChild(el("span", "dim", (cfg.num_hidden_layers || cfg.n_layer || "?") + " layers \u00b7 " +
+                        (cfg.num_attention_heads || cfg.n_head || "?") + " heads \u00b7 " +
                         formatCount(info.parameters) + " parameters"));
+    if (info.causal_lm) {
+      // A GPT checkpoint: the generation box (generate.js) instead of the encoder's form.
+      $("try").hidden = true;
+      $("foot").textContent = "hanformer " + info.version + " \u00b7 JSON API: /info, " + info.endpoints.join(", ");
+      HanformerGenerate.setUp(info);
+      return;
+    }
 
     $("form-title").textContent = form.title;
     $("text-label").textContent = form.text;
