@@ -87,3 +87,26 @@ def test_output_that_is_not_a_shard_dir_is_refused(corpus, tmp_path):
     with pytest.raises(InputError, match="exists and is not a shard directory"):
         prepare_data([text], tok_dir, tmp_path / "precious", PrepareConfig(progress=False))
     assert (tmp_path / "precious" / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.slow  # loading Kiwi's model takes seconds
+def test_kiwi_splitter_handles_missing_final_punctuation():
+    pytest.importorskip("kiwipiepy")
+    from hanformer.data.sentences import get_splitter
+
+    kiwi = get_splitter("kiwi")
+    assert kiwi("지미 카터는 미국의 대통령이었다 그는 1924년에 태어났다") == [
+        "지미 카터는 미국의 대통령이었다", "그는 1924년에 태어났다"]
+    # The rules cannot see this boundary: that is what the option is for.
+    assert len(split_rules("지미 카터는 미국의 대통령이었다 그는 1924년에 태어났다")) == 1
+
+
+@pytest.mark.slow
+def test_sentence_splitting_in_worker_processes_gives_the_same_shards(corpus, tmp_path):
+    text, tok_dir = corpus
+    one = prepare_data([text], tok_dir, tmp_path / "one", PrepareConfig(progress=False))
+    two = prepare_data([text], tok_dir, tmp_path / "two", PrepareConfig(progress=False, workers=2))
+    assert one["splits"] == two["splits"]
+    a, b = ShardSet(tmp_path / "one"), ShardSet(tmp_path / "two")
+    assert np.array_equal(np.asarray(a.train.tokens), np.asarray(b.train.tokens))
+    assert np.array_equal(np.asarray(a.train.sentences), np.asarray(b.train.sentences))
