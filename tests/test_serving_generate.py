@@ -191,6 +191,28 @@ def test_client_disconnect_stops_generation_and_the_server_goes_on(server, gpt_d
     assert httpx.get(url + "/health").json() == {"status": "ok"}
 
 
+def test_generations_over_the_limit_get_503_until_one_ends(gpt_dir):
+    app = create_app(gpt_dir, ServeConfig(max_generations=1))
+    hook = app.state.engine.model.register_forward_hook(lambda *_: time.sleep(0.01))
+    try:
+        with live_server(app) as url:
+            with httpx.stream("POST", url + "/api/generate", json={"prompt": PROMPT, "max_new_tokens": 20},
+                              timeout=30) as running:
+                lines = running.iter_lines()
+                assert next(lines) == "event: token"
+                r = httpx.post(url + "/api/generate", json={"prompt": PROMPT}, timeout=30)
+                assert r.status_code == 503 and "max_generations" in r.json()["error"]
+                assert httpx.get(url + "/health").status_code == 200  # other requests still served
+                assert "event: done" in list(lines)
+            deadline = time.monotonic() + 10
+            while workers() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            _, events = stream(url, {"prompt": PROMPT, "max_new_tokens": 3})
+            assert events[-1][0] == "done"
+    finally:
+        hook.remove()
+
+
 def test_concurrent_streams_do_not_mix(server, gpt_dir):
     url, _ = server
     prompts = ["서울은", "이 영화 정말", "The cat sat"]

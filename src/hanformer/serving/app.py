@@ -281,12 +281,24 @@ def create_app(model_dir: str | Path, config: ServeConfig | None = None) -> Fast
         except HanformerError as e:
             raise RequestError(422, "text", str(e)) from None
 
+    # A generation holds its slot until its thread ends (not when the response ends), so the
+    # count is of threads actually busy.
+    generation_slots = threading.BoundedSemaphore(cfg.max_generations)
+
     @app.post("/api/generate")
     async def generate(request: Request) -> StreamingResponse:
         req = await parse_body(request, models["generate"])
         config = engine.generation_config(req.model_dump(exclude={"prompt"}, exclude_none=True))
+        if not generation_slots.acquire(blocking=False):
+            raise RequestError(503, None, f"{cfg.max_generations} generations are running already (the "
+                                          "server's max_generations); try again when one has ended")
         started = time.perf_counter()
-        worker = WorkerStream(_generation_work(engine, req.prompt, config), name="hanformer-generate").start()
+        try:
+            worker = WorkerStream(_generation_work(engine, req.prompt, config, generation_slots.release),
+                                  name="hanformer-generate").start()
+        except BaseException:
+            generation_slots.release()
+            raise
         try:
             first = await worker.next()
         except BaseException:
@@ -306,8 +318,8 @@ def create_app(model_dir: str | Path, config: ServeConfig | None = None) -> Fast
     return app
 
 
-def _generation_work(engine: InferenceEngine, prompt: str,
-                     config: Any) -> Callable[[Callable[[Any], None], threading.Event], Any]:
+def _generation_work(engine: InferenceEngine, prompt: str, config: Any,
+                     release: Callable[[], None]) -> Callable[[Callable[[Any], None], threading.Event], Any]:
     def work(emit: Callable[[Any], None], cancelled: threading.Event) -> Any:
         pieces = 0
 
@@ -321,6 +333,8 @@ def _generation_work(engine: InferenceEngine, prompt: str,
         except GenerationCancelled:
             log.info("generation stopped after %d pieces of text: the client went away", pieces)
             raise
+        finally:
+            release()
 
     return work
 

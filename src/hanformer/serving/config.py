@@ -25,13 +25,16 @@ class ServeConfig:
     max_body_bytes: int = setting(1_000_000, "largest request body accepted, in bytes")
     max_new_tokens: int = setting(256, "most tokens one generation request may ask for (causal LM checkpoints)")
     max_beams: int = setting(8, "widest beam search one generation request may ask for (causal LM checkpoints)")
+    max_generations: int = setting(4, "most generations running at once (each keeps a thread busy); "
+                                      "more get 503 until one ends")
     torch_threads: int | None = setting(None, "CPU threads for each forward pass (default: PyTorch's choice)")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = setting(
         "info", "how much uvicorn logs (every request at info)")
 
     def validate(self) -> None:
         for name in ("max_chars", "max_batch", "max_tokens", "attention_max_tokens", "top_k",
-                     "max_top_k", "max_body_bytes", "max_new_tokens", "max_beams"):
+                     "max_top_k", "max_body_bytes", "max_new_tokens", "max_beams",
+                     "max_generations"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.port <= 65535:

@@ -179,7 +179,8 @@ class InferenceEngine:
             "limits": {"max_chars": self.config.max_chars, "max_batch": self.config.max_batch,
                        "max_tokens": self.max_tokens, "attention_max_tokens": self.config.attention_max_tokens,
                        "max_top_k": self.config.max_top_k, "max_body_bytes": self.config.max_body_bytes,
-                       "max_new_tokens": self.config.max_new_tokens, "max_beams": self.config.max_beams},
+                       "max_new_tokens": self.config.max_new_tokens, "max_beams": self.config.max_beams,
+                       "max_generations": self.config.max_generations},
         }
 
     def endpoints(self) -> list[str]:
