@@ -79,6 +79,16 @@ def test_info_says_causal_lm_and_which_endpoints_apply(server, tokenizer, tmp_pa
         assert r.status_code == 422 and r.json()["field"] == "prompt"
         assert "not a causal language model" in r.json()["error"]
 
+    # GPT without its language-model head: a one-line error at start, not a server that fails later.
+    from hanformer.errors import CheckpointError
+    from hanformer.models.gpt import GPTConfig, GPTModel
+
+    GPTModel(GPTConfig.preset("tiny", vocab_size=tokenizer.vocab_size, n_positions=64, n_embd=32,
+                              n_head=2)).save_pretrained(tmp_path / "base")
+    tokenizer.save_pretrained(tmp_path / "base")
+    with pytest.raises(CheckpointError, match="GPTModel checkpoint .* has nothing to serve"):
+        create_app(tmp_path / "base")
+
 
 @pytest.mark.parametrize("settings", [
     {"max_new_tokens": 12},

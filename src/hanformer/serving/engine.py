@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from hanformer.errors import HanformerError, InputError
+from hanformer.errors import CheckpointError, HanformerError, InputError
 from hanformer.serving.config import ServeConfig
 
 if TYPE_CHECKING:
@@ -110,6 +110,9 @@ class InferenceEngine:
         self.architecture = architecture
         self.task = TASKS.get(architecture, "embeddings")
         self.causal_lm = self.task == "text-generation"
+        if architecture == "GPTModel":
+            raise CheckpointError(f"{self.model_dir}: a GPTModel checkpoint (GPT without its language-model head) "
+                                  "has nothing to serve; serve a GPTForCausalLM / GPT2LMHeadModel checkpoint")
         model_config = self.model.config
         # BERT names the context window max_position_embeddings, GPT-2 n_positions.
         context = getattr(model_config, "max_position_embeddings", None) or model_config.n_positions
