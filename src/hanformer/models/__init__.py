@@ -8,4 +8,6 @@
     outputs.py     output dataclasses with transformers' field names
     checkpoint.py  Hugging Face layout: key mapping, load_model, inspect_checkpoint, convert_checkpoint
     embedding.py   embed(): sentence embeddings (mean pooling) and similarities
+    gpt.py         GPTConfig (GPT-2 field names, presets tiny ... gpt2-small), GPTModel, GPTForCausalLM
+    gpt_checkpoint.py  the GPT-2 checkpoint layout (Conv1D orientation, c_attn/c_proj names)
 """
