@@ -3,8 +3,8 @@
     input_ids ──► embeddings ──► block × N ──► last_hidden_state ──► pooler(tanh(W·h[CLS]))
 
 When the batch has padding, every dense layer runs on the real tokens only (a
-`TokenLayout` packs them as (tokens, hidden)); attention re-pads them to (batch, seq) to see
-whole sentences. Outputs are the same as the padded computation at every real position
+`TokenLayout` packs them as (tokens, hidden)); attention re-pads them to see whole sentences,
+in a few length buckets so that short sentences are not padded to the longest one. Outputs are the same as the padded computation at every real position
 (padding positions of `last_hidden_state` are zeros rather than meaningless vectors).
 Set `model.unpad = False` to compute on the padded grid as transformers does.
 """

@@ -10,8 +10,10 @@
   residual connection with LayerNorm after it (post-LN, BERT) or before the sub-layer (pre-LN, GPT-2).
 * `TokenLayout`: where the real tokens of a padded batch are. Dense layers (projections,
   feed-forward, LayerNorm) run on the real tokens only, packed as (tokens, hidden); only
-  attention, which needs sequences, sees the padded (batch, seq, hidden) grid. Results are the
-  same as computing on the padded batch; the work on padding is simply skipped.
+  attention, which needs sequences, sees a padded grid: per length bucket, each padded only to
+  its bucket's longest sentence (`models/unpad.py`), or the (batch, seq) grid when attention
+  probabilities, a cache or a causal mask are asked for. Results are the same as computing on
+  the padded batch; the work on padding is simply skipped.
 """
 
 from __future__ import annotations
