@@ -24,7 +24,7 @@ import time
 import typing
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
@@ -39,6 +39,9 @@ from hanformer.serving.config import ServeConfig
 from hanformer.serving.engine import FieldError, GenerationCancelled, InferenceEngine
 from hanformer.serving.streaming import EventStream, WorkerStream, sse
 from hanformer.visualization.html import ASSETS_DIR
+
+if TYPE_CHECKING:
+    from hanformer.generation.config import GenerationConfig
 
 STATIC_DIR = Path(__file__).parent / "static"
 log = logging.getLogger("hanformer.serving")
@@ -318,7 +321,7 @@ def create_app(model_dir: str | Path, config: ServeConfig | None = None) -> Fast
     return app
 
 
-def _generation_work(engine: InferenceEngine, prompt: str, config: Any,
+def _generation_work(engine: InferenceEngine, prompt: str, config: GenerationConfig,
                      release: Callable[[], None]) -> Callable[[Callable[[Any], None], threading.Event], Any]:
     def work(emit: Callable[[Any], None], cancelled: threading.Event) -> Any:
         pieces = 0
@@ -339,7 +342,7 @@ def _generation_work(engine: InferenceEngine, prompt: str, config: Any,
     return work
 
 
-async def _generation_events(first: tuple[str, Any], worker: WorkerStream, config: Any,
+async def _generation_events(first: tuple[str, Any], worker: WorkerStream, config: GenerationConfig,
                              started: float) -> AsyncIterator[str]:
     """`token` events ({"text": new piece}) in order, then one `done` event with the whole text
     and why it ended, or an `error` event if generation failed part-way."""
