@@ -1,1 +1,8 @@
-"""TODO"""
+"""The local web app of `hanformer serve`: a page to try a checkpoint and a JSON API.
+
+    config.py      ServeConfig: address, request limits, threads
+    engine.py      InferenceEngine: the loaded checkpoint answering in plain Python (no HTTP)
+    app.py         create_app()/serve(): FastAPI routes, request validation, 4xx errors naming the field
+    streaming.py   server-sent events fed by a worker thread (text generation)
+    static/        the page (index.html, page.js; generate.js for GPT checkpoints)
+"""
