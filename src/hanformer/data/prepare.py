@@ -19,18 +19,15 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
 from hanformer.data.readers import Document, expand_paths, iter_documents
 from hanformer.data.sentences import get_splitter, split_document
-from hanformer.data.shards import FORMAT, FORMAT_VERSION, ShardWriter, token_dtype
 from hanformer.errors import ConfigError, InputError
 from hanformer.utils.config import config_to_dict, setting
 from hanformer.utils.files import atomic_write_json
 
 # Whitespace code points that separate words (eojeol) in running text.
-_SPACES = np.array([9, 10, 11, 12, 13, 32, 0x85, 0xA0, 0x1680, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000]
-                   + list(range(0x2000, 0x200B)), dtype=np.uint32)
+_SPACES = (9, 10, 11, 12, 13, 32, 0x85, 0xA0, 0x1680, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000,
+           *range(0x2000, 0x200B))
 
 
 @dataclasses.dataclass
@@ -95,16 +92,18 @@ def _split_in_worker(lines: list[str]) -> list[str]:
     return split_document(lines, _worker_splitter)  # type: ignore[arg-type]
 
 
-def encode_sentences(backend: Any, sentences: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+def encode_sentences(backend: Any, sentences: list[str]) -> list[tuple[Any, Any]]:
     """Token ids and word-start flags of each sentence (a token starts a word when it is the
     first of the sentence or follows whitespace in the text)."""
+    import numpy as np
+
     if not sentences:
         return []
     encs = backend.encode_batch(sentences, add_special_tokens=False)
     joined = "\n".join(sentences)
     codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
     after_space = np.ones(len(codes) + 1, dtype=bool)
-    after_space[1:] = np.isin(codes, _SPACES)
+    after_space[1:] = np.isin(codes, np.array(_SPACES, dtype=np.uint32))
     out = []
     base = 0
     for sent, enc in zip(sentences, encs, strict=True):
@@ -124,8 +123,10 @@ def prepare_data(files: str | Path | Iterable[str | Path], tokenizer_dir: str | 
                  config: PrepareConfig | None = None) -> dict[str, Any]:
     """Tokenize `files` (files or folders) with the tokenizer in `tokenizer_dir` into shards in
     `out_dir` (replaced atomically when it already holds shards). Returns a summary dict."""
+    import numpy as np
     from tqdm.auto import tqdm
 
+    from hanformer.data.shards import FORMAT, FORMAT_VERSION, ShardWriter, token_dtype
     from hanformer.tokenization.tokenizer import Tokenizer
 
     cfg = config or PrepareConfig()
@@ -146,7 +147,7 @@ def prepare_data(files: str | Path | Iterable[str | Path], tokenizer_dir: str | 
         if cfg.workers > 1:
             pool = multiprocessing.get_context("spawn").Pool(cfg.workers, _init_worker, (cfg.splitter,))
         bar = tqdm(unit="doc", desc="prepare", disable=not cfg.progress, dynamic_ncols=True)
-        pending: list[tuple[np.ndarray, np.ndarray]] | None = None  # the last train doc, written late
+        pending: list[tuple[Any, Any]] | None = None  # the last train doc, written late
         n_read = n_tokens = 0
         try:
             for chunk in _chunks(_documents(paths, cfg), cfg.batch_documents):
