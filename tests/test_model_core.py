@@ -247,3 +247,15 @@ def test_outputs_index_like_transformers_and_sinusoidal_table():
     assert table[0].tolist() == [0.0, 1.0] * 3
     assert abs(table[1, 0].item() - torch.sin(torch.tensor(1.0)).item()) < 1e-6
     assert abs(table[3, 3].item() - torch.cos(torch.tensor(3 / 10000 ** (2 / 6))).item()) < 1e-6
+
+
+def test_3d_and_4d_attention_masks_equal_the_padding_mask():
+    torch.manual_seed(0)
+    model = BertModel(tiny()).eval()
+    ids = torch.randint(1, VOCAB, (2, 6))
+    mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2])
+    square = mask[:, None, :].expand(2, 6, 6)
+    with torch.no_grad():
+        ref = model(ids, mask).last_hidden_state
+        for m in (square, square[:, None]):
+            assert (model(ids, m).last_hidden_state - ref)[mask.bool()].abs().max() <= 1e-5

@@ -157,8 +157,8 @@ class BertModel(BertPreTrainedModel):
                     mask = padding_mask(attention_mask)
                     if self.unpad:
                         layout = TokenLayout.from_mask(attention_mask)
-            else:
-                mask = attention_mask.bool()
+            else:  # (batch, query, key) or (batch, heads, query, key): used as given
+                mask = attention_mask.bool() if attention_mask.dim() == 4 else attention_mask.bool()[:, None]
 
         def flat(t: Tensor | None) -> Tensor | None:
             return layout.unpad(t) if layout is not None and t is not None else t
