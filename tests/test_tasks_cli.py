@@ -4,6 +4,7 @@ errors a user meets (malformed rows, a head that does not fit the task)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
 
@@ -157,6 +158,8 @@ def test_ner_and_qa_end_to_end(tiny_model, tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     metrics = json.loads((out / "best" / "metrics.json").read_text())
     assert {"entity_f1", "char_f1", "entity_precision", "entity_recall"} <= set(metrics)
+    if importlib.util.find_spec("kiwipiepy") is not None:  # character-level Korean task: particles split off
+        assert json.loads((out / "best" / "tokenizer_config.json").read_text())["hanformer"]["morpheme_split"]
     capsys.readouterr()
     import io
     import sys

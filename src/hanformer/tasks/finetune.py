@@ -82,6 +82,10 @@ class FinetuneConfig:
     n_best: int = setting(20, "QA: start/end candidates searched per window")
     max_train_examples: int = setting(0, "use a seeded random subset of this many training examples (0: all)")
     max_valid_examples: int = setting(0, "use a seeded random subset of this many validation examples (0: all)")
+    morpheme_split: bool | None = setting(None, "split Korean words into morphemes (Kiwi) before WordPiece, "
+                                          "so particles never share a piece with an entity or answer end; "
+                                          "default: on for character-level Korean tasks (klue-ner, korquad) "
+                                          "when kiwipiepy is installed, else as the checkpoint's tokenizer")
     from_scratch: bool = setting(False, "random initialisation of the same architecture (measures what "
                                  "pretraining buys)")
     reinit_head: bool = setting(False, "replace a checkpoint head that does not fit the task with a new one")
@@ -154,6 +158,37 @@ def task_labels(task: TaskSpec, config: FinetuneConfig, train: Sequence[Any]) ->
     return seen
 
 
+def task_tokenizer(task: TaskSpec, tokenizer: Any, morpheme_split: bool | None, log: Log = _stderr) -> Any:
+    """The checkpoint's tokenizer, with Kiwi morpheme splitting switched on when asked (or, by
+    default, for character-level Korean tasks). WordPiece on whole Korean words glues particles
+    onto the last syllable ('알파치노가' -> '알파', '##치', '##노가'), so an entity or answer that
+    ends before the particle cannot be expressed in pieces: with the kowiki vocabulary that caps
+    KLUE-NER entity F1 at 78% and KorQuAD EM at 70% even for perfect predictions; split into
+    morphemes, at 99.7% and 100%. The setting is saved with the tokenizer of the fine-tuned model."""
+    if tokenizer.morpheme_split or morpheme_split is False:
+        return tokenizer
+    if morpheme_split is None:
+        korean_chars = task.units == "char" or task.qa_style == "korquad"
+        if not korean_chars or tokenizer.decomposes_hangul:
+            return tokenizer
+        try:
+            import kiwipiepy  # noqa: F401
+        except ImportError:
+            log(f"{task.name}: install kiwipiepy (hanformer[korean]) to split particles off words; "
+                f"without it entity/answer ends inside word pieces cannot be predicted exactly")
+            return tokenizer
+    from tokenizers import Tokenizer as Engine
+
+    from hanformer.tokenization.tokenizer import Tokenizer
+
+    log(f"{task.name}: splitting words into morphemes (Kiwi) before WordPiece (--no-morpheme-split to turn off)")
+    return Tokenizer(Engine.from_str(tokenizer.backend.to_str()), morpheme_split=True,
+                     model_max_length=tokenizer.model_max_length, unk_token=tokenizer.unk_token,
+                     cls_token=tokenizer.cls_token, sep_token=tokenizer.sep_token, pad_token=tokenizer.pad_token,
+                     mask_token=tokenizer.mask_token, extra_special_tokens=tokenizer.extra_special_tokens,
+                     settings=tokenizer.settings)
+
+
 def finetune(config: FinetuneConfig, resume: str | Path | bool | None = None, log: Log = _stderr) -> FinetuneResult:
     """Fine-tune `config.model` on `config.task`; see the module docstring.
 
@@ -193,7 +228,7 @@ def finetune(config: FinetuneConfig, resume: str | Path | bool | None = None, lo
                 f"(first: {unseen[0].source} label {unseen[0].label!r})")
             valid = [e for e in valid if str(e.label) in labels]
 
-    tokenizer = Tokenizer.from_pretrained(config.model)
+    tokenizer = task_tokenizer(task, Tokenizer.from_pretrained(config.model), config.morpheme_split, log)
     encoder = PieceEncoder(tokenizer)
     train_features = encode_examples(task, encoder, train, settings, labels)
     valid_features = encode_examples(task, encoder, valid, settings, labels, with_labels=False)
