@@ -10,13 +10,14 @@ interactive use on a CPU); batch 8 uses prompts of different lengths, left-padde
     python benchmarks/bench_generate.py --presets tiny --batches 1 --new-tokens 64 --threads 2
 
 Reports generated tokens per second (batch x new tokens / seconds, prefill included), the
-ratio ours / transformers, and the peak memory of one generate call (CPU: process high-water
-mark above the memory before the call).
+ratio ours / transformers, and the peak memory of one generate call above the memory before it
+(measured in a fresh process per implementation, see common.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -26,17 +27,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import common  # noqa: E402
 import torch  # noqa: E402
-from common import (  # noqa: E402
-    alternate,
-    format_table,
-    machine_facts,
-    median,
-    memory_available,
-    print_facts,
-    step_peak_memory,
-    write_results,
-)
+from common import alternate, format_table, machine_facts, median, print_facts, write_results  # noqa: E402
 
 
 def prompts(batch: int, prompt_len: int, vocab: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,7 +44,8 @@ def prompts(batch: int, prompt_len: int, vocab: int, seed: int = 0) -> tuple[tor
     return ids.masked_fill(mask == 0, 0), mask
 
 
-def run_case(preset: str, batch: int, args: argparse.Namespace) -> dict:
+def generators(preset: str, batch: int, args: argparse.Namespace) -> tuple[dict, dict, object]:
+    """The two implementations as zero-argument calls, their outputs, and our config."""
     import transformers
 
     from hanformer.generation.config import GenerationConfig
@@ -79,6 +73,19 @@ def run_case(preset: str, batch: int, args: argparse.Namespace) -> dict:
         outputs["transformers"] = ref.generate(input_ids=ids, attention_mask=mask, max_new_tokens=args.new_tokens,
                                                do_sample=False, min_new_tokens=args.new_tokens)
 
+    return {"transformers": run_ref, "ours": run_ours}, outputs, config
+
+
+def memory_probe(args: argparse.Namespace) -> None:
+    """In a fresh process: peak memory of one generate call above the memory before it (common.py)."""
+    baseline = common.rss_bytes()
+    fns, _, _ = generators(args.presets, int(args.batches), args)
+    print(json.dumps(common.step_peak_memory(lambda: fns[args.impl](0), "cpu", baseline)))
+
+
+def run_case(preset: str, batch: int, args: argparse.Namespace) -> dict:
+    (fns, outputs, config) = generators(preset, batch, args)
+    run_ref, run_ours = fns["transformers"], fns["ours"]
     times = alternate({"transformers": run_ref, "ours": run_ours}, warmup=args.warmup, repeats=args.repeats)
     identical = torch.equal(outputs["ours"], outputs["transformers"])
     tokens = batch * args.new_tokens
@@ -87,9 +94,13 @@ def run_case(preset: str, batch: int, args: argparse.Namespace) -> dict:
            "ref_tokens_per_s": tokens / median(times["transformers"]),
            "ours_tokens_per_s": tokens / median(times["ours"]), "identical_output": identical}
     row["speedup"] = row["ours_tokens_per_s"] / row["ref_tokens_per_s"]
-    if memory_available() and args.memory:
-        row["ref_peak_mib"] = step_peak_memory(run_ref)["step"]
-        row["ours_peak_mib"] = step_peak_memory(run_ours)["step"]
+    if common.memory_available() and args.memory:
+        for impl, key in (("transformers", "ref_peak_mib"), ("ours", "ours_peak_mib")):
+            probe = common.memory_probe(__file__, [
+                "--impl", impl, "--presets", preset, "--batches", str(batch), "--new-tokens", str(args.new_tokens),
+                "--prompt-len", str(args.prompt_len), "--vocab", str(args.vocab), "--threads", str(args.threads)])
+            row[key] = probe["step"] if probe else float("nan")
+            row[key.replace("peak", "process_peak")] = probe["total"] if probe else float("nan")
     return row
 
 
@@ -103,9 +114,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds")
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds (median reported)")
-    parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory pass")
+    parser.add_argument("--no-memory", dest="memory", action="store_false",
+                        help="skip the peak-memory probes (one fresh process per implementation and case)")
+    parser.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--impl", default="ours", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.memory_probe:
+        memory_probe(args)
+        return
     facts = machine_facts()
     print_facts(facts)
     rows = []
@@ -121,9 +138,10 @@ def main() -> None:
     table = [[r["preset"], f"{r['layers']} x {r['hidden']}", r["batch"], r["ref_tokens_per_s"],
               r["ours_tokens_per_s"], f"{r['speedup']:.2f}x", r["identical_output"]] for r in rows]
     if rows and "ours_peak_mib" in rows[0]:
-        headers += ["transformers peak MiB", "hanformer peak MiB"]
+        headers += ["peak MiB of a call: transformers / ours", "process peak MiB (weights included)"]
         for t, r in zip(table, rows):
-            t += [r["ref_peak_mib"], r["ours_peak_mib"]]
+            t += [f"{r['ref_peak_mib']:.1f} / {r['ours_peak_mib']:.1f}",
+                  f"{r['ref_process_peak_mib']:.0f} / {r['ours_process_peak_mib']:.0f}"]
     print()
     print(format_table(headers, table))
     path = write_results("generate", {"machine": facts, "settings": vars(args), "results": rows})
