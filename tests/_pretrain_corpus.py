@@ -41,3 +41,21 @@ def make_tokenizer(corpus: Path, out: Path, vocab_size: int = 600) -> Path:
 
     train_tokenizer([corpus], TokenizerConfig(vocab_size=vocab_size, min_frequency=1), out, progress=False)
     return out
+
+
+def write_patterned_corpus(path: Path, n_docs: int = 300, seed: int = 0) -> Path:
+    """Sentences whose masked words are predictable from context ("X 도시의 상징 색은 Y 색이다."
+    with a fixed Y for each X), so a model that learns at all beats the unigram baseline fast."""
+    rng = random.Random(seed)
+    cities = "서울 부산 대구 인천 광주 대전 울산 수원 창원 고양 용인 성남 청주 전주 천안 안산 포항 제주 김해 평택".split()
+    colors = "빨강 주황 노랑 초록 파랑 남색 보라 하양 검정 회색 분홍 갈색 금색 은색 하늘 연두 자주 청록 상아 살구".split()
+    color_of = dict(zip(cities, colors, strict=True))
+    lines = []
+    for d in range(n_docs):
+        lines += [f'<doc id="{d}" url="x" title="t{d}">', f"t{d}"]
+        for _ in range(8):
+            city = rng.choice(cities)
+            lines.append(f"{city} 도시의 상징 색은 {color_of[city]} 색이다.")
+        lines.append("</doc>")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _pretrain_corpus import make_tokenizer, write_corpus  # noqa: E402
+from _pretrain_corpus import make_tokenizer, write_corpus, write_patterned_corpus  # noqa: E402
 from hanformer.cli.main import main  # noqa: E402
 from hanformer.data.prepare import PrepareConfig, prepare_data  # noqa: E402
 from hanformer.errors import InputError  # noqa: E402
@@ -115,3 +115,23 @@ def test_resume_with_another_model_shape_is_refused(shards, tmp_path, capsys):
     assert main(["pretrain", "--data", str(shards), *wider, "--max-steps", "2", "--output-dir", out,
                  "--resume"]) == 2
     assert "another model shape" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_pretraining_learns_beyond_the_unigram_baseline(tmp_path):
+    """Labels, masking, model and optimizer wired together actually learn from context."""
+    from hanformer.training.config import TrainerConfig
+    from hanformer.training.pretrain import PretrainConfig, pretrain
+
+    text = write_patterned_corpus(tmp_path / "c.txt")
+    tok = make_tokenizer(text, tmp_path / "tok", 300)
+    prepare_data([text], tok, tmp_path / "shards", PrepareConfig(progress=False, valid_fraction=0.05))
+    cfg = PretrainConfig(data=str(tmp_path / "shards"), model="tiny", seq_len=64, batch_size=16, eval_batches=5,
+                         model_config={"hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128},
+                         trainer=TrainerConfig(output_dir=str(tmp_path / "run"), max_steps=50, lr=3e-3,
+                                               warmup_steps=10, log_every=10, progress=False,
+                                               tensorboard=False, peak_tflops=1.0))
+    result = pretrain(cfg)
+    metrics = result.eval_metrics
+    assert metrics["unigram_accuracy"] < 0.1
+    assert metrics["mlm_accuracy"] > 2.5 * metrics["unigram_accuracy"]
