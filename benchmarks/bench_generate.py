@@ -27,8 +27,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common  # noqa: E402
 import torch  # noqa: E402
+
+import common  # noqa: E402
 from common import alternate, format_table, machine_facts, median, print_facts, write_results  # noqa: E402
 
 
@@ -139,7 +140,7 @@ def main() -> None:
               r["ours_tokens_per_s"], f"{r['speedup']:.2f}x", r["identical_output"]] for r in rows]
     if rows and "ours_peak_mib" in rows[0]:
         headers += ["peak MiB of a call: transformers / ours", "process peak MiB (weights included)"]
-        for t, r in zip(table, rows):
+        for t, r in zip(table, rows, strict=True):
             t += [f"{r['ref_peak_mib']:.1f} / {r['ours_peak_mib']:.1f}",
                   f"{r['ref_process_peak_mib']:.0f} / {r['ours_process_peak_mib']:.0f}"]
     print()

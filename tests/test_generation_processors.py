@@ -61,7 +61,7 @@ def test_no_repeat_ngram_bans_the_token_completing_a_seen_ngram():
 
 
 def test_processors_equal_transformers_on_random_scores():
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("transformers")
     from transformers.generation import logits_process as lp
 
     g = torch.Generator().manual_seed(0)

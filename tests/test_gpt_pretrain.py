@@ -54,7 +54,6 @@ def trained(tmp_path_factory):
     """A tiny GPT trained for a few steps with `hanformer pretrain --objective clm`."""
     sys.path.insert(0, str(Path(__file__).parent))
     from _pretrain_corpus import make_tokenizer, write_corpus
-
     from hanformer.cli.main import main
     from hanformer.data.prepare import PrepareConfig, prepare_data
 

@@ -90,7 +90,7 @@ class _TextStream:
         self.done = [False] * rows
 
     def on_step(self, tokens: Any, active: Any) -> None:
-        for row, (token, alive) in enumerate(zip(tokens.tolist(), active.tolist())):
+        for row, (token, alive) in enumerate(zip(tokens.tolist(), active.tolist(), strict=True)):
             if not alive or self.done[row]:
                 continue
             if token == self.eos:
