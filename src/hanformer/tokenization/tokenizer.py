@@ -98,7 +98,11 @@ class Encoding:
 
 class Tokenizer:
     """BERT WordPiece tokenizer; see the module docstring. Build one with `from_pretrained`,
-    `train_tokenizer`, or `Tokenizer.build(vocab, config)`."""
+    `train_tokenizer`, or `Tokenizer.build(vocab, config)`.
+
+    One instance should not be called from several threads at once: truncation and padding are
+    set on the shared engine for the duration of each call (the engine itself parallelises
+    `encode_batch`, so batch instead of threading)."""
 
     def __init__(
         self,
