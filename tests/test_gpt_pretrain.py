@@ -108,6 +108,15 @@ def test_generate_cli_streams_and_api_matches(trained, capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["prompt"] for r in rows] == ["서울은", ""] and rows[1]["prompt_tokens"] == 1  # BOS only
 
+    reasons = []
+    for seed in range(3):  # streamed text is the returned text, and a stop string is never shown
+        pieces: list[str] = []
+        result = generate(final, "서울은", do_sample=True, top_k=0, seed=seed, max_new_tokens=12, stop_strings=["다", "."],
+                          on_text=lambda row, text, pieces=pieces: pieces.append(text))[0]
+        assert "".join(pieces) == result.text and "다" not in result.text and "." not in result.text
+        reasons.append(result.finish_reason)
+    assert "stop_string" in reasons
+
     sampled = generate(final, ["서울은", "부산의"], do_sample=True, seed=3, max_new_tokens=8, num_return_sequences=2)
     again = generate(final, ["서울은", "부산의"], do_sample=True, seed=3, max_new_tokens=8, num_return_sequences=2)
     assert [r.prompt for r in sampled] == ["서울은", "서울은", "부산의", "부산의"]
