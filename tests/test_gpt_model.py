@@ -128,3 +128,14 @@ def test_context_overflow_and_untied_head_are_one_line_errors(pair, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(tiny_config().to_dict()))
     with pytest.raises(CheckpointError, match="lm_head.weight differs from the token embeddings"):
         GPTForCausalLM.from_pretrained(tmp_path)
+
+
+def test_load_model_and_inspect_dispatch_gpt_checkpoints(pair):
+    from hanformer.models.checkpoint import inspect_checkpoint, load_model
+
+    ours, _, _, d = pair
+    assert isinstance(load_model(d), GPTForCausalLM)
+    info = inspect_checkpoint(d)
+    assert info["architectures"] == ["GPT2LMHeadModel"] and info["layers"] == 3 and info["hidden_size"] == 32
+    assert info["parameters"] == ours.num_parameters()
+    assert info["heads"] == ["causal LM (tied to word embeddings)"]

@@ -358,6 +358,10 @@ def load_model(directory: str | Path, architecture: str | None = None, *, dtype:
 def inspect_checkpoint(directory: str | Path) -> dict[str, Any]:
     """What a checkpoint holds, read from config.json and the safetensors header (no weights loaded)."""
     d = _require_dir(directory)
+    if _model_type(d) == "gpt2":
+        from hanformer.models.gpt_checkpoint import inspect_gpt
+
+        return inspect_gpt(d)
     config = BertConfig.from_pretrained(d)
     shapes = _tensor_shapes(d)
     counted = {k: v for k, v in shapes.items()

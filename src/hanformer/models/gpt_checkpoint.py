@@ -155,3 +155,30 @@ def load_gpt(cls: type[G], directory: str | Path, *, dtype: torch.dtype | None =
         model = model.to(dtype)
     model.eval()
     return model
+
+
+def inspect_gpt(directory: str | Path) -> dict[str, Any]:
+    """`inspect_checkpoint` for GPT-2 layout checkpoints: the same keys, read without loading weights."""
+    from hanformer.models.checkpoint import TOKENIZER_FILES, _tensor_shapes, weight_files
+
+    d = _require_dir(directory)
+    config = GPTConfig.from_pretrained(d)
+    shapes = {k: v for k, v in _tensor_shapes(d).items() if not _BUFFERS.search(k) and k != "lm_head.weight"}
+    dtypes: dict[str, int] = {}
+    for shape, dtype in shapes.values():
+        dtypes[dtype] = dtypes.get(dtype, 0) + int(torch.Size(shape).numel())
+    lm = any(k.startswith("transformer.") for k in shapes)
+    return {
+        "path": str(d),
+        "architectures": config.architectures or ["GPT2LMHeadModel" if lm else "GPT2Model"],
+        "layers": config.n_layer, "hidden_size": config.n_embd, "attention_heads": config.n_head,
+        "intermediate_size": config.intermediate_size, "vocab_size": config.vocab_size,
+        "max_position_embeddings": config.n_positions, "norm_placement": "pre",
+        "position_embedding_type": "absolute", "activation": config.activation_function, "labels": None,
+        "parameters": sum(dtypes.values()), "dtypes": dtypes,
+        "heads": ["causal LM (tied to word embeddings)"] if lm else [],
+        "tensor_names": "transformers (GPT-2)",
+        "weight_files": [p.name for p in weight_files(d)],
+        "weight_bytes": sum(p.stat().st_size for p in weight_files(d) if p.is_file()),
+        "tokenizer_files": [n for n in TOKENIZER_FILES if (d / n).is_file()],
+    }
