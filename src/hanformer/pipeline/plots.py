@@ -182,7 +182,8 @@ def attention_heads(tokens: list[str], layer_heads: list[list[list[float]]], lay
         ax.set_ylabel("attending token")
         for h in range(heads):
             sub = fig.add_subplot(grid[h // cols, 1 + h % cols])
-            sub.imshow(layer_heads[h], cmap="viridis", vmin=0, vmax=1)
+            # Each head on its own scale: a diffuse head is still readable next to a sharp one.
+            sub.imshow(layer_heads[h], cmap="viridis", vmin=0, vmax=max(max(r) for r in layer_heads[h]) or 1)
             sub.set_xticks([])
             sub.set_yticks([])
             sub.set_title(f"head {h + 1}", fontsize=8, fontweight="normal")

@@ -299,11 +299,11 @@ def _pretrain_section(pre: dict[str, Any]) -> str:
     nsp = _first_key(evals, _NSP_KEYS, ("nsp", "acc"))
     tok_s = _first_key(train, ("tokens_per_s", "tokens_per_second"), ("tokens",))
     lr = _first_key(train, ("lr", "learning_rate"))
-    eval_loss = _first_key(evals, ("loss", "eval_loss"))
+    eval_loss = _first_key(evals, ("loss", "eval_loss", "mlm_loss"))
     panels = [
         {"title": "loss", "series": [
             {"label": "train", "color": plots.COLORS["train"], **_xy(train, "loss")},
-            {"label": "held-out", "color": plots.COLORS["eval"], **_xy(evals, eval_loss)}]},
+            {"label": "held-out masked-LM", "color": plots.COLORS["eval"], **_xy(evals, eval_loss)}]},
         {"title": "held-out accuracy", "percent": True, "ylabel": "accuracy", "series": [
             {"label": "masked LM", "color": "#6d28d9", **_xy(evals, mlm)},
             {"label": "next sentence", "color": "#059669", **_xy(evals, nsp)},
