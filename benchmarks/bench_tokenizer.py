@@ -100,7 +100,8 @@ def main() -> None:
                                                "seconds_reference": t_ref, "speedup": t_ref / t_ours}
     print(format_table(["corpus", "workload", "ours lines/s", "ref lines/s", "ours tokens/s", "ref tokens/s",
                         "speed-up (ref time / ours)"], rows))
-    path = write_results("tokenizer", {"machine": facts, "tokenizer": str(folder.name), "results": results})
+    name = "tokenizer" if args.tokenizer is None else f"tokenizer-{folder.name}"
+    path = write_results(name, {"machine": facts, "tokenizer": str(folder.name), "results": results})
     print(f"results: {path.relative_to(ROOT)}")
 
 
