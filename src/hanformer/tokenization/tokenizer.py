@@ -166,7 +166,10 @@ class Tokenizer:
         ours = cfg.get("hanformer") if isinstance(cfg.get("hanformer"), dict) else {}
         specials = {name: _token_text(cfg.get(f"{name}_token"), default)
                     for name, default in (("unk", UNK), ("cls", CLS), ("sep", SEP), ("pad", PAD), ("mask", MASK))}
-        extras = [_token_text(t, "") for t in (cfg.get("extra_special_tokens") or cfg.get("additional_special_tokens") or [])]
+        listed = cfg.get("extra_special_tokens") or cfg.get("additional_special_tokens") or []
+        if isinstance(listed, dict):  # some transformers versions save {name: token}
+            listed = list(listed.values())
+        extras = [t for t in (_token_text(x, "") for x in listed) if t]
         config = None
         if "config" in ours:
             config = load_config(TokenizerConfig, ours["config"], f"{folder / 'tokenizer_config.json'} [hanformer.config]")
