@@ -113,6 +113,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--force-bf16", action="store_true", help="run bf16 even where it is emulated (very slow)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile our Transformer blocks (dynamic shapes); the first step's time, "
+                        "compilation included, is printed separately and not part of the medians")
     p.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.threads:
@@ -142,6 +145,10 @@ def main(argv: list[str] | None = None) -> None:
         models = {"reference": reference, "ours": our_model(reference)}
         for m in models.values():
             m.to(device)
+        if args.compile:
+            blocks = models["ours"].bert.layers
+            for i, block in enumerate(blocks):
+                blocks[i] = torch.compile(block, dynamic=True)
         kinds = args.lengths.split(",")
         all_batches = {kind: [{k: v.to(device) for k, v in b.items()}
                               for b in make_batches(args.batches, args.batch, args.seq, args.vocab,
@@ -159,6 +166,11 @@ def main(argv: list[str] | None = None) -> None:
             for dname in dtypes:
                 dtype = DTYPES[dname]
                 steps = {n: make_step(models[n], dtype, device) for n in impls}
+                if args.compile and "ours" in steps:
+                    with common.Timer(device) as first:
+                        steps["ours"](batches[0])
+                    print(f"[{preset} {dname} {lengths_kind}] ours, first step with compilation: "
+                          f"{first.seconds:.1f}s", flush=True)
                 fns = {n: (lambda r, s=steps[n], bs=batches: s(bs[r % len(bs)])) for n in impls}
                 # A GEMM probe in every round: the matmul rate available at that moment.
                 fns["gemm"] = common.gemm_probe(dtype, device)

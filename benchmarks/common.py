@@ -124,6 +124,23 @@ def gemm_peak(dtype: torch.dtype, device: torch.device | str = "cpu", n: int = 2
     return 2 * n**3 / best
 
 
+class Timer:
+    """`with Timer(device) as t: ...` then `t.seconds` (synchronises CUDA around the block)."""
+
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        self.device = device
+        self.seconds = float("nan")
+
+    def __enter__(self) -> Timer:
+        synchronize(self.device)
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        synchronize(self.device)
+        self.seconds = time.perf_counter() - self._start
+
+
 def _probe_size(dtype: torch.dtype, device: torch.device | str) -> int:
     device = torch.device(device)
     if device.type == "cuda":

@@ -124,7 +124,8 @@ class AttentionBuckets:
             counts.append(slot.numel())
             shapes.append((len(group), width))
             slots.append(slot)
-            masks.append(None if bool(real.all()) else real[:, None, None, :])
+            full = all(host[r] == width for r in group)  # decided on the host: no device sync
+            masks.append(None if full else real[:, None, None, :])
         order = torch.cat(orders) if orders else torch.zeros(0, dtype=torch.long, device=device)
         restore = torch.empty_like(order)
         restore[order] = torch.arange(order.numel(), device=device)
