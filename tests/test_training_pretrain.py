@@ -45,7 +45,7 @@ def test_cli_pretrain_end_to_end(shards, tmp_path, capsys):
     assert summary["step"] == 6 and summary["stopped"] == "max_steps"
     evals = read_metrics(tmp_path / "run", "eval")
     assert [e["step"] for e in evals] == [3, 6]
-    for key in ("mlm_accuracy", "perplexity", "nsp_accuracy", "unigram_accuracy", "mlm_loss"):
+    for key in ("mlm_accuracy", "perplexity", "nsp_accuracy", "unigram_accuracy", "unigram_perplexity", "mlm_loss"):
         assert key in evals[-1]
     assert 0 < evals[-1]["masked_tokens"] and 0 <= evals[-1]["nsp_accuracy"] <= 1
     train = read_metrics(tmp_path / "run", "train")
@@ -135,3 +135,4 @@ def test_pretraining_learns_beyond_the_unigram_baseline(tmp_path):
     metrics = result.eval_metrics
     assert metrics["unigram_accuracy"] < 0.1
     assert metrics["mlm_accuracy"] > 2.5 * metrics["unigram_accuracy"]
+    assert metrics["perplexity"] < metrics["unigram_perplexity"]

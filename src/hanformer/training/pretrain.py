@@ -88,6 +88,7 @@ def get_objective(name: str) -> Callable[..., ObjectiveParts]:
 
 # --------------------------------------------------------------------------- masked LM + NSP
 def build_mlm_nsp(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -> ObjectiveParts:
+    import numpy as np
     import torch
 
     from hanformer.data.batches import BatchStream, NSPBatches, iter_eval_batches, require_batches
@@ -126,6 +127,8 @@ def build_mlm_nsp(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -
     require_batches(valid, 1, "held-out (valid)")
     counts = shards.token_counts()
     top_id = int(counts.argmax())
+    # A unigram model (add-half smoothed training frequencies): the floor for perplexity too.
+    unigram_logp = torch.from_numpy(np.log((counts + 0.5) / (counts + 0.5).sum())).float()
     eval_set: list[dict] | None = None
 
     def evaluate(m: Any) -> dict[str, float]:
@@ -133,7 +136,7 @@ def build_mlm_nsp(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -
         if eval_set is None:  # same batches and masks at every evaluation
             eval_set = list(iter_eval_batches(valid, cfg.eval_batches))
         device = next(m.parameters()).device
-        mlm_loss = mlm_correct = mlm_n = nsp_correct = nsp_n = unigram = 0.0
+        mlm_loss = mlm_correct = mlm_n = nsp_correct = nsp_n = unigram = unigram_nll = 0.0
         for batch in eval_set:
             b = {k: v.to(device) for k, v in batch.items()}
             out = m(**b)
@@ -144,6 +147,7 @@ def build_mlm_nsp(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -
             mlm_loss += float(torch.nn.functional.cross_entropy(logits, labels, reduction="sum"))
             mlm_correct += float((logits.argmax(-1) == labels).sum())
             unigram += float((labels == top_id).sum())
+            unigram_nll -= float(unigram_logp[labels.cpu()].sum())
             mlm_n += labels.numel()
             nsp = out.seq_relationship_logits.argmax(-1)
             nsp_correct += float((nsp == b["next_sentence_label"]).sum())
@@ -151,7 +155,9 @@ def build_mlm_nsp(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -
         mean = mlm_loss / max(mlm_n, 1)
         return {"mlm_accuracy": mlm_correct / max(mlm_n, 1), "mlm_loss": mean,
                 "perplexity": math.exp(min(mean, 50.0)), "nsp_accuracy": nsp_correct / max(nsp_n, 1),
-                "unigram_accuracy": unigram / max(mlm_n, 1), "masked_tokens": int(mlm_n)}
+                "unigram_accuracy": unigram / max(mlm_n, 1),
+                "unigram_perplexity": math.exp(min(unigram_nll / max(mlm_n, 1), 50.0)),
+                "masked_tokens": int(mlm_n)}
 
     c = model.config
     n_layer_params = sum(p.numel() for n, p in model.named_parameters()
