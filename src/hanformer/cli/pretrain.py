@@ -64,12 +64,20 @@ def _pretrain(args: argparse.Namespace) -> int:
         print(json.dumps(config_to_dict(cfg), indent=2, ensure_ascii=False))
         return 0
     result = pretrain(cfg, resume=args.resume)
+    if result.step and not _is_main_process():
+        return 130 if result.stopped == "interrupted" else 0
     summary = {"step": result.step, "stopped": result.stopped, "elapsed_s": round(result.elapsed, 1),
                "train_loss": result.train_loss, "eval": result.eval_metrics,
                "checkpoint": str(result.checkpoint) if result.checkpoint else None,
                "final": str(result.final_dir) if result.final_dir else None}
     print(json.dumps(summary, indent=2, ensure_ascii=False))
     return 130 if result.stopped == "interrupted" else 0
+
+
+def _is_main_process() -> bool:
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _parse_pairs(text: str) -> dict:
