@@ -64,7 +64,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         print(json.dumps(config_to_dict(cfg), indent=2, ensure_ascii=False))
         return 0
     result = pretrain(cfg, resume=args.resume)
-    if result.step and not _is_main_process():
+    if not _is_main_process():
         return 130 if result.stopped == "interrupted" else 0
     summary = {"step": result.step, "stopped": result.stopped, "elapsed_s": round(result.elapsed, 1),
                "train_loss": result.train_loss, "eval": result.eval_metrics,
