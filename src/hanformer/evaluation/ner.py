@@ -9,6 +9,7 @@ two on random tag sequences.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -117,11 +118,11 @@ def char_macro_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]],
     tags = [t for t in (labels if labels is not None else sorted(set(flat_g))) if t != "O"]
     if not tags:
         return 0.0
+    n_gold, n_pred = Counter(flat_g), Counter(flat_p)
+    n_tp = Counter(g for g, p in zip(flat_g, flat_p, strict=True) if g == p)
     scores = []
     for t in tags:
-        tp = sum(1 for g, p in zip(flat_g, flat_p, strict=False) if g == t and p == t)
-        n_g = sum(1 for g in flat_g if g == t)
-        n_p = sum(1 for p in flat_p if p == t)
+        tp, n_g, n_p = n_tp[t], n_gold[t], n_pred[t]
         if n_g + n_p == 0:
             scores.append(1.0)
             continue
