@@ -23,7 +23,6 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import alternate, format_table, machine_facts, median, print_facts, write_results  # noqa: E402
-
 from hanformer.evaluation import char_macro_f1, entity_scores  # noqa: E402
 from hanformer.tasks.registry import KLUE_NER_TAGS, get_task  # noqa: E402
 
