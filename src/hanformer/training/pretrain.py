@@ -46,6 +46,10 @@ class PretrainConfig:
     max_predictions: int = setting(0, "cap on masked tokens per sequence (0: none)")
     whole_word_masking: bool = setting(False, "mask all pieces of a word (Korean: an eojeol) together")
     dropout: float | None = setting(None, "override the preset's dropout (hidden and attention)")
+    unigram_bias_init: bool = setting(
+        True, "start the masked-LM output bias at the log token frequencies of the training data, so "
+        "training begins at the unigram baseline instead of spending its first steps learning "
+        "frequencies (new models only)")
     eval_batches: int = setting(20, "held-out batches per evaluation (0: all)")
     prefetch: int = setting(2, "batches built ahead in a background thread (0: off)")
     trainer: TrainerConfig = dataclasses.field(
@@ -112,6 +116,11 @@ def build_mlm_nsp(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -
     if model.config.max_position_embeddings < cfg.seq_len:
         raise ConfigError(f"seq_len {cfg.seq_len} exceeds the model's max_position_embeddings "
                           f"{model.config.max_position_embeddings}")
+    counts = shards.token_counts()
+    if cfg.unigram_bias_init and not cfg.init_from:
+        logp = np.log((counts + 0.5) / (counts + 0.5).sum())
+        with torch.no_grad():
+            model.mlm.bias.copy_(torch.from_numpy(logp - logp.mean()).float())
     spec = MaskingSpec(cfg.mask_prob, cfg.mask_token_prob, cfg.random_token_prob, cfg.max_predictions,
                        cfg.whole_word_masking)
     masker = Masker(spec, shards.vocab_size, sp["mask"], shards.meta.get("all_special_ids", list(sp.values())))
@@ -125,7 +134,6 @@ def build_mlm_nsp(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -
                         prefetch=cfg.prefetch, what="training")
     valid = builder(shards.valid, 1234, "valid")
     require_batches(valid, 1, "held-out (valid)")
-    counts = shards.token_counts()
     top_id = int(counts.argmax())
     # A unigram model (add-half smoothed training frequencies): the floor for perplexity too.
     unigram_logp = torch.from_numpy(np.log((counts + 0.5) / (counts + 0.5).sum())).float()
