@@ -71,6 +71,8 @@ def _describe(tp: Any) -> str:
     origin = get_origin(tp)
     if origin is Literal:
         return " | ".join(repr(a) for a in get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in get_args(tp) if a is not type(None))
     return getattr(tp, "__name__", str(tp)).replace("typing.", "")
 
 
