@@ -145,3 +145,33 @@ def test_generate_bad_input_and_prompt_fitting(trained, capsys, caplog):
     assert "top_p = 0.0: must be in (0, 1]" in capsys.readouterr().err
     assert main(["generate", "--model", final]) == 2
     assert "no prompt given" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_clm_pretraining_interrupted_and_resumed_matches_an_uninterrupted_run(trained, tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    from hanformer.cli.main import main
+    from hanformer.training.progress import read_metrics
+
+    args = ["pretrain", "--objective", "clm", "--data", str(trained.parent / "shards"), "--model", "tiny",
+            "--model-config", "n_embd=32,n_head=2", "--seq-len", "32", "--batch-size", "4", "--max-steps", "5",
+            "--grad-accum", "2", "--dropout", "0.1", "--eval-batches", "1", "--lr", "0.003", "--log-every", "1",
+            "--no-progress", "--no-tensorboard", "--peak-tflops", "1", "--threads", "1", "--prefetch", "0"]
+    assert main([*args, "--output-dir", str(tmp_path / "full")]) == 0
+    original = PackedCLMBatches.build
+
+    def build(self, epoch, index):
+        if (self.name, epoch, index) == ("train", 0, 5):  # while step 3's batches are made
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, epoch, index)
+
+    monkeypatch.setattr(PackedCLMBatches, "build", build)
+    assert main([*args, "--output-dir", str(tmp_path / "part")]) == 130
+    monkeypatch.setattr(PackedCLMBatches, "build", original)
+    assert main([*args, "--output-dir", str(tmp_path / "part"), "--resume"]) == 0
+    full = [(r["step"], r["loss"]) for r in read_metrics(tmp_path / "full", "train")]
+    part = [(r["step"], r["loss"]) for r in read_metrics(tmp_path / "part", "train")]
+    assert [s for s, _ in part] == [1, 2, 3, 4, 5]
+    assert [v for _, v in part] == pytest.approx([v for _, v in full], abs=1e-5)
