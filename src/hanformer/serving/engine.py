@@ -2,7 +2,7 @@
 
 The engine knows nothing about HTTP; `app.py` validates requests and calls it from a thread
 pool. Every method is safe to call from several threads at once: the model only runs forward
-passes under `torch.inference_mode`, and tokenizer calls are serialised (see `Serialized`).
+passes under `torch.inference_mode`, and `Tokenizer` is itself safe to share between threads.
 A causal LM (GPT) checkpoint serves text generation (`generate`) and tokenization; the
 encoder-only endpoints answer that they do not apply.
 """
@@ -56,35 +56,6 @@ class GenerationCancelled(Exception):
     Not a `HanformerError`: it is no fault of the input and is never shown to anyone."""
 
 
-class Serialized:
-    """A tokenizer whose calls run one at a time.
-
-    `Tokenizer` sets the engine's truncation and padding for the length of each call and resets
-    them afterwards, so two threads calling it at once could see each other's settings. The
-    calls are short next to a forward pass, so serialising them costs little; the forward passes
-    still run in parallel.
-    """
-
-    def __init__(self, tokenizer: Any) -> None:
-        self._tokenizer = tokenizer
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._tokenizer, name)
-        if not callable(value) or name == "backend":
-            return value
-
-        def locked(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return value(*args, **kwargs)
-
-        return locked
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return self._tokenizer(*args, **kwargs)
-
-
 @dataclass
 class Batch:
     encodings: list[Any]
@@ -105,7 +76,7 @@ class InferenceEngine:
         self.config = config
         self.model = load_model(self.model_dir)
         self.model.eval()
-        self.tokenizer = Serialized(Tokenizer.from_pretrained(self.model_dir))
+        self.tokenizer = Tokenizer.from_pretrained(self.model_dir)
         architecture = type(self.model).__name__
         self.architecture = architecture
         self.task = TASKS.get(architecture, "embeddings")

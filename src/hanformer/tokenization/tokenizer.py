@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -100,9 +101,10 @@ class Tokenizer:
     """BERT WordPiece tokenizer; see the module docstring. Build one with `from_pretrained`,
     `train_tokenizer`, or `Tokenizer.build(vocab, config)`.
 
-    One instance should not be called from several threads at once: truncation and padding are
-    set on the shared engine for the duration of each call (the engine itself parallelises
-    `encode_batch`, so batch instead of threading)."""
+    Safe to call from several threads at once: truncation and padding live on the engine, so
+    each call sets them and encodes under one lock (uncontended, it costs well under a
+    microsecond). Calls from threads therefore run one at a time; for throughput, batch
+    instead (the engine itself parallelises `encode_batch`)."""
 
     def __init__(
         self,
@@ -130,6 +132,7 @@ class Tokenizer:
         self.pad_token, self.mask_token = pad_token, mask_token
         self.extra_special_tokens = list(extra_special_tokens)
         self._settings = dict(settings or {})
+        self._call_lock = threading.Lock()  # held from setting truncation/padding to the reset
         self._splitter: KiwiMorphemeSplitter | None = None
         if self.morpheme_split:
             self._splitter = KiwiMorphemeSplitter()
@@ -405,6 +408,14 @@ class Tokenizer:
     def num_special_tokens_to_add(self, pair: bool = False) -> int:
         return 3 if pair else 2
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A lock cannot be pickled (spawned DataLoader workers pickle the tokenizer); each copy gets its own.
+        return {k: v for k, v in self.__dict__.items() if k != "_call_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._call_lock = threading.Lock()
+
     def __repr__(self) -> str:
         return (f"Tokenizer(vocab_size={self.vocab_size}, model_max_length={self.model_max_length}, "
                 f"morpheme_split={self.morpheme_split})")
@@ -433,7 +444,8 @@ class Tokenizer:
     @contextlib.contextmanager
     def _settings_for_call(self, max_length: int | None, truncation: Truncation, padding: Padding,
                            stride: int, pad_to_multiple_of: int | None) -> Iterator[None]:
-        """Set the engine's truncation/padding for one call and always reset them afterwards."""
+        """Set the engine's truncation/padding for one call and always reset them afterwards,
+        holding the instance's lock throughout so no other thread's call sees these settings."""
         strategy = {True: "longest_first", "longest_first": "longest_first", "only_first": "only_first",
                     "only_second": "only_second", False: None, None: None, "do_not_truncate": None}.get(truncation, "?")
         if strategy == "?":
@@ -445,6 +457,12 @@ class Tokenizer:
         length = self.model_max_length if max_length is None else int(max_length)
         if (strategy or pad_mode == "max_length") and length < 1:
             raise ConfigError(f"max_length = {length} must be at least 1")
+        with self._call_lock, self._engine_settings(strategy, pad_mode, length, stride, pad_to_multiple_of):
+            yield
+
+    @contextlib.contextmanager
+    def _engine_settings(self, strategy: str | None, pad_mode: str | None, length: int, stride: int,
+                         pad_to_multiple_of: int | None) -> Iterator[None]:
         try:
             if strategy:
                 self._backend.enable_truncation(length, stride=stride, strategy=strategy)
