@@ -70,13 +70,22 @@ def _cut_at_stop(text: str, stop_strings: Sequence[str]) -> tuple[str, bool]:
     return (text[:cut], True) if cut >= 0 else (text, False)
 
 
+# Decoders' clean-up rules rewrite at most this many characters, each starting with a space
+# (the longest is the `tokenizers` WordPiece decoder's " do not" -> " don't").
+_REWRITE_WINDOW = 7
+
+
 class _TextStream:
     """Turns tokens chosen step by step into text deltas per row.
 
     Word pieces only become text in context ("##다" joins the previous piece, punctuation drops
     the space before it), so each row's continuation is decoded whole and only the new suffix is
-    sent. With stop strings, the last few characters are held back until it is clear they do
-    not begin a stop string, so a stop string is never shown.
+    sent. Decoding can rewrite the tail of text already decoded ("i '" + "s" -> "i's"), and sent
+    text cannot be taken back, so the part that may still change is held back: from the first
+    space in the last `_REWRITE_WINDOW` characters (every clean-up rule starts with a space).
+    With stop strings, the last few characters are also held back until it is clear they do not
+    begin a stop string, so a stop string is never shown. The pieces sent add up to the
+    returned text.
     """
 
     def __init__(self, continuation: _Continuation, per_prompt: int, rows: int, stop_strings: Sequence[str],
@@ -104,10 +113,16 @@ class _TextStream:
         if stopped:
             final = True
             self.done[row] = True
-        visible = text if final or not self.hold else text[:max(len(text) - self.hold, 0)]
+        visible = text if final else text[:self._stable_length(text)]
         if visible.startswith(self.sent[row]) and len(visible) > len(self.sent[row]):
             self.callback(row, visible[len(self.sent[row]):])
             self.sent[row] = visible
+
+    def _stable_length(self, text: str) -> int:
+        """How much of `text` no later token can change or turn into a stop string."""
+        end = max(len(text) - self.hold, 0)
+        space = text.find(" ", max(len(text) - _REWRITE_WINDOW, 0))
+        return min(end, space) if space >= 0 else end
 
     def finish(self, row: int | None = None) -> None:
         for r in [row] if row is not None else range(len(self.ids)):
