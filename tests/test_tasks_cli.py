@@ -233,3 +233,36 @@ def test_finetune_resumes_from_its_checkpoint(tiny_model, nsmc_files, tmp_path, 
              if json.loads(line)["kind"] == "train"]
     assert steps == [1, 2, 3, 4, 5]
     assert json.loads((out / "finetune.json").read_text())["steps"] == 5
+
+
+def test_finetune_ranks_under_torchrun_take_disjoint_shares(tiny_model, nsmc_files, tmp_path, monkeypatch):
+    """Under torchrun (RANK/WORLD_SIZE set) each rank's loader holds its own slice of every global batch:
+    two ranks together see each training example at most once per epoch, and all but the remainder."""
+    import hanformer.training.trainer as trainer_module
+
+    class Captured(Exception):
+        pass
+
+    seen: dict[int, tuple] = {}
+
+    class FakeTrainer:  # stops before a process group would be joined
+        def __init__(self, model, config, loader, *args, dist_info=None, **kwargs):
+            assert dist_info is not None and dist_info.world_size == 2
+            index = {id(f): i for i, f in enumerate(loader.examples)}
+            loader.collate = lambda fs: [index[id(f)] for f in fs]
+            seen[dist_info.rank] = (len(loader.examples), [i for batch in loader for i in batch])
+            raise Captured
+
+    monkeypatch.setattr(trainer_module, "Trainer", FakeTrainer)
+    train, _ = nsmc_files
+    for rank in (0, 1):
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        monkeypatch.setenv("LOCAL_RANK", str(rank))
+        with pytest.raises(Captured):
+            main(["finetune", "--task", "nsmc", "--model", str(tiny_model), "--train", str(train),
+                  "--out", str(tmp_path / "ddp"), "--batch-size", "8", *COMMON])
+    (n, rank0), (n1, rank1) = seen[0], seen[1]
+    assert n == n1 and len(rank0) == len(rank1) == (n // 16) * 8
+    assert not set(rank0) & set(rank1)
+    assert len(set(rank0) | set(rank1)) == (n // 16) * 16 > n - 16

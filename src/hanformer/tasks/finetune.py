@@ -205,6 +205,7 @@ def finetune(config: FinetuneConfig, resume: str | Path | bool | None = None, lo
     from hanformer.tasks.encoding import PieceEncoder, collate
     from hanformer.tasks.inference import encode_examples, score_examples
     from hanformer.tokenization.tokenizer import Tokenizer
+    from hanformer.training.distributed import env_dist_info
     from hanformer.training.trainer import Trainer, seed_everything
 
     task = get_task(config.task)
@@ -239,8 +240,10 @@ def finetune(config: FinetuneConfig, resume: str | Path | bool | None = None, lo
     seed_everything(tc.seed)  # the new head's initialisation and dropout follow the seed
     model = load_task_model(task, config.model, labels, from_scratch=config.from_scratch,
                             reinit_head=config.reinit_head)
+    # Under torchrun each rank takes its own slice of every global batch (batch size x processes).
+    dist = env_dist_info()
     loader = ResumableLoader(train_features, lambda fs: collate(fs, encoder.pad_id), config.batch_size,
-                             seed=tc.seed)
+                             seed=tc.seed, rank=dist.rank, world_size=dist.world_size)
     steps = config.max_steps or max(1, math.ceil(config.epochs * loader.batches_per_epoch))
     tc = dataclasses.replace(tc, max_steps=steps, eval_every=tc.eval_every or loader.batches_per_epoch,
                              metric_for_best=tc.metric_for_best or task.main_metric)
@@ -254,7 +257,7 @@ def finetune(config: FinetuneConfig, resume: str | Path | bool | None = None, lo
         save_task_model(m, tokenizer, directory, task, settings,
                         {"labels": labels, "base_model": str(config.model), "from_scratch": config.from_scratch})
 
-    trainer = Trainer(model, tc, loader, eval_fn, export_fn=export_fn)
+    trainer = Trainer(model, tc, loader, eval_fn, export_fn=export_fn, dist_info=dist)
     result = trainer.train(resume=config.resume)
     out = Path(config.out)
     best = out / "best"
