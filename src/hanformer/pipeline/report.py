@@ -437,9 +437,13 @@ def _headline(data: dict[str, Any]) -> str:
         unk = tok.get("unk_rate")
         cards.append(f'<div class="card"><div class="k">tokenizer</div><div class="v">{_fmt(vs)} pieces</div>'
                      f'<div class="s">[UNK] rate {_fmt(unk, "unk_rate")} · {_fmt(tok.get("tokens_per_eojeol"))} tokens/word</div></div>')
-    total = sum(s.get("seconds") or 0 for s in data.get("stages", []) if s.get("action") != "skip")
+    stages = data.get("stages", [])
+    total = sum(s.get("seconds") or 0 for s in stages if s.get("action") != "skip")
+    cached = sum(1 for s in stages if s.get("action") == "skip")
+    note = f"{cached} of {len(stages)} stages cached · " if cached else ""
     cards.append(f'<div class="card"><div class="k">this run</div><div class="v">{_seconds(total)}</div>'
-                 f'<div class="s">{data["machine"].get("cpu_cores")} CPU cores · torch {_e(data["machine"].get("torch"))}</div></div>')
+                 f'<div class="s">{note}{data["machine"].get("cpu_cores")} CPU cores · '
+                 f'torch {_e(data["machine"].get("torch"))}</div></div>')
     return '<div class="cards">' + "".join(cards) + "</div>"
 
 
