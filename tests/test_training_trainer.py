@@ -192,3 +192,14 @@ def test_schedule_warmup_then_decay(kind, expected):
            lr_factor(2, 0.0, 2, kind, 0.0), lr_factor(5, 0.5, 2, kind, 0.0), lr_factor(9, 1.0, 2, kind, 0.0)]
     assert got == pytest.approx(expected)
     assert lr_factor(9, 1.0, 2, kind, 0.1) == pytest.approx(0.1)
+
+
+def test_resumed_message_is_printed_without_a_progress_bar(tmp_path, capsys):
+    first = make(tmp_path, steps=2)
+    first.train()
+    capsys.readouterr()
+    again = make(tmp_path, steps=4)  # progress=False, as --no-progress
+    again.train(resume="auto")
+    err = capsys.readouterr().err
+    assert f"resumed from {again.output_dir / 'checkpoints' / 'step-00000002'} at step 2" in err
+    assert "train:" not in err and "it/s" not in err and "step/s" not in err  # still no bar

@@ -68,13 +68,18 @@ def read_metrics(output_dir: str | Path, kind: str | None = None) -> list[dict[s
 
 
 class ProgressBar:
-    """A tqdm bar over optimizer steps with loss, lr, tokens/s, MFU; ETA from steps or time budget."""
+    """A tqdm bar over optimizer steps with loss, lr, tokens/s, MFU; ETA from steps or time budget.
 
-    def __init__(self, total_steps: int, initial: int, max_seconds: float | None, enabled: bool) -> None:
+    `enabled` says whether this process reports at all (rank 0); `show_bar` whether it draws the
+    bar. Messages (`write`: resumed from, interrupted, evaluation) go to stderr either way, so
+    `--no-progress` hides only the bar."""
+
+    def __init__(self, total_steps: int, initial: int, max_seconds: float | None, enabled: bool,
+                 show_bar: bool = True) -> None:
         self.max_seconds = max_seconds
         self.enabled = enabled
         self.bar = None
-        if enabled:
+        if enabled and show_bar:
             self.bar = tqdm(total=total_steps, initial=initial, unit="step", dynamic_ncols=True,
                             file=sys.stderr, desc="train", smoothing=0.1)
 

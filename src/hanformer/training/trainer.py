@@ -335,7 +335,7 @@ class Trainer:
             self.load_checkpoint(path)
         main = self.dist.is_main
         log = MetricsLog(self.output_dir, tensorboard=c.tensorboard, enabled=main)
-        bar = ProgressBar(c.max_steps, self.step, c.max_seconds, enabled=main and c.progress)
+        bar = ProgressBar(c.max_steps, self.step, c.max_seconds, enabled=main, show_bar=c.progress)
         if path is not None:
             bar.write(f"resumed from {path} at step {self.step}")
         if c.precision == "bf16" and self.device.type == "cpu" and not cpu_has_fast_bf16():
