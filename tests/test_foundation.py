@@ -92,3 +92,16 @@ def test_iter_lines_reports_bad_utf8_position(tmp_path):
     p.write_bytes("첫 줄\n".encode() + b"ab\xffcd\n")
     with pytest.raises(InputError, match=r"bad.txt:2: not valid UTF-8 at byte 10"):
         list(iter_lines(p))
+
+
+def test_atomic_write_gives_ordinary_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        target = tmp_path / "report.html"
+        with atomic_write(target) as f:
+            f.write("<html></html>")
+        assert (target.stat().st_mode & 0o777) == 0o644
+    finally:
+        os.umask(mask)

@@ -484,8 +484,6 @@ def report_stage(recipe: Recipe, stage_keys: list[str]) -> Stage:
         atomic_write_json(ctx.dir / "metrics.json", data)
         with atomic_write(ctx.dir / "report.html") as f:
             f.write(render_report(data))
-        for name in ("report.html", "metrics.json"):
-            (ctx.dir / name).chmod(0o644)  # pages to open and share, not private temp files
         return {"comparison": data.get("comparison", {})}
 
     return Stage(key="report", title="write report.html and metrics.json", run=run,

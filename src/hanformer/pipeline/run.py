@@ -164,5 +164,3 @@ def _publish_report(recipe: Recipe, report_dir: Path, records: list[dict[str, An
     atomic_write_json(recipe.run_dir / "metrics.json", data)
     with atomic_write(recipe.run_dir / "report.html") as f:
         f.write(render_report(data))
-    for name in ("report.html", "metrics.json"):
-        (recipe.run_dir / name).chmod(0o644)  # pages to open and share, not private temp files
