@@ -60,3 +60,28 @@ def test_pickled_copy_encodes_the_same(minilm_dir):
     tok = Tokenizer.from_pretrained(minilm_dir)
     copy = pickle.loads(pickle.dumps(tok))
     assert _job(copy, 0) == _job(tok, 0)
+
+
+def test_fine_tuning_pieces_are_never_cut_by_another_threads_truncation(minilm_dir):
+    """The serving app encodes task inputs (`PieceEncoder`) while other requests call the tokenizer
+    with truncation: the pieces must still be whole."""
+    from hanformer.tasks.encoding import PieceEncoder
+
+    tok = Tokenizer.from_pretrained(minilm_dir)
+    encoder = PieceEncoder(tok)
+    texts = [t * 4 for t in TEXTS]
+    expected = [p.ids for p in encoder.pieces(texts)]
+    stop = threading.Event()
+
+    def truncating() -> None:
+        while not stop.is_set():
+            tok.encode_batch(TEXTS, max_length=4, truncation=True, padding="max_length")
+
+    other = threading.Thread(target=truncating)
+    other.start()
+    try:
+        cut = sum([p.ids for p in encoder.pieces(texts)] != expected for _ in range(300))
+    finally:
+        stop.set()
+        other.join()
+    assert cut == 0

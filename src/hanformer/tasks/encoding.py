@@ -43,6 +43,11 @@ class PieceEncoder:
             backend.no_truncation()
             backend.no_padding()
         self.engine = backend
+        from hanformer.tokenization.tokenizer import Tokenizer
+
+        # Our Tokenizer switches truncation/padding on this very engine during its calls (under
+        # its lock); going through it means another thread's call can never cut these pieces.
+        self._encode_batch = tokenizer.encode_batch if isinstance(tokenizer, Tokenizer) else backend.encode_batch
 
         def special(name: str, token: str) -> int:
             value = getattr(tokenizer, name, None)
@@ -57,7 +62,7 @@ class PieceEncoder:
         self.pad_id = special("pad_token_id", "[PAD]")
 
     def pieces(self, texts: Sequence[str]) -> list[Pieces]:
-        encs = self.engine.encode_batch(list(texts), add_special_tokens=False)
+        encs = self._encode_batch(list(texts), add_special_tokens=False)
         return [Pieces(list(e.ids), [tuple(o) for o in e.offsets]) for e in encs]
 
     def frame(self, a: Sequence[int], b: Sequence[int] | None = None) -> tuple[list[int], list[int]]:
