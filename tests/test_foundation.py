@@ -105,3 +105,11 @@ def test_atomic_write_gives_ordinary_permissions(tmp_path):
         assert (target.stat().st_mode & 0o777) == 0o644
     finally:
         os.umask(mask)
+
+
+def test_cli_help_does_not_import_torch():
+    # `hanformer --help` must stay instant: command modules import torch inside handlers only.
+    code = ("import sys; from hanformer.cli.main import build_parser; build_parser(); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

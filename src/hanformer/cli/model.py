@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", choices=DTYPES, default=None, help="store the weights in this dtype (default: as loaded)")
     p.set_defaults(func=_convert)
 
-    from hanformer.models.embedding import EmbedConfig
+    from hanformer.models.embed_config import EmbedConfig
 
     p = add_command(subparsers, "embed", "sentence embeddings and their cosine similarities",
                     "Embed sentences with a BERT checkpoint (mean of token vectors, normalised, as "

@@ -6,10 +6,9 @@ similarity of two embeddings (a dot product, once normalised) says how close two
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -17,16 +16,7 @@ from torch import Tensor
 
 from hanformer.errors import InputError
 from hanformer.models.bert import BertModel, BertPreTrainedModel
-from hanformer.utils.config import setting
-
-
-@dataclasses.dataclass
-class EmbedConfig:
-    batch_size: int = setting(32, "sentences per forward pass")
-    max_length: int | None = setting(None, "truncate sentences to this many tokens (default: the model's limit)")
-    pooling: Literal["mean", "cls"] = setting("mean", "mean of token vectors (sentence-transformers) or the [CLS] vector")
-    normalize: bool = setting(True, "scale embeddings to unit length, so dot product = cosine similarity")
-    device: str = setting("cpu", "cpu, cuda, cuda:1, ... or auto (cuda when available)")
+from hanformer.models.embed_config import EmbedConfig
 
 
 def _resolve_device(name: str) -> torch.device:
