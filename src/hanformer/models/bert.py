@@ -11,29 +11,26 @@ Set `model.unpad = False` to compute on the padded grid as transformers does.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from hanformer.errors import InputError
+from hanformer.models.base import PreTrainedModel
 from hanformer.models.config import BertConfig
 from hanformer.models.embeddings import BertEmbeddings
 from hanformer.models.layers import TokenLayout, TransformerBlock, padding_mask
 from hanformer.models.outputs import BaseModelOutputWithPooling
 
-M = TypeVar("M", bound="BertPreTrainedModel")
 
-
-class BertPreTrainedModel(nn.Module):
-    """What every BERT model shares: config, weight init, Hugging Face save/load."""
+class BertPreTrainedModel(PreTrainedModel):
+    """What every BERT model shares: config, weight init, Hugging Face save/load
+    (old key names included; the mapping lives in models/checkpoint.py)."""
 
     config_class = BertConfig
-
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__()
-        self.config = config
+    checkpoint_module = "hanformer.models.checkpoint"
+    config: BertConfig
 
     def init_weights(self) -> None:
         """BERT's init: normal(0, initializer_range) weights, zero biases, unit LayerNorms."""
@@ -54,32 +51,6 @@ class BertPreTrainedModel(nn.Module):
         for name, param in self.named_parameters():
             if name.endswith("mlm.bias"):
                 nn.init.zeros_(param)
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
-    # Hugging Face layout: the key mapping lives in models/checkpoint.py.
-    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> None:
-        """Write config.json + model.safetensors that transformers' matching class loads."""
-        from hanformer.models.checkpoint import save_pretrained
-
-        save_pretrained(self, directory, dtype=dtype)
-
-    @classmethod
-    def from_pretrained(cls: type[M], directory: str | Path, *, dtype: torch.dtype | None = None,
-                        **config_overrides: Any) -> M:
-        """Load a checkpoint directory (ours or transformers', old key names included).
-
-        `config_overrides` change the config before building, e.g. `num_labels=3` to put a new
-        3-way classifier on a pretrained encoder (heads absent from the checkpoint start fresh).
-        """
-        from hanformer.models.checkpoint import load_pretrained
-
-        return load_pretrained(cls, directory, dtype=dtype, **config_overrides)
 
 
 class BertModel(BertPreTrainedModel):

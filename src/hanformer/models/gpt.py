@@ -21,13 +21,14 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hanformer.errors import ConfigError, InputError
+from hanformer.models.base import PreTrainedModel
 from hanformer.models.config import ACTIVATIONS
 from hanformer.models.layers import KVCache, StaticKVCache, TransformerBlock, causal_mask
 from hanformer.models.outputs import ModelOutput
@@ -176,17 +177,13 @@ class CausalLMOutputWithPast(ModelOutput):
     attentions: tuple[Tensor, ...] | None = None
 
 
-G = TypeVar("G", bound="GPTPreTrainedModel")
-
-
-class GPTPreTrainedModel(nn.Module):
-    """What every GPT model shares: config, GPT-2 weight init, Hugging Face save/load."""
+class GPTPreTrainedModel(PreTrainedModel):
+    """What every GPT model shares: config, GPT-2 weight init, Hugging Face GPT-2 save/load
+    (the mapping lives in models/gpt_checkpoint.py)."""
 
     config_class = GPTConfig
-
-    def __init__(self, config: GPTConfig) -> None:
-        super().__init__()
-        self.config = config
+    checkpoint_module = "hanformer.models.gpt_checkpoint"
+    config: GPTConfig
 
     def init_weights(self) -> None:
         """GPT-2's init: normal(0, 0.02), and the projections that write into the residual
@@ -201,27 +198,6 @@ class GPTPreTrainedModel(nn.Module):
             elif isinstance(module, nn.LayerNorm):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
-    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> None:
-        """config.json + model.safetensors in the layout transformers' GPT2 classes load."""
-        from hanformer.models.gpt_checkpoint import save_gpt
-
-        save_gpt(self, directory, dtype=dtype)
-
-    @classmethod
-    def from_pretrained(cls: type[G], directory: str | Path, *, dtype: torch.dtype | None = None,
-                        **config_overrides: Any) -> G:
-        """Load a checkpoint saved by hanformer or transformers (GPT2LMHeadModel / GPT2Model)."""
-        from hanformer.models.gpt_checkpoint import load_gpt
-
-        return load_gpt(cls, directory, dtype=dtype, **config_overrides)
 
 
 class GPTModel(GPTPreTrainedModel):

@@ -126,7 +126,7 @@ def from_hf_state_dict(state: dict[str, Tensor], model: GPTPreTrainedModel, sour
     return ours
 
 
-def save_gpt(model: GPTPreTrainedModel, directory: str | Path, dtype: torch.dtype | None = None) -> None:
+def save_pretrained(model: GPTPreTrainedModel, directory: str | Path, dtype: torch.dtype | None = None) -> None:
     """config.json + model.safetensors, both written atomically."""
     from safetensors.torch import save_file
 
@@ -138,7 +138,7 @@ def save_gpt(model: GPTPreTrainedModel, directory: str | Path, dtype: torch.dtyp
     dataclasses.replace(model.config, architectures=[architecture]).save_pretrained(d)
 
 
-def load_gpt(cls: type[G], directory: str | Path, *, dtype: torch.dtype | None = None,
+def load_pretrained(cls: type[G], directory: str | Path, *, dtype: torch.dtype | None = None,
              **config_overrides: Any) -> G:
     d = _require_dir(directory)
     if not (d / "config.json").is_file():

@@ -1,0 +1,49 @@
+"""What every model family (BERT, GPT) shares: its config, size, device and checkpoint I/O.
+
+Each family names the module that maps its tensors to the Hugging Face layout
+(`checkpoint_module`); that module defines `save_pretrained(model, directory, dtype)` and
+`load_pretrained(cls, directory, dtype=..., **config_overrides)`. It is imported on first use,
+because checkpoint code imports the model classes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from torch import nn
+
+P = TypeVar("P", bound="PreTrainedModel")
+
+
+class PreTrainedModel(nn.Module):
+    config_class: ClassVar[type]
+    checkpoint_module: ClassVar[str]
+
+    def __init__(self, config: Any) -> None:
+        super().__init__()
+        self.config = config
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> None:
+        """Write config.json + model.safetensors that transformers' matching class loads."""
+        importlib.import_module(self.checkpoint_module).save_pretrained(self, directory, dtype=dtype)
+
+    @classmethod
+    def from_pretrained(cls: type[P], directory: str | Path, *, dtype: torch.dtype | None = None,
+                        **config_overrides: Any) -> P:
+        """Load a checkpoint directory saved by hanformer or transformers.
+
+        `config_overrides` change the config before building, e.g. `num_labels=3` to put a new
+        3-way classifier on a pretrained encoder (heads absent from the checkpoint start fresh).
+        """
+        module = importlib.import_module(cls.checkpoint_module)
+        return module.load_pretrained(cls, directory, dtype=dtype, **config_overrides)
