@@ -2,7 +2,7 @@
 
 The shared data sets ship training files only; we score on a validation part carved from them.
 The carve depends only on (number of examples, fraction, seed, groups), so every run, every
-machine and every engineer gets the same split. With `group`, examples that share a key (the
+machine and every user gets the same split. With `group`, examples that share a key (the
 same KorQuAD context, the same KLUE-NLI premise) land on the same side, so the validation
 part never contains a paragraph or premise seen in training.
 """
