@@ -30,19 +30,17 @@ from torch import Tensor, nn
 from hanformer.errors import ConfigError, InputError
 from hanformer.models.base import PreTrainedModel
 from hanformer.models.config import ACTIVATIONS
+from hanformer.models.config import PRESETS as BERT_PRESETS
 from hanformer.models.layers import KVCache, StaticKVCache, TransformerBlock, causal_mask
 from hanformer.models.outputs import ModelOutput
 from hanformer.utils.config import setting
 
 IGNORE_INDEX = -100
 
-# name -> (layers, hidden, heads); the feed-forward is 4 x hidden. Sizes match BERT's presets
-# of the same name, so the two objectives can be compared at equal size.
+# name -> (layers, hidden, heads); the feed-forward is 4 x hidden. The small sizes are BERT's
+# presets of the same name, so the two objectives can be compared at equal size.
 PRESETS: dict[str, tuple[int, int, int]] = {
-    "tiny": (2, 128, 2),
-    "mini": (4, 256, 4),
-    "small": (4, 512, 8),
-    "medium": (8, 512, 8),
+    **{name: BERT_PRESETS[name] for name in ("tiny", "mini", "small", "medium")},
     "gpt2-small": (12, 768, 12),
 }
 
