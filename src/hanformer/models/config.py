@@ -12,12 +12,11 @@ Two extras describe variants the original BERT does not have:
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 from hanformer.errors import ConfigError
-from hanformer.utils.config import setting
+from hanformer.utils.config import load_json_object, setting
 
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "silu", "swish", "tanh")
 
@@ -151,15 +150,7 @@ class BertConfig:
     @classmethod
     def from_json_file(cls, path: str | Path) -> BertConfig:
         p = Path(path)
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {p}") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{p}: not valid JSON ({e})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{p}: expected a JSON object")
-        return cls.from_dict(data, source=str(p))
+        return cls.from_dict(load_json_object(p), source=str(p))
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> BertConfig:

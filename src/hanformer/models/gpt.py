@@ -17,7 +17,6 @@ position ids, a key/value cache in and out).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from hanformer.models.config import ACTIVATIONS
 from hanformer.models.config import PRESETS as BERT_PRESETS
 from hanformer.models.layers import KVCache, StaticKVCache, TransformerBlock, causal_mask
 from hanformer.models.outputs import ModelOutput
-from hanformer.utils.config import setting
+from hanformer.utils.config import load_json_object, setting
 
 IGNORE_INDEX = -100
 
@@ -134,15 +133,7 @@ class GPTConfig:
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> GPTConfig:
         p = Path(directory) / "config.json"
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {p}") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{p}: not valid JSON ({e})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{p}: expected a JSON object")
-        return cls.from_dict(data, source=str(p))
+        return cls.from_dict(load_json_object(p), source=str(p))
 
     def to_dict(self) -> dict[str, Any]:
         """The config.json content, readable by `transformers.GPT2Config`."""

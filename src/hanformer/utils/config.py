@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import json
 import re
 import sys
 import types
@@ -47,6 +48,20 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{p}: not valid UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: invalid TOML: {e}") from None
+
+
+def load_json_object(path: str | Path) -> dict[str, Any]:
+    """A JSON file that must hold one object (config.json); errors name the file."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {p}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a JSON object")
+    return data
 
 
 def parse_duration(text: str | int | float | None) -> float | None:
