@@ -166,6 +166,19 @@ def test_sequence_classification_regression_and_question_answering_losses():
     assert abs(padded.item() - trimmed.item()) <= 1e-5  # padding is never a candidate answer
 
 
+def test_mean_pooling_classifier_averages_real_tokens_only():
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(tiny(num_labels=3, classifier_pooling="mean")).eval()
+    ids = torch.randint(5, VOCAB, (2, 7))
+    mask = torch.tensor([[1] * 7, [1, 1, 1, 1, 0, 0, 0]])
+    with torch.no_grad():
+        logits = model(ids, mask).logits
+        hidden = model.bert(ids[1:, :4]).last_hidden_state
+        alone = model.classifier(hidden.mean(1))
+    assert torch.allclose(logits[1:], alone, atol=1e-5)  # padding neither counted nor attended
+    assert model.bert.pooler is not None  # kept, so the checkpoint layout stays BERT's
+
+
 def test_token_layout_round_trip():
     mask = torch.tensor([[1, 1, 0], [0, 1, 1]])
     layout = TokenLayout.from_mask(mask)

@@ -207,12 +207,14 @@ def test_pair_regression_end_to_end(tiny_model, tmp_path, capsys):
     sts = _write(tmp_path / "sts.tsv", "\n".join(rows) + "\n")
     out = tmp_path / "sts"
     rc = main(["finetune", "--task", "korsts", "--model", str(tiny_model), "--train", str(sts), "--out", str(out),
-               "--epochs", "2", "--batch-size", "8", *COMMON])
+               "--epochs", "2", "--batch-size", "8", "--pooling", "mean", "--dropout", "0.2", *COMMON])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert "sts.tsv:42: score 'five'" in captured.err
     config = json.loads((out / "best" / "config.json").read_text())
     assert config["problem_type"] == "regression" and len(config["id2label"]) == 1
+    assert config["classifier_pooling"] == "mean"  # saved, so evaluate/predict pool the same way
+    assert config["hidden_dropout_prob"] == config["attention_probs_dropout_prob"] == 0.2
     assert {"pearson", "spearman"} <= set(json.loads((out / "best" / "metrics.json").read_text()))
     rc = main(["predict", "--model", str(out), "--input", str(_write(tmp_path / "p.tsv", "좋아요\t정말 좋아요\n"))])
     record = json.loads(capsys.readouterr().out)

@@ -59,6 +59,9 @@ class BertConfig:
         "absolute", "learned positions (BERT) or fixed sine/cosine")
     norm_placement: Literal["post", "pre"] = setting("post", "LayerNorm after residuals (BERT) or before sub-layers")
     classifier_dropout: float | None = setting(None, "dropout before task classifiers (default: hidden_dropout_prob)")
+    classifier_pooling: Literal["cls", "mean"] = setting(
+        "cls", "sentence vector of a sequence classifier: the [CLS] pooler (BERT) or the mean of the "
+        "last hidden states over real tokens (as ModernBERT's option; not read by transformers' BERT)")
     num_labels: int = setting(2, "outputs of a classification head (1 = regression)")
     problem_type: str | None = setting(
         None, "regression | single_label_classification | multi_label_classification (None: inferred)")

@@ -128,12 +128,21 @@ class BertForSequenceClassification(BertPreTrainedModel):
                 **kwargs: Any) -> SequenceClassifierOutput:
         """labels: (batch,) class ids; floats for regression; (batch, num_labels) 0/1 for multi-label."""
         out = self.bert(input_ids, attention_mask, token_type_ids, **kwargs)
-        logits = self.classifier(self.dropout(out.pooler_output))
+        logits = self.classifier(self.dropout(self._sentence_vector(out, attention_mask)))
         loss = None
         if labels is not None:
             loss = self._loss(logits, labels)
         return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
                                         attentions=out.attentions)
+
+    def _sentence_vector(self, out: Any, attention_mask: Tensor | None) -> Tensor:
+        if self.config.classifier_pooling == "cls":
+            return out.pooler_output
+        hidden = out.last_hidden_state
+        if attention_mask is None or attention_mask.dim() != 2:
+            return hidden.mean(1)
+        weights = attention_mask.to(hidden.dtype).unsqueeze(-1)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
     def _loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         # transformers' rule: 1 output -> regression; integer labels -> single-label; else multi-label.

@@ -89,6 +89,13 @@ class FinetuneConfig:
     from_scratch: bool = setting(False, "random initialisation of the same architecture (measures what "
                                  "pretraining buys)")
     reinit_head: bool = setting(False, "replace a checkpoint head that does not fit the task with a new one")
+    dropout: float | None = setting(None, "dropout (hidden and attention) while fine-tuning; default: the "
+                                    "checkpoint's. A checkpoint pretrained without dropout (as short "
+                                    "runs are) usually fine-tunes better with BERT's 0.1")
+    pooling: Literal["cls", "mean"] | None = setting(
+        None, "sentence vector of classification and regression heads: 'cls' (BERT's [CLS] pooler) or "
+        "'mean' (mean of the last hidden states over real tokens; [CLS] learns little from masked-LM "
+        "alone); default: the checkpoint's, else cls")
     seeds: list[int] = setting([], "run once per seed (OUT/seed-N) and report mean ± std, e.g. 1,2,3")
     resume: str | None = setting(None, "continue from a checkpoint (a path, or 'auto' for the latest in OUT)")
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
@@ -105,6 +112,8 @@ class FinetuneConfig:
             raise ConfigError("epochs must be > 0 (or give max_steps)")
         if self.batch_size < 1 or self.eval_batch_size < 1:
             raise ConfigError("batch sizes must be >= 1")
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
 
     def settings(self, task: TaskSpec) -> TaskSettings:
         return TaskSettings(self.max_length or (384 if task.kind == "qa" else 128), self.alignment,
@@ -239,7 +248,7 @@ def finetune(config: FinetuneConfig, resume: str | Path | bool | None = None, lo
     tc = dataclasses.replace(config.trainer, output_dir=config.out)
     seed_everything(tc.seed)  # the new head's initialisation and dropout follow the seed
     model = load_task_model(task, config.model, labels, from_scratch=config.from_scratch,
-                            reinit_head=config.reinit_head)
+                            reinit_head=config.reinit_head, dropout=config.dropout, pooling=config.pooling)
     # Under torchrun each rank takes its own slice of every global batch (batch size x processes).
     dist = env_dist_info()
     loader = ResumableLoader(train_features, lambda fs: collate(fs, encoder.pad_id), config.batch_size,

@@ -105,9 +105,11 @@ def check_head(task: TaskSpec, model_dir: str | Path, labels: list[str] | None, 
 
 
 def load_task_model(task: TaskSpec, model_dir: str | Path, labels: list[str] | None, *,
-                    from_scratch: bool = False, reinit_head: bool = False) -> Any:
+                    from_scratch: bool = False, reinit_head: bool = False, dropout: float | None = None,
+                    pooling: str | None = None) -> Any:
     """A model with the task's head: pretrained encoder (+ the checkpoint's head when it fits),
-    or everything freshly initialised with the same architecture (`from_scratch`)."""
+    or everything freshly initialised with the same architecture (`from_scratch`). `dropout` and
+    `pooling` (sentence-level heads only) override the checkpoint's config."""
     from hanformer.models.bert import BertModel
     from hanformer.models.config import BertConfig
 
@@ -119,6 +121,10 @@ def load_task_model(task: TaskSpec, model_dir: str | Path, labels: list[str] | N
         assert labels is not None
         overrides = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
                      "problem_type": "single_label_classification" if task.kind == "classification" else None}
+    if dropout is not None:
+        overrides.update(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    if pooling is not None and task.kind in ("classification", "regression"):
+        overrides["classifier_pooling"] = pooling
     keep_head = check_head(task, model_dir, labels, reinit_head) if not from_scratch else False
     if from_scratch or (reinit_head and not keep_head):
         import dataclasses
