@@ -194,6 +194,16 @@ def test_schedule_warmup_then_decay(kind, expected):
     assert lr_factor(9, 1.0, 2, kind, 0.1) == pytest.approx(0.1)
 
 
+def test_time_budget_warms_up_over_a_fraction_of_the_budget(tmp_path):
+    # progress is the whole run's here (warmup included): 10% warmup, then linear decay to 0
+    got = [lr_factor(s, p, 0, "linear", 0.0, 0.1) for s, p in [(0, 0.05), (3, 0.1), (7, 0.55), (9, 1.0)]]
+    assert got == pytest.approx([0.5, 1.0, 0.5, 0.0])
+    trainer = make(tmp_path, steps=100000, warmup_steps=0, warmup_ratio=0.1, max_time="10m")
+    assert trainer.warmup_by_time and trainer.warmup_steps == 0  # not 10% of the step cap
+    trainer.elapsed, trainer.step = 30.0, 5
+    assert trainer._progress(trainer.elapsed) == pytest.approx(0.05)
+
+
 def test_resumed_message_is_printed_without_a_progress_bar(tmp_path, capsys):
     first = make(tmp_path, steps=2)
     first.train()

@@ -32,7 +32,8 @@ class TrainerConfig:
     schedule: Literal["linear", "cosine", "constant"] = setting(
         "linear", "decay after warmup: linear or cosine to min-lr-ratio, or constant")
     warmup_steps: int = setting(0, "linear warmup steps (0: use warmup-ratio)")
-    warmup_ratio: float = setting(0.0, "warmup as a fraction of the run (used when warmup-steps is 0)")
+    warmup_ratio: float = setting(0.0, "warmup as a fraction of the run: of its steps, or of --max-time when "
+                                  "there is a time budget (used when warmup-steps is 0)")
     min_lr_ratio: float = setting(0.0, "final learning rate as a fraction of lr")
     grad_clip: float = setting(1.0, "clip the global gradient norm to this (0: off)")
     precision: Literal["fp32", "bf16", "fp16"] = setting(

@@ -189,8 +189,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ helpers
     @property
+    def warmup_by_time(self) -> bool:
+        """A wall-clock budget with warmup_ratio: warm up over that fraction of the budget."""
+        c = self.config
+        return bool(c.max_seconds) and not c.warmup_steps and c.warmup_ratio > 0
+
+    @property
     def warmup_steps(self) -> int:
         c = self.config
+        if self.warmup_by_time:
+            return 0
         return c.warmup_steps or int(round(c.warmup_ratio * c.max_steps))
 
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -202,6 +210,8 @@ class Trainer:
     def _progress(self, elapsed: float) -> float:
         """Where the decay phase stands (0..1): by steps, or by time with a wall-clock budget."""
         c = self.config
+        if self.warmup_by_time:  # the whole run's progress: the schedule places warmup in it
+            return max(self.step / max(1, c.max_steps), elapsed / c.max_seconds)
         w = self.warmup_steps
         p = (self.step - w) / max(1, c.max_steps - w)
         if c.max_seconds:
@@ -346,6 +356,7 @@ class Trainer:
             if main else 0.0)
         old_signals = self._install_signals()
         self.schedule.warmup_steps = self.warmup_steps
+        self.schedule.warmup_fraction = c.warmup_ratio if self.warmup_by_time else 0.0
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.module.train()
         start = time.perf_counter() - self.elapsed
