@@ -17,6 +17,7 @@ from torch import Tensor
 from hanformer.errors import InputError
 from hanformer.models.bert import BertModel, BertPreTrainedModel
 from hanformer.models.embed_config import EmbedConfig
+from hanformer.models.layers import masked_mean
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -59,8 +60,7 @@ def pool(last_hidden_state: Tensor, attention_mask: Tensor, pooling: str = "mean
     if pooling == "cls":
         vectors = last_hidden_state[:, 0]
     else:
-        mask = attention_mask.unsqueeze(-1).to(last_hidden_state.dtype)
-        vectors = (last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        vectors = masked_mean(last_hidden_state, attention_mask)
     return F.normalize(vectors, p=2, dim=-1) if normalize else vectors
 
 

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from hanformer.models.bert import BertModel, BertPreTrainedModel
 from hanformer.models.config import BertConfig
-from hanformer.models.layers import activation
+from hanformer.models.layers import activation, masked_mean
 from hanformer.models.outputs import (
     BertForPreTrainingOutput,
     MaskedLMOutput,
@@ -141,8 +141,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
         hidden = out.last_hidden_state
         if attention_mask is None or attention_mask.dim() != 2:
             return hidden.mean(1)
-        weights = attention_mask.to(hidden.dtype).unsqueeze(-1)
-        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        return masked_mean(hidden, attention_mask)
 
     def _loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         # transformers' rule: 1 output -> regression; integer labels -> single-label; else multi-label.

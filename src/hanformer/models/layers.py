@@ -51,6 +51,12 @@ def padding_mask(attention_mask: Tensor) -> Tensor:
     return attention_mask.bool()[:, None, None, :]
 
 
+def masked_mean(hidden: Tensor, attention_mask: Tensor) -> Tensor:
+    """(batch, seq, hidden) -> (batch, hidden): the mean over real tokens (1 in the (batch, seq) mask)."""
+    weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
 def causal_mask(query_len: int, key_len: int, device: torch.device | str | None = None) -> Tensor:
     """Boolean (query, key) mask where query i sees keys up to its own position.
 
