@@ -218,8 +218,14 @@ def test_page_generates_text_as_it_streams(page, tokenizer, tmp_path, artifacts_
         page.fill("#prompt", "서울은 대한민국의")
         page.fill("#max-new-tokens", "20")
         page.fill("#no-repeat-ngram-size", "2")
-        page.click("#generate")
-        page.wait_for_selector("#generate-status:has-text('ended by')")
+        # Paced steps, so the page sees tokens arrive one by one however fast this machine is
+        # (a fast server can finish before the browser renders twice).
+        hook = app.state.engine.model.register_forward_hook(lambda module, args, output: time.sleep(0.02))
+        try:
+            page.click("#generate")
+            page.wait_for_selector("#generate-status:has-text('ended by')")
+        finally:
+            hook.remove()
         expected = generate(str(gpt_dir), "서울은 대한민국의", max_new_tokens=20, no_repeat_ngram_size=2)[0]
         assert page.inner_text("#generated-prompt") == "서울은 대한민국의"
         assert page.text_content("#generated-text") == expected.text
