@@ -23,14 +23,17 @@ from hanformer.utils.config import setting
 OBJECTIVES: dict[str, str] = {
     "mlm_nsp": "hanformer.training.pretrain:build_mlm_nsp",
     "clm": "hanformer.generation.pretrain:build_clm",
+    "rtd": "hanformer.training.rtd:build_rtd",
 }
 
 
 @dataclasses.dataclass
 class PretrainConfig:
     data: str = setting("", "shard directory made by `hanformer data prepare`")
-    objective: Literal["mlm_nsp", "clm"] = setting(
-        "mlm_nsp", "mlm_nsp: BERT masked LM + next sentence prediction; clm: causal LM (GPT)")
+    objective: Literal["mlm_nsp", "rtd", "clm"] = setting(
+        "mlm_nsp", "mlm_nsp: BERT masked LM + next sentence prediction; rtd: ELECTRA replaced-token "
+        "detection (a small generator fills the masks, the encoder learns from every token); "
+        "clm: causal LM (GPT)")
     model: str = setting("mini", "model size preset: tiny, mini, small, medium, base, large")
     model_config: dict = setting({}, "model settings overriding the preset (TOML table, config.json names)")
     init_from: str | None = setting(None, "start from this checkpoint directory instead of random weights")
@@ -46,6 +49,10 @@ class PretrainConfig:
     max_predictions: int = setting(0, "cap on masked tokens per sequence (0: none)")
     whole_word_masking: bool = setting(False, "mask all pieces of a word (Korean: an eojeol) together")
     dropout: float | None = setting(None, "override the preset's dropout (hidden and attention)")
+    generator_layers: int = setting(
+        0, "rtd: layers of the masked-LM generator (0: a quarter of the encoder's, at least 1)")
+    rtd_weight: float = setting(50.0, "rtd: weight of the replaced-token detection loss against the "
+                                "generator's masked-LM loss (ELECTRA's 50)")
     unigram_bias_init: bool = setting(
         True, "start the masked-LM output bias at the log token frequencies of the training data, so "
         "training begins at the unigram baseline instead of spending its first steps learning "
@@ -67,6 +74,8 @@ class PretrainConfig:
             raise ConfigError(f"mask_prob must be in (0, 1), got {self.mask_prob}")
         if self.mask_token_prob + self.random_token_prob > 1.0 or min(self.mask_token_prob, self.random_token_prob) < 0:
             raise ConfigError("mask_token_prob + random_token_prob must be within [0, 1]")
+        if self.generator_layers < 0 or self.rtd_weight <= 0:
+            raise ConfigError("generator_layers must be >= 0 and rtd_weight > 0")
         if not 0.0 <= self.short_seq_prob <= 1.0:
             raise ConfigError(f"short_seq_prob must be in [0, 1], got {self.short_seq_prob}")
 
@@ -92,51 +101,21 @@ def get_objective(name: str) -> Callable[..., ObjectiveParts]:
 
 # --------------------------------------------------------------------------- masked LM + NSP
 def build_mlm_nsp(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -> ObjectiveParts:
-    import numpy as np
-    import torch
-
-    from hanformer.data.batches import BatchStream, NSPBatches, iter_eval_batches, require_batches
-    from hanformer.data.masking import Masker, MaskingSpec
-    from hanformer.models.config import BertConfig
+    from hanformer.data.batches import iter_eval_batches
     from hanformer.models.heads import BertForPreTraining
 
-    sp = shards.special_ids
     if cfg.init_from:
         model = BertForPreTraining.from_pretrained(cfg.init_from)
         if model.config.vocab_size != shards.vocab_size:
             raise ConfigError(f"{cfg.init_from}: the model has {model.config.vocab_size} token ids but the "
                               f"shards' tokenizer has {shards.vocab_size}; use matching data")
     else:
-        overrides: dict[str, Any] = {"vocab_size": shards.vocab_size, "pad_token_id": sp["pad"],
-                                     "max_position_embeddings": max(512, cfg.seq_len)}
-        if cfg.dropout is not None:
-            overrides.update(hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout)
-        overrides.update(cfg.model_config)
-        model = BertForPreTraining(BertConfig.preset(cfg.model, **overrides))
-    if model.config.max_position_embeddings < cfg.seq_len:
-        raise ConfigError(f"seq_len {cfg.seq_len} exceeds the model's max_position_embeddings "
-                          f"{model.config.max_position_embeddings}")
-    counts = shards.token_counts()
+        model = BertForPreTraining(new_bert_config(cfg, shards))
+    check_seq_len(cfg, model.config)
     if cfg.unigram_bias_init and not cfg.init_from:
-        logp = np.log((counts + 0.5) / (counts + 0.5).sum())
-        with torch.no_grad():
-            model.mlm.bias.copy_(torch.from_numpy(logp - logp.mean()).float())
-    spec = MaskingSpec(cfg.mask_prob, cfg.mask_token_prob, cfg.random_token_prob, cfg.max_predictions,
-                       cfg.whole_word_masking)
-    masker = Masker(spec, shards.vocab_size, sp["mask"], shards.meta.get("all_special_ids", list(sp.values())))
-    seed = cfg.trainer.seed
-
-    def builder(split: Any, split_seed: int, name: str) -> NSPBatches:
-        return NSPBatches(split, seq_len=cfg.seq_len, batch_size=cfg.batch_size, short_seq_prob=cfg.short_seq_prob,
-                          masker=masker, special_ids=sp, seed=split_seed, name=name)
-
-    train = BatchStream(builder(shards.train, seed, "train"), rank=dist.rank, world_size=dist.world_size,
-                        prefetch=cfg.prefetch, what="training")
-    valid = builder(shards.valid, 1234, "valid")
-    require_batches(valid, 1, "held-out (valid)")
-    top_id = int(counts.argmax())
-    # A unigram model (add-half smoothed training frequencies): the floor for perplexity too.
-    unigram_logp = torch.from_numpy(np.log((counts + 0.5) / (counts + 0.5).sum())).float()
+        init_unigram_bias(model.mlm, shards)
+    train, valid = masked_batches(cfg, shards, dist)
+    score = MaskedLMScore(shards)
     eval_set: list[dict] | None = None
 
     def evaluate(m: Any) -> dict[str, float]:
@@ -144,44 +123,129 @@ def build_mlm_nsp(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -
         if eval_set is None:  # same batches and masks at every evaluation
             eval_set = list(iter_eval_batches(valid, cfg.eval_batches))
         device = next(m.parameters()).device
-        mlm_loss = mlm_correct = mlm_n = nsp_correct = nsp_n = unigram = unigram_nll = 0.0
+        score.reset()
+        nsp_correct = nsp_n = 0.0
         for batch in eval_set:
             b = {k: v.to(device) for k, v in batch.items()}
             out = m(**b)
-            labels = b["labels"][b["labels"] != -100]
-            logits = out.prediction_logits.float()
+            logits = out.prediction_logits
             if logits.dim() == 3:  # a model that projects every position
                 logits = logits[b["labels"] != -100]
-            mlm_loss += float(torch.nn.functional.cross_entropy(logits, labels, reduction="sum"))
-            mlm_correct += float((logits.argmax(-1) == labels).sum())
-            unigram += float((labels == top_id).sum())
-            unigram_nll -= float(unigram_logp[labels.cpu()].sum())
-            mlm_n += labels.numel()
+            score.add(logits, b["labels"][b["labels"] != -100])
             nsp = out.seq_relationship_logits.argmax(-1)
             nsp_correct += float((nsp == b["next_sentence_label"]).sum())
             nsp_n += nsp.numel()
-        mean = mlm_loss / max(mlm_n, 1)
-        return {"mlm_accuracy": mlm_correct / max(mlm_n, 1), "mlm_loss": mean,
-                "perplexity": math.exp(min(mean, 50.0)), "nsp_accuracy": nsp_correct / max(nsp_n, 1),
-                "unigram_accuracy": unigram / max(mlm_n, 1),
-                "unigram_perplexity": math.exp(min(unigram_nll / max(mlm_n, 1), 50.0)),
-                "masked_tokens": int(mlm_n)}
+        return {**score.metrics(), "nsp_accuracy": nsp_correct / max(nsp_n, 1)}
 
     c = model.config
-    n_layer_params = sum(p.numel() for n, p in model.named_parameters()
+    encoder_params = sum(p.numel() for n, p in model.named_parameters()
                          if "embeddings" not in n and not n.startswith(("mlm.", "nsp.")))
     head_params = c.hidden_size * c.hidden_size + c.hidden_size * c.vocab_size
 
     def flops(batch: dict) -> Any:
         """Useful work only: the encoder on real tokens, attention over real lengths, the
         masked-LM head on masked tokens (forward + backward = 3 x forward = 6 x params)."""
-        lengths = batch["attention_mask"].sum(1)
-        tokens = lengths.sum()
-        masked = (batch["labels"] != -100).sum()
-        attention = 12 * c.num_hidden_layers * c.hidden_size * (lengths * lengths).sum()
-        return 6 * n_layer_params * tokens + 6 * head_params * masked + attention
+        return encoder_flops(batch, encoder_params, c) + 6 * head_params * (batch["labels"] != -100).sum()
 
     return ObjectiveParts(model=model, train_batches=train, eval_fn=evaluate, flops_fn=flops)
+
+
+# --------------------------------------------------------------------------- shared by masked objectives
+def new_bert_config(cfg: PretrainConfig, shards: Any) -> Any:
+    """The preset sized to the shards' vocabulary, with the config's overrides."""
+    from hanformer.models.config import BertConfig
+
+    overrides: dict[str, Any] = {"vocab_size": shards.vocab_size, "pad_token_id": shards.special_ids["pad"],
+                                 "max_position_embeddings": max(512, cfg.seq_len)}
+    if cfg.dropout is not None:
+        overrides.update(hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout)
+    overrides.update(cfg.model_config)
+    return BertConfig.preset(cfg.model, **overrides)
+
+
+def check_seq_len(cfg: PretrainConfig, config: Any) -> None:
+    if config.max_position_embeddings < cfg.seq_len:
+        raise ConfigError(f"seq_len {cfg.seq_len} exceeds the model's max_position_embeddings "
+                          f"{config.max_position_embeddings}")
+
+
+def _unigram_logp(shards: Any) -> Any:
+    """Add-half smoothed log frequencies of the training tokens."""
+    import numpy as np
+
+    counts = shards.token_counts()
+    return np.log((counts + 0.5) / (counts + 0.5).sum())
+
+
+def init_unigram_bias(mlm_head: Any, shards: Any) -> None:
+    import torch
+
+    logp = _unigram_logp(shards)
+    with torch.no_grad():
+        mlm_head.bias.copy_(torch.from_numpy(logp - logp.mean()).float())
+
+
+def masked_batches(cfg: PretrainConfig, shards: Any, dist: Any) -> tuple[Any, Any]:
+    """(training stream, held-out batches) of BERT sentence-pair instances with masks."""
+    from hanformer.data.batches import BatchStream, NSPBatches, require_batches
+    from hanformer.data.masking import Masker, MaskingSpec
+
+    sp = shards.special_ids
+    spec = MaskingSpec(cfg.mask_prob, cfg.mask_token_prob, cfg.random_token_prob, cfg.max_predictions,
+                       cfg.whole_word_masking)
+    masker = Masker(spec, shards.vocab_size, sp["mask"], shards.meta.get("all_special_ids", list(sp.values())))
+
+    def builder(split: Any, split_seed: int, name: str) -> NSPBatches:
+        return NSPBatches(split, seq_len=cfg.seq_len, batch_size=cfg.batch_size, short_seq_prob=cfg.short_seq_prob,
+                          masker=masker, special_ids=sp, seed=split_seed, name=name)
+
+    train = BatchStream(builder(shards.train, cfg.trainer.seed, "train"), rank=dist.rank,
+                        world_size=dist.world_size, prefetch=cfg.prefetch, what="training")
+    valid = builder(shards.valid, 1234, "valid")
+    require_batches(valid, 1, "held-out (valid)")
+    return train, valid
+
+
+class MaskedLMScore:
+    """Masked-LM accuracy, loss and perplexity over held-out batches, next to the unigram
+    baseline on the same positions (always the most frequent token; its perplexity is the floor
+    a model must beat)."""
+
+    def __init__(self, shards: Any) -> None:
+        import torch
+
+        logp = _unigram_logp(shards)
+        self.top_id = int(logp.argmax())
+        self.unigram_logp = torch.from_numpy(logp).float()
+        self.reset()
+
+    def reset(self) -> None:
+        self.loss = self.correct = self.n = self.unigram_correct = self.unigram_nll = 0.0
+
+    def add(self, logits: Any, labels: Any) -> None:
+        """logits: (masked, vocab); labels: (masked,)."""
+        import torch.nn.functional as F
+
+        logits = logits.float()
+        self.loss += float(F.cross_entropy(logits, labels, reduction="sum"))
+        self.correct += float((logits.argmax(-1) == labels).sum())
+        self.unigram_correct += float((labels == self.top_id).sum())
+        self.unigram_nll -= float(self.unigram_logp[labels.cpu()].sum())
+        self.n += labels.numel()
+
+    def metrics(self) -> dict[str, float]:
+        n = max(self.n, 1)
+        return {"mlm_accuracy": self.correct / n, "mlm_loss": self.loss / n,
+                "perplexity": math.exp(min(self.loss / n, 50.0)), "unigram_accuracy": self.unigram_correct / n,
+                "unigram_perplexity": math.exp(min(self.unigram_nll / n, 50.0)), "masked_tokens": int(self.n)}
+
+
+def encoder_flops(batch: dict, encoder_params: int, c: Any) -> Any:
+    """Training FLOPs of an encoder on the real tokens of `batch` (6 x params per token) plus
+    attention over the real lengths."""
+    lengths = batch["attention_mask"].sum(1)
+    attention = 12 * c.num_hidden_layers * c.hidden_size * (lengths * lengths).sum()
+    return 6 * encoder_params * lengths.sum() + attention
 
 
 # --------------------------------------------------------------------------- entry point

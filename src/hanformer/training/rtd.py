@@ -1,0 +1,88 @@
+"""The `rtd` pretraining objective: ELECTRA's replaced-token detection on the BERT shards.
+
+Same instances and masks as masked-LM + NSP (the sentence pairs keep their segment ids; the
+NSP label is ignored), the model is `ElectraForPreTraining`, and the final checkpoint is the
+discriminator as a plain BERT encoder, ready for `hanformer finetune`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hanformer.errors import ConfigError
+from hanformer.training.pretrain import (
+    MaskedLMScore,
+    ObjectiveParts,
+    PretrainConfig,
+    check_seq_len,
+    encoder_flops,
+    init_unigram_bias,
+    masked_batches,
+    new_bert_config,
+)
+
+EVAL_SAMPLING_SEED = 1234  # held-out replacements are drawn the same way at every evaluation
+
+
+def build_rtd(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -> ObjectiveParts:
+    import torch
+
+    from hanformer.data.batches import iter_eval_batches
+    from hanformer.models.electra import ElectraForPreTraining
+
+    if cfg.init_from:
+        raise ConfigError("init_from is not supported with objective 'rtd' (it starts generator and "
+                          "discriminator fresh); drop init_from or use objective 'mlm_nsp'")
+    config = new_bert_config(cfg, shards)
+    generator_layers = cfg.generator_layers or max(1, config.num_hidden_layers // 4)
+    model = ElectraForPreTraining(config, generator_layers=generator_layers, rtd_weight=cfg.rtd_weight)
+    check_seq_len(cfg, config)
+    if cfg.unigram_bias_init:
+        init_unigram_bias(model.generator.mlm, shards)
+    train, valid = masked_batches(cfg, shards, dist)
+    score = MaskedLMScore(shards)
+    eval_set: list[dict] | None = None
+
+    def evaluate(m: Any) -> dict[str, float]:
+        nonlocal eval_set
+        if eval_set is None:
+            eval_set = list(iter_eval_batches(valid, cfg.eval_batches))
+        device = next(m.parameters()).device
+        sampler = torch.Generator(device=device).manual_seed(EVAL_SAMPLING_SEED)
+        score.reset()
+        loss = tp = fp = fn = tn = 0.0
+        for batch in eval_set:
+            b = {k: v.to(device) for k, v in batch.items()}
+            out = m(**b, sampler=sampler)
+            masked = b["labels"] != -100
+            score.add(out.generator_logits, b["labels"][masked])
+            guess = out.rtd_logits > 0
+            truth = out.replaced
+            loss += float(torch.nn.functional.binary_cross_entropy_with_logits(
+                out.rtd_logits.float(), truth.float(), reduction="sum"))
+            tp += float((guess & truth).sum())
+            fp += float((guess & ~truth).sum())
+            fn += float((~guess & truth).sum())
+            tn += float((~guess & ~truth).sum())
+        n = max(tp + fp + fn + tn, 1.0)
+        return {**score.metrics(), "rtd_accuracy": (tp + tn) / n, "rtd_loss": loss / n,
+                # always answering "original": the floor the detector must beat
+                "rtd_baseline_accuracy": (fp + tn) / n,
+                "replaced_precision": tp / max(tp + fp, 1.0), "replaced_recall": tp / max(tp + fn, 1.0)}
+
+    c = config
+    params = {n: p.numel() for n, p in model.named_parameters() if "embeddings" not in n}
+    discriminator = sum(v for n, v in params.items() if n.startswith("bert."))
+    generator = sum(v for n, v in params.items() if n.startswith("generator.bert."))
+    mlm_head = c.hidden_size * c.hidden_size + c.hidden_size * c.vocab_size
+    rtd_head = c.hidden_size * c.hidden_size + c.hidden_size
+    generator_config = model.generator.config
+
+    def flops(batch: dict) -> Any:
+        """Useful work: generator and discriminator on the real tokens, the masked-LM head on the
+        masked tokens, the detection head on the real tokens (forward + backward)."""
+        real = batch["attention_mask"].sum()
+        return (encoder_flops(batch, discriminator, c) + encoder_flops(batch, generator, generator_config)
+                + 6 * mlm_head * (batch["labels"] != -100).sum() + 6 * rtd_head * real)
+
+    return ObjectiveParts(model=model, train_batches=train, eval_fn=evaluate, flops_fn=flops)
