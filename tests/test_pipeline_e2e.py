@@ -70,3 +70,38 @@ def test_tiny_recipe_runs_every_stage_then_skips(tmp_path, monkeypatch, capsys):
     assert all(s["action"] == "skip" for s in again["stages"])
     err = capsys.readouterr().err
     assert "skip   pretrain" in err
+
+
+@pytest.mark.slow
+def test_recipe_with_electra_pretraining_and_repeated_seeds(tmp_path, monkeypatch):
+    """`objective = "rtd"` pretrains ELECTRA-style and fine-tunes its discriminator; `seeds`
+    repeats each fine-tuning run and the report gives mean ± std over them."""
+    monkeypatch.chdir(REPO)
+    text = (REPO / "recipes" / "tiny.toml").read_text(encoding="utf-8")
+    text = text.replace('[pretrain]\n', '[pretrain]\nobjective = "rtd"\n')
+    text = text.replace('[finetune.nsmc]\n', '[finetune.nsmc]\nseeds = [3, 4]\n')
+    recipe = tmp_path / "tiny-rtd.toml"
+    recipe.write_text(text.replace('name = "tiny"', 'name = "tiny-rtd"'), encoding="utf-8")
+    out = tmp_path / "runs"
+    assert main(["run", str(recipe), "--out-dir", str(out)]) == 0
+    run_dir = out / "tiny-rtd"
+    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+
+    pre = next(s for s in metrics["stages"] if s["key"] == "pretrain")
+    assert "replaced-token detection" in pre["title"]
+    last = metrics["pretrain"]["curves"]["eval"][-1]
+    assert 0.5 <= last["rtd_baseline_accuracy"] <= 1 and "nsp_accuracy" not in last
+    config = json.loads((run_dir / "pretrain" / "final" / "config.json").read_text(encoding="utf-8"))
+    assert config["architectures"] == ["BertModel"]
+
+    for init, run in metrics["tasks"]["nsmc"]["runs"].items():
+        assert run["seeds"] == [3, 4], init
+        assert all((run_dir / "finetune" / "nsmc" / init / f"seed-{s}" / "best").is_dir() for s in (3, 4))
+        per_seed = [r["accuracy"] for r in run["test_runs"]]
+        assert len(per_seed) == 2
+        assert run["test"]["accuracy"] == pytest.approx(sum(per_seed) / 2)
+        assert run["test_std"]["accuracy"] == pytest.approx(abs(per_seed[0] - per_seed[1]) / 2 ** 0.5)
+    comp = metrics["comparison"]["nsmc"]
+    assert comp["seeds"] == 2 and "pretrained_std" in comp and "scratch_std" in comp
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert "Replaced-token detection" in html and "mean of 2 seeds" in html and " ± " in html

@@ -298,7 +298,9 @@ def pretrain_stage(recipe: Recipe) -> Stage:
             summary["tokens_per_s"] = round(sum(speeds) / len(speeds))
         return {k: v for k, v in summary.items() if k not in ("output_dir", "checkpoint", "final_dir")}
 
-    return Stage(key="pretrain", title="pretrain with masked-LM + next-sentence prediction", run=run,
+    objective = {"rtd": "replaced-token detection (ELECTRA)", "clm": "next-token prediction (GPT)"}.get(
+        getattr(config, "objective", ""), "masked-LM + next-sentence prediction")
+    return Stage(key="pretrain", title=f"pretrain with {objective}", run=run,
                  settings=_settings_record(config, ("data", "output_dir")), upstream={"data": "shards"},
                  outputs=["final", "final/config.json"], resumable=True, budget=sec.budget)
 
@@ -359,17 +361,37 @@ def finetune_stages(recipe: Recipe, name: str, sec: FinetuneSection) -> list[Sta
                                                  else "from scratch (same architecture)"),
             run=_finetune_run(finetune, config), settings=_settings_record(
                 config, ("model", "train", "valid", "output_dir", "out", "resume")),
-            inputs=inputs, upstream=up, outputs=["best"], resumable=True, budget=sec.budget))
+            inputs=inputs, upstream=up, outputs=[str(d.relative_to(out_dir)) for d in best_dirs(out_dir, sec)],
+            resumable=True, budget=sec.budget))
     return stages
+
+
+def task_seeds(sec: FinetuneSection) -> list[int]:
+    """The seeds a [finetune.X] table repeats its runs over (`seeds = [42, 1, 2]`); none: one run."""
+    seeds = sec.settings.get("seeds") or []
+    if isinstance(seeds, str):
+        seeds = [int(s) for s in seeds.split(",") if s.strip()]
+    return [int(s) for s in seeds]
+
+
+def best_dirs(run_dir: Path, sec: FinetuneSection) -> list[Path]:
+    """Where a fine-tuning run leaves its best model(s): one per seed (`seed-N/best`), or `best`."""
+    seeds = task_seeds(sec)
+    return [run_dir / f"seed-{s}" / "best" for s in seeds] if seeds else [run_dir / "best"]
 
 
 def _finetune_run(finetune: Callable[..., Any], config: Any) -> Callable[[StageContext], dict[str, Any]]:
     def run(ctx: StageContext) -> dict[str, Any]:
         result = finetune(config, resume=ctx.resume, log=ctx.log)
         _stop_if_interrupted(result, ctx.stage.key)
+        spread = {k: v["std"] for k, v in (getattr(result, "summary", None) or {}).items()}
+        per_seed = [_plain(r.best_metrics) for r in getattr(result, "runs", None) or []]
         summary = _plain(result)
         valid = summary.pop("best_metrics", None) or summary.pop("eval_metrics", None) or {}
-        return {"valid": valid, **{k: v for k, v in summary.items() if isinstance(v, (int, float))}}
+        out = {"valid": valid, **{k: v for k, v in summary.items() if isinstance(v, (int, float))}}
+        if per_seed:
+            out.update(valid_std=spread, seeds=list(getattr(config, "seeds", [])), valid_runs=per_seed)
+        return out
     return run
 
 
@@ -385,23 +407,33 @@ def evaluate_stage(recipe: Recipe) -> Stage:
     plan: list[tuple[str, FinetuneSection, str]] = []
     for name, task in recipe.finetune.items():
         for init in INITS if task.scratch else INITS[:1]:
-            upstream[f"finetune/{name}/{init}"] = "best"
+            upstream[f"finetune/{name}/{init}"] = "" if task_seeds(task) else "best"  # "": every seed's output
             plan.append((name, task, init))
         if task.test:
             inputs.append(Path(task.test))
 
     def run(ctx: StageContext) -> dict[str, Any]:
+        from hanformer.tasks.finetune import mean_std
+
         results: dict[str, Any] = {}
         for name, task, init in plan:
-            model_dir = recipe.run_dir / "finetune" / name / init / "best"
+            model_dirs = best_dirs(recipe.run_dir / "finetune" / name / init, task)
             entry = results.setdefault(name, {"task": task.task, "data": task.test, "runs": {}})
             run_result: dict[str, Any] = {}
             if task.test:
-                report = evaluate(model_dir, task.task, task.test, batch_size=sec.batch_size,
-                                  max_examples=sec.max_examples, seed=recipe.run.seed,
-                                  out=str(ctx.dir / f"{name}-{init}.json"), log=ctx.log)
-                run_result["test"] = _plain(report.get("metrics", {}))
-                run_result.update(_predictions(predict, model_dir, task, sec, recipe.run.seed, entry))
+                scores = []
+                for i, model_dir in enumerate(model_dirs):
+                    suffix = f"-seed{task_seeds(task)[i]}" if len(model_dirs) > 1 else ""
+                    report = evaluate(model_dir, task.task, task.test, batch_size=sec.batch_size,
+                                      max_examples=sec.max_examples, seed=recipe.run.seed,
+                                      out=str(ctx.dir / f"{name}-{init}{suffix}.json"), log=ctx.log)
+                    scores.append(_plain(report.get("metrics", {})))
+                summary = mean_std(scores)
+                run_result["test"] = {k: v["mean"] for k, v in summary.items()} if len(scores) > 1 else scores[0]
+                if len(scores) > 1:
+                    run_result.update(test_std={k: v["std"] for k, v in summary.items()}, test_runs=scores)
+                # Confusion matrix and examples: the first seed's model.
+                run_result.update(_predictions(predict, model_dirs[0], task, sec, recipe.run.seed, entry))
             entry["runs"][init] = run_result
         atomic_write_json(ctx.dir / "results.json", {"tasks": results})
         return {name: {init: r.get("test", {}) for init, r in e["runs"].items()} for name, e in results.items()}

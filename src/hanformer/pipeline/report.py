@@ -26,7 +26,8 @@ _NSP_KEYS = ("nsp_accuracy", "eval_nsp_accuracy", "nsp_acc")
 _PRIMARY_METRICS = ("accuracy", "entity_f1", "f1", "pearson", "exact_match", "spearman", "macro_f1")
 # Metrics where larger is better and that live in [0, 1] (shown as percentages).
 _FRACTION_METRICS = {"accuracy", "macro_f1", "f1", "entity_f1", "char_f1", "exact_match", "precision",
-                     "recall", "mlm_accuracy", "nsp_accuracy"}
+                     "recall", "mlm_accuracy", "nsp_accuracy", "rtd_accuracy", "rtd_baseline_accuracy",
+                     "replaced_recall", "replaced_precision"}
 _MAX_CURVE_POINTS = 400
 
 
@@ -165,9 +166,14 @@ def collect_report_data(recipe: Any, run_dir: Path, stages: list[dict[str, Any]]
             man = _manifest(run_dir / "finetune" / name / init)
             if not man:
                 continue
-            rows = read_jsonl(run_dir / "finetune" / name / init / "metrics.jsonl")
-            run = {"valid": man.get("summary", {}).get("valid", {}), "seconds": man.get("seconds"),
-                   "curves": curves_from_metrics(rows)}
+            run_dir_init = run_dir / "finetune" / name / init
+            seeds = man.get("summary", {}).get("seeds") or []
+            # Curves of the first seed when the runs were repeated.
+            rows = read_jsonl(run_dir_init / (f"seed-{seeds[0]}" if seeds else "") / "metrics.jsonl")
+            summary = man.get("summary", {})
+            run = {"valid": summary.get("valid", {}), "seconds": man.get("seconds"),
+                   "curves": curves_from_metrics(rows),
+                   **{k: summary[k] for k in ("valid_std", "seeds", "valid_runs") if k in summary}}
             run.update(results.get(name, {}).get("runs", {}).get(init, {}))
             entry["runs"][init] = run
         if entry["runs"]:
@@ -198,8 +204,11 @@ def _comparison(tasks: dict[str, Any]) -> dict[str, Any]:
             continue
         row: dict[str, Any] = {"metric": metric, "on": "held-out" if ref.get("test") else "validation"}
         for init, run in runs.items():
-            value = (run.get("test") or run.get("valid") or {}).get(metric)
-            row[init] = value
+            part = "test" if run.get("test") else "valid"
+            row[init] = (run.get(part) or {}).get(metric)
+            std = (run.get(f"{part}_std") or {}).get(metric)
+            if std is not None:
+                row[f"{init}_std"], row["seeds"] = std, len(run.get("seeds") or [])
         if isinstance(row.get("pretrained"), (int, float)) and isinstance(row.get("scratch"), (int, float)):
             row["gain"] = row["pretrained"] - row["scratch"]
         out[name] = row
@@ -269,6 +278,14 @@ def _fmt(value: Any, metric: str = "") -> str:
     return _e(value)
 
 
+def _fmt_spread(value: Any, std: Any, metric: str) -> str:
+    """`value ± std` (std in the value's units: points for percentages) when runs were repeated."""
+    shown = _fmt(value, metric)
+    if not isinstance(std, float) or not isinstance(value, float):
+        return shown
+    return shown + (f" ± {100 * std:.2f}" if shown.endswith("%") else f" ± {std:.2g}")
+
+
 def _seconds(s: Any) -> str:
     if not isinstance(s, (int, float)):
         return "–"
@@ -292,11 +309,19 @@ def _xy(rows: list[dict[str, Any]], key: str | None) -> dict[str, list[Any]]:
     return {"x": [p[0] for p in pts], "y": [p[1] for p in pts]}
 
 
+def _objective_words(rtd: str | None) -> str:
+    if rtd:
+        return ("Replaced-token detection (ELECTRA: a small masked-LM generator fills the masks, the "
+                "encoder learns to spot its replacements; the masked-LM figures are the generator's)")
+    return "Masked-LM and next-sentence prediction"
+
+
 def _pretrain_section(pre: dict[str, Any]) -> str:
     train = pre.get("curves", {}).get("train", [])
     evals = pre.get("curves", {}).get("eval", [])
     mlm = _first_key(evals, _MLM_KEYS, ("mlm", "acc"))
     nsp = _first_key(evals, _NSP_KEYS, ("nsp", "acc"))
+    rtd = _first_key(evals, ("rtd_accuracy",))
     tok_s = _first_key(train, ("tokens_per_s", "tokens_per_second"), ("tokens",))
     lr = _first_key(train, ("lr", "learning_rate"))
     eval_loss = _first_key(evals, ("loss", "eval_loss", "mlm_loss"))
@@ -307,6 +332,9 @@ def _pretrain_section(pre: dict[str, Any]) -> str:
         {"title": "held-out accuracy", "percent": True, "ylabel": "accuracy", "series": [
             {"label": "masked LM", "color": "#6d28d9", **_xy(evals, mlm)},
             {"label": "next sentence", "color": "#059669", **_xy(evals, nsp)},
+            {"label": "replaced-token detection", "color": "#b45309", **_xy(evals, rtd)},
+            {"label": "replaced-token detection: always-original baseline", "color": "#b45309", "style": ":",
+             **_xy(evals, rtd and "rtd_baseline_accuracy")},
             {"label": "masked LM: most-frequent-token baseline", "color": "#6d28d9", "style": ":",
              **_xy(evals, _first_key(evals, ("unigram_accuracy",)))}]},
         {"title": "learning rate", "series": [{"color": "#444", **_xy(train, lr)}]},
@@ -318,12 +346,16 @@ def _pretrain_section(pre: dict[str, Any]) -> str:
               "train_loss": "training loss (last window)", "mlm_accuracy": "held-out masked-LM accuracy",
               "unigram_accuracy": "masked-LM baseline: always the most frequent token",
               "nsp_accuracy": "held-out next-sentence accuracy", "mlm_loss": "held-out masked-LM loss",
+              "rtd_accuracy": "held-out replaced-token detection accuracy",
+              "rtd_baseline_accuracy": "replaced-token detection baseline: always 'original'",
+              "replaced_recall": "replaced tokens found (recall)",
+              "replaced_precision": "tokens called replaced that were (precision)",
               "perplexity": "held-out masked-LM perplexity", "masked_tokens": "held-out masked tokens",
               "tokens_per_s": "throughput (tokens/s, mean)"}
     rows = [[_e(label), _fmt(final[k], k)] for k, label in labels.items()
             if isinstance(final.get(k), (int, float, str)) and not isinstance(final.get(k), bool)]
     out = ["<h2>Pretraining</h2>",
-           '<p class="lead">Masked-LM and next-sentence prediction on the unlabeled text, '
+           f'<p class="lead">{_objective_words(rtd)} on the unlabeled text, '
            "read from the trainer's JSON-lines metrics.</p>",
            f'<div class="fig">{plots.line_panels(panels)}</div>']
     if rows:
@@ -341,6 +373,9 @@ def _task_section(name: str, entry: dict[str, Any], comparison: dict[str, Any]) 
         desc.append(f"held-out file <code>{_e(entry['data'])}</code>")
     if entry.get("n"):
         desc.append(f"{entry['n']:,} examples")
+    seeds = next((r["seeds"] for r in runs.values() if r.get("seeds")), None)
+    if seeds:
+        desc.append(f"each model fine-tuned with seeds {', '.join(map(str, seeds))}: mean ± standard deviation")
     if desc:
         out.append(f'<p class="lead">{", ".join(desc)}.</p>')
 
@@ -361,7 +396,9 @@ def _task_section(name: str, entry: dict[str, Any], comparison: dict[str, Any]) 
             shown = f"{100 * d:+.2f} pts" if _is_fraction(k, *vals) else f"{d:+.4g}"
             diff = f'<span class="{"good" if d > 0 else "bad" if d < 0 else ""}">{shown}</span>'
         label = {"test": "held-out", "valid": "validation (best)"}[part]
-        rows.append([f"{label}: {_e(k)}", *(_fmt(v, k) for v in vals), diff])
+        spreads = [(runs[i].get(f"{part}_std") or {}).get(k) for i in inits]
+        rows.append([f"{label}: {_e(k)}", *(_fmt_spread(v, sd, k) for v, sd in zip(vals, spreads, strict=True)),
+                     diff])
     rows.append(["fine-tuning time", *(_seconds(runs[i].get("seconds")) for i in inits), ""])
     headers = ["", *(f'<span class="{"pre" if i == "pretrained" else "scr"}">{_e(i)}</span>' for i in inits),
                "pretrained − scratch" if len(inits) == 2 else ""]
@@ -428,9 +465,11 @@ def _headline(data: dict[str, Any]) -> str:
         if gain is not None:
             cls = "good" if gain > 0 else "bad"
             g = f"{100 * gain:+.1f} pts" if _is_fraction(m, pre, scr) else f"{gain:+.3f}"
-            sub = f'<div class="s">from scratch {_fmt(scr, m)} · <span class="{cls}">{g} from pretraining</span></div>'
+            seeds = f" · mean of {comp['seeds']} seeds" if comp.get("seeds") else ""
+            sub = (f'<div class="s">from scratch {_fmt_spread(scr, comp.get("scratch_std"), m)} · '
+                   f'<span class="{cls}">{g} from pretraining</span>{seeds}</div>')
         cards.append(f'<div class="card"><div class="k">{_e(name)} · {_e(m)} ({_e(comp["on"])})</div>'
-                     f'<div class="v pre">{_fmt(pre, m)}</div>{sub}</div>')
+                     f'<div class="v pre">{_fmt_spread(pre, comp.get("pretrained_std"), m)}</div>{sub}</div>')
     tok = data.get("tokenizer") or {}
     if tok:
         vs = tok.get("vocab_size")
