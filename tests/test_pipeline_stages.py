@@ -91,6 +91,29 @@ def test_changed_setting_reruns_stage_and_dependents(toy):
     assert (toy.recipe.run_dir / "upper" / "out.txt").read_text() == "hello world\n"
 
 
+def test_a_new_setting_at_its_default_is_no_change(toy, monkeypatch):
+    """A newer version may add settings: left at their defaults they must not re-run finished
+    stages; set to anything else they do."""
+    toy.run()
+    toy.settings["upper"]["mode"] = "plain"
+    defaults = {"case": "upper", "note": "", "mode": "plain", "nested": {"a": 1}}
+    toy.settings["upper"]["nested"] = {"a": 1}
+    original = toy.stages
+
+    def with_defaults():
+        stages = original()
+        stages[0].setting_defaults = defaults
+        return stages
+
+    monkeypatch.setattr(toy, "stages", with_defaults)
+    toy.run()
+    assert toy.calls == []
+    toy.settings["upper"]["mode"] = "fancy"
+    result = toy.run()
+    assert toy.calls == ["upper"]
+    assert result.decisions[0].reason.startswith("settings changed (mode)")
+
+
 def test_dependents_follow_content_not_settings(toy):
     toy.run()
     toy.settings["upper"]["note"] = "b"  # a setting change that leaves the output identical

@@ -142,6 +142,14 @@ def _check_files(paths: list[str], source: str, key: str, directory: bool = Fals
     return out
 
 
+def _defaults_record(config: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`_settings_record` of the config class's defaults ({} if it has required fields)."""
+    try:
+        return _settings_record(type(config)(), drop)
+    except TypeError:
+        return {}
+
+
 def _settings_record(config: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:
     """The config as the stage's hashed settings, without fields that do not change results:
     paths the pipeline fills in (`drop`, dotted for nested fields) and progress displays."""
@@ -176,6 +184,7 @@ def tokenizer_stage(recipe: Recipe) -> Stage:
 
     return Stage(key="tokenizer", title="train the WordPiece vocabulary", run=run,
                  settings={**_settings_record(config), "stats_sample": [str(p) for p, _ in sample]},
+                 setting_defaults=_defaults_record(config),
                  inputs=[*files, *(p for p, _ in sample)], outputs=[""], budget=sec.budget)
 
 
@@ -249,7 +258,8 @@ def data_stage(recipe: Recipe) -> Stage:
         return _plain(summary)
 
     return Stage(key="data", title="split sentences and tokenize the text into shards", run=run,
-                 settings=_settings_record(config), inputs=files + ([tok_dir] if not upstream else []),
+                 settings=_settings_record(config), setting_defaults=_defaults_record(config),
+                 inputs=files + ([tok_dir] if not upstream else []),
                  upstream=upstream, outputs=["shards"], budget=sec.budget)
 
 
@@ -302,6 +312,7 @@ def pretrain_stage(recipe: Recipe) -> Stage:
         getattr(config, "objective", ""), "masked-LM + next-sentence prediction")
     return Stage(key="pretrain", title=f"pretrain with {objective}", run=run,
                  settings=_settings_record(config, ("data", "output_dir")), upstream={"data": "shards"},
+                 setting_defaults=_defaults_record(config, ("data", "output_dir")),
                  outputs=["final", "final/config.json"], resumable=True, budget=sec.budget)
 
 
@@ -359,8 +370,8 @@ def finetune_stages(recipe: Recipe, name: str, sec: FinetuneSection) -> list[Sta
             key=f"finetune/{name}/{init}",
             title=f"fine-tune on {sec.task} " + ("from the pretrained model" if init == "pretrained"
                                                  else "from scratch (same architecture)"),
-            run=_finetune_run(finetune, config), settings=_settings_record(
-                config, ("model", "train", "valid", "output_dir", "out", "resume")),
+            run=_finetune_run(finetune, config), settings=_settings_record(config, _FINETUNE_PATHS),
+            setting_defaults=_defaults_record(config, _FINETUNE_PATHS),
             inputs=inputs, upstream=up, outputs=[str(d.relative_to(out_dir)) for d in best_dirs(out_dir, sec)],
             resumable=True, budget=sec.budget))
     return stages
@@ -378,6 +389,9 @@ def best_dirs(run_dir: Path, sec: FinetuneSection) -> list[Path]:
     """Where a fine-tuning run leaves its best model(s): one per seed (`seed-N/best`), or `best`."""
     seeds = task_seeds(sec)
     return [run_dir / f"seed-{s}" / "best" for s in seeds] if seeds else [run_dir / "best"]
+
+
+_FINETUNE_PATHS = ("model", "train", "valid", "output_dir", "out", "resume")
 
 
 def _finetune_run(finetune: Callable[..., Any], config: Any) -> Callable[[StageContext], dict[str, Any]]:

@@ -61,6 +61,9 @@ class Stage:
     outputs: list[str] = field(default_factory=list)   # paths inside the stage folder to hash
     resumable: bool = False
     budget: str | None = None
+    # The settings' default values: a setting that a newer version adds, left at its default,
+    # is no change, so upgrading does not re-run finished stages.
+    setting_defaults: dict[str, Any] = field(default_factory=dict)
 
     def dir(self, run_dir: Path) -> Path:
         return run_dir / self.key
@@ -115,7 +118,23 @@ def upstream_hash(run_dir: Path, key: str, part: str) -> str | None:
     return manifest.get("part_hashes", {}).get(part)
 
 
-def fingerprint(stage: Stage, run_dir: Path, input_hashes: dict[str, str]) -> str | None:
+def without_new_defaults(settings: dict[str, Any], recorded: dict[str, Any],
+                         defaults: dict[str, Any]) -> dict[str, Any]:
+    """`settings` less the keys `recorded` (an earlier run's) lacks whose value is the default."""
+    out = {}
+    for key, value in settings.items():
+        default = defaults.get(key)
+        if key not in recorded:
+            if key in defaults and value == default:
+                continue
+        elif isinstance(value, dict) and isinstance(recorded[key], dict) and isinstance(default, dict):
+            value = without_new_defaults(value, recorded[key], default)
+        out[key] = value
+    return out
+
+
+def fingerprint(stage: Stage, run_dir: Path, input_hashes: dict[str, str],
+                settings: dict[str, Any] | None = None) -> str | None:
     """The stage's fingerprint, or None while an upstream stage has not completed."""
     ups = {}
     for key, part in sorted(stage.upstream.items()):
@@ -126,7 +145,7 @@ def fingerprint(stage: Stage, run_dir: Path, input_hashes: dict[str, str]) -> st
     return hash_json({
         "format": PIPELINE_FORMAT,
         "stage": stage.key,
-        "settings": stage.settings,
+        "settings": stage.settings if settings is None else settings,
         "inputs": {str(p): input_hashes[str(p)] for p in stage.inputs},
         "upstream": ups,
     })
@@ -157,8 +176,12 @@ def decide(stage: Stage, run_dir: Path, hashes: InputHashes, forced: set[str],
         return Decision(stage, "run", "an upstream stage has not completed")
     if manifest is None:
         return Decision(stage, "run", "never ran")
+    settings = stage.settings
+    if manifest.get("fingerprint") != fp and stage.setting_defaults:
+        settings = without_new_defaults(settings, manifest.get("settings", {}), stage.setting_defaults)
+        fp = fingerprint(stage, run_dir, hashes, settings)
     if manifest.get("fingerprint") != fp:
-        return Decision(stage, "run", _what_changed(manifest, stage, run_dir, hashes))
+        return Decision(stage, "run", _what_changed(manifest, stage, settings, hashes))
     if manifest.get("status") == "running":
         if stage.resumable and _has_checkpoint(stage_dir):
             return Decision(stage, "resume", "interrupted; resuming from its last checkpoint")
@@ -171,12 +194,12 @@ def decide(stage: Stage, run_dir: Path, hashes: InputHashes, forced: set[str],
     return Decision(stage, "skip", "settings, inputs and upstream outputs unchanged")
 
 
-def _what_changed(manifest: dict[str, Any], stage: Stage, run_dir: Path, hashes: InputHashes) -> str:
+def _what_changed(manifest: dict[str, Any], stage: Stage, settings: dict[str, Any], hashes: InputHashes) -> str:
     old = manifest.get("recorded", {})
-    if old.get("settings") != hash_json(stage.settings):
+    if old.get("settings") != hash_json(settings):
         before = manifest.get("settings", {})
-        keys = sorted(k for k in set(before) | set(stage.settings)
-                      if k not in before or k not in stage.settings or before[k] != stage.settings[k])
+        keys = sorted(k for k in set(before) | set(settings)
+                      if k not in before or k not in settings or before[k] != settings[k])
         return "settings changed" + (f" ({', '.join(keys[:4])})" if keys else "")
     if old.get("inputs") != {str(p): hashes[str(p)] for p in stage.inputs}:
         return "input files changed"
