@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 
 from hanformer.errors import CheckpointError, ConfigError, InputError
 from hanformer.models.gpt import GPTConfig, GPTForCausalLM, GPTModel
-from hanformer.models.layers import KVCache, StaticKVCache
+from hanformer.models.layers import KVCache, StaticKVCache, TransposedWeight
 
 transformers = pytest.importorskip("transformers")
 
@@ -139,3 +140,52 @@ def test_load_model_and_inspect_dispatch_gpt_checkpoints(pair):
     assert info["architectures"] == ["GPT2LMHeadModel"] and info["layers"] == 3 and info["hidden_size"] == 32
     assert info["parameters"] == ours.num_parameters()
     assert info["heads"] == ["causal LM (tied to word embeddings)"]
+
+
+def _next_token_logits(model, ids, grad: bool):
+    """Logits of the last token of `ids` as a decoding step (prompt through the cache first).
+    With autograd on, every product uses the ordinary weights; in inference mode a one-row step
+    uses the decode-time (in, out) weight copies."""
+    cache = StaticKVCache(ids.shape[1])
+    context = torch.enable_grad() if grad else torch.inference_mode()
+    with context:
+        model(ids[:, :-1], past_key_values=cache, use_cache=True)
+        return model(ids[:, -1:], past_key_values=cache, use_cache=True).logits.detach().clone()
+
+
+def _copies(model):
+    """The decode-time copies a model holds right now."""
+    return [m._copy for m in model.modules() if isinstance(m, TransposedWeight) and m._copy is not None]
+
+
+def test_decode_step_with_weight_copies_equals_plain_step_and_follows_weight_updates():
+    torch.manual_seed(0)
+    model = GPTForCausalLM(tiny_config(n_layer=2)).eval()
+    ids = torch.randint(3, 101, (1, 9))
+    assert not _copies(model)
+    plain = _next_token_logits(model, ids, grad=True)
+    assert not _copies(model)  # a step that may need gradients never makes copies
+    decoded = _next_token_logits(model, ids, grad=False)
+    # Q/K/V, attention output and FFN up-projection of each layer, plus the tied output layer.
+    assert len(_copies(model)) == 3 * 2 + 1
+    assert (decoded - plain).abs().max() <= 1e-5
+    assert not any("transposed" in k or "decode_head" in k for k in model.state_dict())
+
+    # In-place updates (an optimizer step, load_state_dict) make the next step use the new weights.
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    plain = _next_token_logits(model, ids, grad=True)
+    assert (_next_token_logits(model, ids, grad=False) - plain).abs().max() <= 1e-5
+    other = GPTForCausalLM(tiny_config(n_layer=2)).eval()
+    model.load_state_dict(other.state_dict())
+    expected = _next_token_logits(other, ids, grad=True)
+    assert (_next_token_logits(model, ids, grad=False) - expected).abs().max() <= 1e-5
+
+    # Training mode and deep copies hold no copies; they come back on the next decoding step.
+    assert not _copies(copy.deepcopy(model))
+    model.train()
+    assert not _copies(model)
+    model.eval()
+    _next_token_logits(model, ids, grad=False)
+    assert len(_copies(model)) == 7

@@ -30,7 +30,13 @@ from hanformer.errors import ConfigError, InputError
 from hanformer.models.base import PreTrainedModel
 from hanformer.models.config import ACTIVATIONS
 from hanformer.models.config import PRESETS as BERT_PRESETS
-from hanformer.models.layers import KVCache, StaticKVCache, TransformerBlock, causal_mask
+from hanformer.models.layers import (
+    KVCache,
+    StaticKVCache,
+    TransformerBlock,
+    TransposedWeight,
+    causal_mask,
+)
 from hanformer.models.outputs import ModelOutput
 from hanformer.utils.config import load_json_object, setting
 
@@ -268,24 +274,20 @@ class GPTForCausalLM(GPTPreTrainedModel):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__(config)
         self.transformer = GPTModel(config)
-        self._decode_head: tuple[tuple, Tensor] | None = None
+        self.decode_head = TransposedWeight()
 
     def _vocab_logits(self, hidden: Tensor) -> Tensor:
         """hidden · Eᵀ. When decoding a few tokens, multiply by a (hidden, vocab) copy of E instead.
 
         For one token the projection is a matrix-vector product that reads all of E; CPU BLAS
         streams a (hidden, vocab) layout two to three times faster than E's (vocab, hidden) rows,
-        and this is the largest product of a decoding step. The copy is made once and remade
-        only when the embeddings change (their version counter moves on every in-place update).
+        and this is the largest product of a decoding step (the same holds up to 16 rows here).
+        The copy is made once and remade only when the embeddings change (`TransposedWeight`).
         """
         weight = self.transformer.token_embeddings.weight
-        rows = hidden.shape[0] * hidden.shape[1]
-        if self.training or torch.is_grad_enabled() or rows > 16 or weight.device.type != "cpu":
+        if not TransposedWeight.applies(hidden, 16, self.training):
             return F.linear(hidden, weight)
-        key = (weight.data_ptr(), weight._version, weight.dtype)
-        if self._decode_head is None or self._decode_head[0] != key:
-            self._decode_head = (key, weight.detach().t().contiguous())
-        return hidden @ self._decode_head[1]
+        return hidden @ self.decode_head.of(weight)
 
     def allocate_cache(self, batch_size: int, max_length: int) -> StaticKVCache:
         """A cache with room for `max_length` positions (used by `hanformer.generation`)."""
