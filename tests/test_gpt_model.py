@@ -160,7 +160,8 @@ def _copies(model):
 
 def test_decode_step_with_weight_copies_equals_plain_step_and_follows_weight_updates():
     torch.manual_seed(0)
-    model = GPTForCausalLM(tiny_config(n_layer=2)).eval()
+    # 512 wide: smaller weights stay in the CPU caches and never use the copies.
+    model = GPTForCausalLM(tiny_config(n_layer=2, n_embd=512)).eval()
     ids = torch.randint(3, 101, (1, 9))
     assert not _copies(model)
     plain = _next_token_logits(model, ids, grad=True)
@@ -177,7 +178,7 @@ def test_decode_step_with_weight_copies_equals_plain_step_and_follows_weight_upd
             p.add_(torch.randn_like(p) * 0.05)
     plain = _next_token_logits(model, ids, grad=True)
     assert (_next_token_logits(model, ids, grad=False) - plain).abs().max() <= 1e-5
-    other = GPTForCausalLM(tiny_config(n_layer=2)).eval()
+    other = GPTForCausalLM(tiny_config(n_layer=2, n_embd=512)).eval()
     model.load_state_dict(other.state_dict())
     expected = _next_token_logits(other, ids, grad=True)
     assert (_next_token_logits(model, ids, grad=False) - expected).abs().max() <= 1e-5

@@ -225,23 +225,24 @@ class DecodeLinear(nn.Linear):
     Measured with weights streamed from memory (1 thread, 512 and 768 wide): the copy is
     1.2-1.7x faster for one or two rows on the fused Q/K/V, attention output and feed-forward
     up-projections, but 0.8x on the down-projection and no gain from four rows on; so only the
-    first three use this class and only for `max_rows = 2`. Training and full-sequence passes
-    use the ordinary weight and never make the copy.
+    first three use this class, and only for up to 2 rows. Weights under 1 MiB (the tiny
+    preset's) stay in the CPU caches between steps, where the copy gains less than the extra
+    Python work of this path costs, so they never use it. Training and full-sequence passes use
+    the ordinary weight and never make the copy.
     """
-
-    max_rows = 2
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__(in_features, out_features, bias)
+        self.max_rows = 2 if in_features * out_features >= 1 << 18 else 0
         self.transposed = TransposedWeight()
 
     def forward(self, x: Tensor) -> Tensor:
-        if not TransposedWeight.applies(x, self.max_rows, self.training):
-            return F.linear(x, self.weight, self.bias)
-        weight = self.transposed.of(self.weight)
-        rows = x.reshape(-1, x.shape[-1])
-        out = torch.addmm(self.bias, rows, weight) if self.bias is not None else rows @ weight
-        return out.view(*x.shape[:-1], out.shape[-1])
+        if self.max_rows and TransposedWeight.applies(x, self.max_rows, self.training):
+            rows = x.reshape(-1, x.shape[-1])
+            weight = self.transposed.of(self.weight)
+            out = torch.addmm(self.bias, rows, weight) if self.bias is not None else rows @ weight
+            return out.view(*x.shape[:-1], out.shape[-1])
+        return F.linear(x, self.weight, self.bias)
 
 
 # --- attention ----------------------------------------------------------------------------
