@@ -82,6 +82,20 @@ def test_pretrain_interrupted_and_resumed_matches(shards, tmp_path, monkeypatch,
     assert [v for _, v in part] == pytest.approx([v for _, v in full], abs=1e-5)
 
 
+def test_masked_lm_only_objective_has_no_nsp(shards, tmp_path, capsys):
+    from hanformer.models.heads import BertForMaskedLM
+
+    assert main(["pretrain", *TINY, "--data", str(shards), "--objective", "mlm", "--max-steps", "2",
+                 "--eval-every", "2", "--output-dir", str(tmp_path / "mlm")]) == 0
+    capsys.readouterr()
+    last = read_metrics(tmp_path / "mlm", "eval")[-1]
+    assert last["masked_tokens"] > 0 and 0 <= last["mlm_accuracy"] <= 1 and "nsp_accuracy" not in last
+    config = json.loads((tmp_path / "mlm" / "final" / "config.json").read_text())
+    assert config["architectures"] == ["BertForMaskedLM"]
+    model = BertForMaskedLM.from_pretrained(tmp_path / "mlm" / "final")
+    assert not hasattr(model, "nsp") and model.bert.pooler is None
+
+
 def test_bad_inputs_are_one_line_errors(shards, tmp_path, capsys):
     # Unknown keys in the TOML are named (with a suggestion).
     toml = tmp_path / "bad.toml"

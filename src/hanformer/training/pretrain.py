@@ -22,6 +22,7 @@ from hanformer.utils.config import setting
 # objective name -> "module:function" returning ObjectiveParts
 OBJECTIVES: dict[str, str] = {
     "mlm_nsp": "hanformer.training.pretrain:build_mlm_nsp",
+    "mlm": "hanformer.training.pretrain:build_mlm",
     "clm": "hanformer.generation.pretrain:build_clm",
     "rtd": "hanformer.training.rtd:build_rtd",
 }
@@ -30,8 +31,9 @@ OBJECTIVES: dict[str, str] = {
 @dataclasses.dataclass
 class PretrainConfig:
     data: str = setting("", "shard directory made by `hanformer data prepare`")
-    objective: Literal["mlm_nsp", "rtd", "clm"] = setting(
-        "mlm_nsp", "mlm_nsp: BERT masked LM + next sentence prediction; rtd: ELECTRA replaced-token "
+    objective: Literal["mlm_nsp", "mlm", "rtd", "clm"] = setting(
+        "mlm_nsp", "mlm_nsp: BERT masked LM + next sentence prediction; mlm: masked LM only (no NSP "
+        "head or loss, as RoBERTa); rtd: ELECTRA replaced-token "
         "detection (a small generator fills the masks, the encoder learns from every token); "
         "clm: causal LM (GPT)")
     model: str = setting("mini", "model size preset: tiny, mini, small, medium, base, large")
@@ -101,16 +103,27 @@ def get_objective(name: str) -> Callable[..., ObjectiveParts]:
 
 # --------------------------------------------------------------------------- masked LM + NSP
 def build_mlm_nsp(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -> ObjectiveParts:
-    from hanformer.data.batches import iter_eval_batches
-    from hanformer.models.heads import BertForPreTraining
+    return _build_masked_lm(cfg, shards, dist, with_nsp=True)
 
+
+def build_mlm(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -> ObjectiveParts:
+    """Masked LM alone (RoBERTa found NSP unhelpful; on one-sentence documents it is degenerate).
+    Same instances as mlm_nsp; the model ignores their NSP labels."""
+    return _build_masked_lm(cfg, shards, dist, with_nsp=False)
+
+
+def _build_masked_lm(cfg: PretrainConfig, shards: Any, dist: Any, with_nsp: bool) -> ObjectiveParts:
+    from hanformer.data.batches import iter_eval_batches
+    from hanformer.models.heads import BertForMaskedLM, BertForPreTraining
+
+    cls = BertForPreTraining if with_nsp else BertForMaskedLM
     if cfg.init_from:
-        model = BertForPreTraining.from_pretrained(cfg.init_from)
+        model = cls.from_pretrained(cfg.init_from)
         if model.config.vocab_size != shards.vocab_size:
             raise ConfigError(f"{cfg.init_from}: the model has {model.config.vocab_size} token ids but the "
                               f"shards' tokenizer has {shards.vocab_size}; use matching data")
     else:
-        model = BertForPreTraining(new_bert_config(cfg, shards))
+        model = cls(new_bert_config(cfg, shards))
     check_seq_len(cfg, model.config)
     if cfg.unigram_bias_init and not cfg.init_from:
         init_unigram_bias(model.mlm, shards)
@@ -128,14 +141,15 @@ def build_mlm_nsp(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -
         for batch in eval_set:
             b = {k: v.to(device) for k, v in batch.items()}
             out = m(**b)
-            logits = out.prediction_logits
+            logits = out.prediction_logits if with_nsp else out.logits
             if logits.dim() == 3:  # a model that projects every position
                 logits = logits[b["labels"] != -100]
             score.add(logits, b["labels"][b["labels"] != -100])
-            nsp = out.seq_relationship_logits.argmax(-1)
-            nsp_correct += float((nsp == b["next_sentence_label"]).sum())
-            nsp_n += nsp.numel()
-        return {**score.metrics(), "nsp_accuracy": nsp_correct / max(nsp_n, 1)}
+            if with_nsp:
+                nsp = out.seq_relationship_logits.argmax(-1)
+                nsp_correct += float((nsp == b["next_sentence_label"]).sum())
+                nsp_n += nsp.numel()
+        return {**score.metrics(), **({"nsp_accuracy": nsp_correct / max(nsp_n, 1)} if with_nsp else {})}
 
     c = model.config
     encoder_params = sum(p.numel() for n, p in model.named_parameters()
