@@ -22,10 +22,10 @@ def build_clm(cfg: Any, shards: Any, tokenizer: Any, dist: Any) -> Any:
     import numpy as np
     import torch
 
-    from hanformer.data.batches import BatchStream, iter_eval_batches, require_batches
+    from hanformer.data.batches import BatchStream, require_batches
     from hanformer.data.clm import PackedCLMBatches
     from hanformer.models.gpt import PRESETS, GPTConfig, GPTForCausalLM
-    from hanformer.training.pretrain import ObjectiveParts
+    from hanformer.training.pretrain import ObjectiveParts, held_out_batches
 
     sp = shards.special_ids
     separator = sp["sep"]
@@ -63,16 +63,13 @@ def build_clm(cfg: Any, shards: Any, tokenizer: Any, dist: Any) -> Any:
     # Unigram floor: cross-entropy of held-out tokens under add-one smoothed training frequencies.
     counts = shards.token_counts().astype(np.float64) + 1.0
     unigram_logp = torch.from_numpy(np.log(counts / counts.sum()))
-    eval_set: list[dict] | None = None
+    eval_set = held_out_batches(valid, cfg.eval_batches)
 
     def evaluate(m: Any) -> dict[str, float]:
-        nonlocal eval_set
-        if eval_set is None:
-            eval_set = list(iter_eval_batches(valid, cfg.eval_batches))
         device = next(m.parameters()).device
         nll = correct = unigram = 0.0
         n = 0
-        for batch in eval_set:
+        for batch in eval_set():
             ids = batch["input_ids"].to(device)
             logits = m(ids).logits[:, :-1].float()
             targets = ids[:, 1:]

@@ -113,7 +113,6 @@ def build_mlm(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -> Ob
 
 
 def _build_masked_lm(cfg: PretrainConfig, shards: Any, dist: Any, with_nsp: bool) -> ObjectiveParts:
-    from hanformer.data.batches import iter_eval_batches
     from hanformer.models.heads import BertForMaskedLM, BertForPreTraining
 
     cls = BertForPreTraining if with_nsp else BertForMaskedLM
@@ -129,16 +128,13 @@ def _build_masked_lm(cfg: PretrainConfig, shards: Any, dist: Any, with_nsp: bool
         init_unigram_bias(model.mlm, shards)
     train, valid = masked_batches(cfg, shards, dist)
     score = MaskedLMScore(shards)
-    eval_set: list[dict] | None = None
+    eval_set = held_out_batches(valid, cfg.eval_batches)
 
     def evaluate(m: Any) -> dict[str, float]:
-        nonlocal eval_set
-        if eval_set is None:  # same batches and masks at every evaluation
-            eval_set = list(iter_eval_batches(valid, cfg.eval_batches))
         device = next(m.parameters()).device
         score.reset()
         nsp_correct = nsp_n = 0.0
-        for batch in eval_set:
+        for batch in eval_set():
             b = {k: v.to(device) for k, v in batch.items()}
             out = m(**b)
             logits = out.prediction_logits if with_nsp else out.logits
@@ -218,6 +214,20 @@ def masked_batches(cfg: PretrainConfig, shards: Any, dist: Any) -> tuple[Any, An
     valid = builder(shards.valid, 1234, "valid")
     require_batches(valid, 1, "held-out (valid)")
     return train, valid
+
+
+def held_out_batches(valid: Any, eval_batches: int) -> Callable[[], list[dict]]:
+    """The held-out batches, built at the first evaluation and reused, so every evaluation sees
+    the same sequences and masks."""
+    from hanformer.data.batches import iter_eval_batches
+
+    cache: list[dict] = []
+
+    def get() -> list[dict]:
+        if not cache:
+            cache.extend(iter_eval_batches(valid, eval_batches))
+        return cache
+    return get
 
 
 class MaskedLMScore:

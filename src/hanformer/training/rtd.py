@@ -16,6 +16,7 @@ from hanformer.training.pretrain import (
     PretrainConfig,
     check_seq_len,
     encoder_flops,
+    held_out_batches,
     init_unigram_bias,
     masked_batches,
     new_bert_config,
@@ -27,7 +28,6 @@ EVAL_SAMPLING_SEED = 1234  # held-out replacements are drawn the same way at eve
 def build_rtd(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -> ObjectiveParts:
     import torch
 
-    from hanformer.data.batches import iter_eval_batches
     from hanformer.models.electra import ElectraForPreTraining
 
     if cfg.init_from:
@@ -41,17 +41,14 @@ def build_rtd(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -> Ob
         init_unigram_bias(model.generator.mlm, shards)
     train, valid = masked_batches(cfg, shards, dist)
     score = MaskedLMScore(shards)
-    eval_set: list[dict] | None = None
+    eval_set = held_out_batches(valid, cfg.eval_batches)
 
     def evaluate(m: Any) -> dict[str, float]:
-        nonlocal eval_set
-        if eval_set is None:
-            eval_set = list(iter_eval_batches(valid, cfg.eval_batches))
         device = next(m.parameters()).device
         sampler = torch.Generator(device=device).manual_seed(EVAL_SAMPLING_SEED)
         score.reset()
         loss = tp = fp = fn = tn = 0.0
-        for batch in eval_set:
+        for batch in eval_set():
             b = {k: v.to(device) for k, v in batch.items()}
             out = m(**b, sampler=sampler)
             masked = b["labels"] != -100
