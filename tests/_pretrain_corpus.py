@@ -59,3 +59,13 @@ def write_patterned_corpus(path: Path, n_docs: int = 300, seed: int = 0) -> Path
         lines.append("</doc>")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def make_shards(directory: Path, n_docs: int = 80) -> Path:
+    """Corpus -> tokenizer -> shards (10% held out) in `directory`; returns the shard folder."""
+    from hanformer.data.prepare import PrepareConfig, prepare_data
+
+    text = write_corpus(directory / "wiki.txt", n_docs=n_docs)
+    tok = make_tokenizer(text, directory / "tok")
+    prepare_data([text], tok, directory / "shards", PrepareConfig(progress=False, valid_fraction=0.1))
+    return directory / "shards"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _pretrain_corpus import make_tokenizer, write_corpus, write_patterned_corpus  # noqa: E402
+from _pretrain_corpus import make_shards, make_tokenizer, write_corpus, write_patterned_corpus  # noqa: E402
 from hanformer.cli.main import main  # noqa: E402
 from hanformer.data.prepare import PrepareConfig, prepare_data  # noqa: E402
 from hanformer.errors import InputError  # noqa: E402
@@ -24,11 +24,7 @@ TINY = ["--model", "tiny", "--model-config", "hidden_size=32,num_attention_heads
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
-    d = tmp_path_factory.mktemp("pretrain")
-    text = write_corpus(d / "wiki.txt", n_docs=80)
-    tok = make_tokenizer(text, d / "tok")
-    prepare_data([text], tok, d / "shards", PrepareConfig(progress=False, valid_fraction=0.1))
-    return d / "shards"
+    return make_shards(tmp_path_factory.mktemp("pretrain"))
 
 
 @pytest.mark.slow

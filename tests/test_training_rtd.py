@@ -12,9 +12,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _pretrain_corpus import make_tokenizer, write_corpus  # noqa: E402
+from _pretrain_corpus import make_shards  # noqa: E402
 from hanformer.cli.main import main  # noqa: E402
-from hanformer.data.prepare import PrepareConfig, prepare_data  # noqa: E402
 from hanformer.models.config import BertConfig  # noqa: E402
 from hanformer.models.electra import ElectraForPreTraining  # noqa: E402
 from hanformer.training.progress import read_metrics  # noqa: E402
@@ -99,11 +98,7 @@ def test_save_writes_discriminator_as_bert_and_generator_for_fill_mask(tmp_path)
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
-    d = tmp_path_factory.mktemp("rtd")
-    text = write_corpus(d / "wiki.txt", n_docs=80)
-    tok = make_tokenizer(text, d / "tok")
-    prepare_data([text], tok, d / "shards", PrepareConfig(progress=False, valid_fraction=0.1))
-    return d / "shards"
+    return make_shards(tmp_path_factory.mktemp("rtd"))
 
 
 @pytest.mark.slow
