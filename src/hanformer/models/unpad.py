@@ -102,6 +102,10 @@ class AttentionBuckets:
     slots: list[Tensor]  # per bucket: flat grid positions of its real tokens, in `order` order
     masks: list[Tensor | None]  # per bucket: (rows, 1, 1, width) True = real key; None if no padding
     num_tokens: int
+    # Inference layout: per bucket, the packed token behind every grid position (a padding slot
+    # repeats its row's last token); and each packed token's position in the buckets' grids, end to end.
+    gathers: list[Tensor]
+    scatter: Tensor
 
     @classmethod
     def from_lengths(cls, lengths: Tensor, max_buckets: int = 4) -> AttentionBuckets:
@@ -112,7 +116,8 @@ class AttentionBuckets:
         for n in host:
             starts.append(total)
             total += n
-        orders, counts, shapes, slots, masks = [], [], [], [], []
+        orders, counts, shapes, slots, masks, gathers, grid_positions = [], [], [], [], [], [], []
+        offset = 0
         for group in plan_buckets(host, max_buckets):
             width = host[group[0]]
             lens = torch.tensor([host[r] for r in group], device=device)
@@ -126,10 +131,15 @@ class AttentionBuckets:
             slots.append(slot)
             full = all(host[r] == width for r in group)  # decided on the host: no device sync
             masks.append(None if full else real[:, None, None, :])
-        order = torch.cat(orders) if orders else torch.zeros(0, dtype=torch.long, device=device)
+            gathers.append((first[:, None] + torch.minimum(pos[None, :], lens[:, None] - 1)).reshape(-1))
+            grid_positions.append(offset + slot)
+            offset += len(group) * width
+        empty = torch.zeros(0, dtype=torch.long, device=device)
+        order = torch.cat(orders) if orders else empty
         restore = torch.empty_like(order)
         restore[order] = torch.arange(order.numel(), device=device)
-        return cls(order, restore, counts, shapes, slots, masks, total)
+        scatter = (torch.cat(grid_positions) if grid_positions else empty)[restore]
+        return cls(order, restore, counts, shapes, slots, masks, total, gathers, scatter)
 
 
 def bucketed_attention(qkv: Tensor, buckets: AttentionBuckets, num_heads: int, dropout_p: float = 0.0,
@@ -141,6 +151,8 @@ def bucketed_attention(qkv: Tensor, buckets: AttentionBuckets, num_heads: int, d
     """
     hidden = qkv.shape[1] // 3
     head_dim = hidden // num_heads
+    if dropout_p == 0.0 and not (torch.is_grad_enabled() and qkv.requires_grad):
+        return _bucketed_attention_inference(qkv, buckets, num_heads, scale)
     by_bucket = take_rows(qkv, buckets.order).split(buckets.counts)
     outs = []
     for part, (rows, width), slot, mask in zip(by_bucket, buckets.shapes, buckets.slots, buckets.masks,
@@ -153,3 +165,23 @@ def bucketed_attention(qkv: Tensor, buckets: AttentionBuckets, num_heads: int, d
     if not outs:
         return qkv.new_zeros(0, hidden)
     return take_rows(torch.cat(outs), buckets.restore)
+
+
+def _bucketed_attention_inference(qkv: Tensor, buckets: AttentionBuckets, num_heads: int,
+                                  scale: float | None) -> Tensor:
+    """`bucketed_attention` without gradients, in fewer memory passes: each bucket's grid is
+    gathered straight from the packed tokens, its padding slots repeating a real token of their
+    row (masked out as keys, dropped as queries), so there is no zero-filled grid to scatter into;
+    one gather puts the outputs back in packed order. Training keeps the scatter layout: repeated
+    rows would need a scatter-add in the backward pass, which is slow on CPU."""
+    hidden = qkv.shape[1] // 3
+    head_dim = hidden // num_heads
+    outs = []
+    for gather, (rows, width), mask in zip(buckets.gathers, buckets.shapes, buckets.masks, strict=True):
+        grid = qkv.index_select(0, gather)
+        q, k, v = grid.view(rows, width, 3, num_heads, head_dim).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+        outs.append(out.transpose(1, 2).reshape(rows * width, hidden))
+    if not outs:
+        return qkv.new_zeros(0, hidden)
+    return torch.cat(outs).index_select(0, buckets.scatter)
