@@ -142,12 +142,14 @@ def _check_files(paths: list[str], source: str, key: str, directory: bool = Fals
     return out
 
 
-def _defaults_record(config: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:
-    """`_settings_record` of the config class's defaults ({} if it has required fields)."""
+def _stage_settings(config: Any, drop: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
+    """A Stage's `settings` (the config's record, plus `extra`) and `setting_defaults` (the same
+    record of the config class's defaults; none if the class has required fields)."""
     try:
-        return _settings_record(type(config)(), drop)
+        defaults = _settings_record(type(config)(), drop)
     except TypeError:
-        return {}
+        defaults = {}
+    return {"settings": {**_settings_record(config, drop), **extra}, "setting_defaults": defaults}
 
 
 def _settings_record(config: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -183,8 +185,7 @@ def tokenizer_stage(recipe: Recipe) -> Stage:
         return tokenizer_summary(out, sample, [recipe.report.attention_text] if recipe.report else None)
 
     return Stage(key="tokenizer", title="train the WordPiece vocabulary", run=run,
-                 settings={**_settings_record(config), "stats_sample": [str(p) for p, _ in sample]},
-                 setting_defaults=_defaults_record(config),
+                 **_stage_settings(config, stats_sample=[str(p) for p, _ in sample]),
                  inputs=[*files, *(p for p, _ in sample)], outputs=[""], budget=sec.budget)
 
 
@@ -258,7 +259,7 @@ def data_stage(recipe: Recipe) -> Stage:
         return _plain(summary)
 
     return Stage(key="data", title="split sentences and tokenize the text into shards", run=run,
-                 settings=_settings_record(config), setting_defaults=_defaults_record(config),
+                 **_stage_settings(config),
                  inputs=files + ([tok_dir] if not upstream else []),
                  upstream=upstream, outputs=["shards"], budget=sec.budget)
 
@@ -308,11 +309,11 @@ def pretrain_stage(recipe: Recipe) -> Stage:
             summary["tokens_per_s"] = round(sum(speeds) / len(speeds))
         return {k: v for k, v in summary.items() if k not in ("output_dir", "checkpoint", "final_dir")}
 
-    objective = {"rtd": "replaced-token detection (ELECTRA)", "clm": "next-token prediction (GPT)"}.get(
-        getattr(config, "objective", ""), "masked-LM + next-sentence prediction")
+    objective = {"mlm": "masked-LM (no next-sentence prediction)", "rtd": "replaced-token detection (ELECTRA)",
+                 "clm": "next-token prediction (GPT)"}.get(getattr(config, "objective", ""),
+                                                         "masked-LM + next-sentence prediction")
     return Stage(key="pretrain", title=f"pretrain with {objective}", run=run,
-                 settings=_settings_record(config, ("data", "output_dir")), upstream={"data": "shards"},
-                 setting_defaults=_defaults_record(config, ("data", "output_dir")),
+                 **_stage_settings(config, ("data", "output_dir")), upstream={"data": "shards"},
                  outputs=["final", "final/config.json"], resumable=True, budget=sec.budget)
 
 
@@ -370,8 +371,7 @@ def finetune_stages(recipe: Recipe, name: str, sec: FinetuneSection) -> list[Sta
             key=f"finetune/{name}/{init}",
             title=f"fine-tune on {sec.task} " + ("from the pretrained model" if init == "pretrained"
                                                  else "from scratch (same architecture)"),
-            run=_finetune_run(finetune, config), settings=_settings_record(config, _FINETUNE_PATHS),
-            setting_defaults=_defaults_record(config, _FINETUNE_PATHS),
+            run=_finetune_run(finetune, config), **_stage_settings(config, _FINETUNE_PATHS),
             inputs=inputs, upstream=up, outputs=[str(d.relative_to(out_dir)) for d in best_dirs(out_dir, sec)],
             resumable=True, budget=sec.budget))
     return stages
@@ -436,16 +436,18 @@ def evaluate_stage(recipe: Recipe) -> Stage:
             run_result: dict[str, Any] = {}
             if task.test:
                 scores = []
-                for i, model_dir in enumerate(model_dirs):
-                    suffix = f"-seed{task_seeds(task)[i]}" if len(model_dirs) > 1 else ""
+                for model_dir, seed in zip(model_dirs, task_seeds(task) or [None], strict=True):
+                    suffix = f"-seed{seed}" if seed is not None else ""
                     report = evaluate(model_dir, task.task, task.test, batch_size=sec.batch_size,
                                       max_examples=sec.max_examples, seed=recipe.run.seed,
                                       out=str(ctx.dir / f"{name}-{init}{suffix}.json"), log=ctx.log)
                     scores.append(_plain(report.get("metrics", {})))
-                summary = mean_std(scores)
-                run_result["test"] = {k: v["mean"] for k, v in summary.items()} if len(scores) > 1 else scores[0]
-                if len(scores) > 1:
-                    run_result.update(test_std={k: v["std"] for k, v in summary.items()}, test_runs=scores)
+                if len(scores) == 1:
+                    run_result["test"] = scores[0]
+                else:
+                    summary = mean_std(scores)
+                    run_result.update(test={k: v["mean"] for k, v in summary.items()},
+                                      test_std={k: v["std"] for k, v in summary.items()}, test_runs=scores)
                 # Confusion matrix and examples: the first seed's model.
                 run_result.update(_predictions(predict, model_dirs[0], task, sec, recipe.run.seed, entry))
             entry["runs"][init] = run_result

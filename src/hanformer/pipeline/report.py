@@ -166,11 +166,11 @@ def collect_report_data(recipe: Any, run_dir: Path, stages: list[dict[str, Any]]
             man = _manifest(run_dir / "finetune" / name / init)
             if not man:
                 continue
-            run_dir_init = run_dir / "finetune" / name / init
-            seeds = man.get("summary", {}).get("seeds") or []
-            # Curves of the first seed when the runs were repeated.
-            rows = read_jsonl(run_dir_init / (f"seed-{seeds[0]}" if seeds else "") / "metrics.jsonl")
             summary = man.get("summary", {})
+            seeds = summary.get("seeds") or []
+            # Curves of the first seed when the runs were repeated.
+            rows = read_jsonl(run_dir / "finetune" / name / init / (f"seed-{seeds[0]}" if seeds else "")
+                              / "metrics.jsonl")
             run = {"valid": summary.get("valid", {}), "seconds": man.get("seconds"),
                    "curves": curves_from_metrics(rows),
                    **{k: summary[k] for k in ("valid_std", "seeds", "valid_runs") if k in summary}}
@@ -309,11 +309,11 @@ def _xy(rows: list[dict[str, Any]], key: str | None) -> dict[str, list[Any]]:
     return {"x": [p[0] for p in pts], "y": [p[1] for p in pts]}
 
 
-def _objective_words(rtd: str | None) -> str:
+def _objective_words(rtd: str | None, nsp: str | None) -> str:
     if rtd:
         return ("Replaced-token detection (ELECTRA: a small masked-LM generator fills the masks, the "
                 "encoder learns to spot its replacements; the masked-LM figures are the generator's)")
-    return "Masked-LM and next-sentence prediction"
+    return "Masked-LM and next-sentence prediction" if nsp else "Masked-LM"
 
 
 def _pretrain_section(pre: dict[str, Any]) -> str:
@@ -355,7 +355,7 @@ def _pretrain_section(pre: dict[str, Any]) -> str:
     rows = [[_e(label), _fmt(final[k], k)] for k, label in labels.items()
             if isinstance(final.get(k), (int, float, str)) and not isinstance(final.get(k), bool)]
     out = ["<h2>Pretraining</h2>",
-           f'<p class="lead">{_objective_words(rtd)} on the unlabeled text, '
+           f'<p class="lead">{_objective_words(rtd, nsp)} on the unlabeled text, '
            "read from the trainer's JSON-lines metrics.</p>",
            f'<div class="fig">{plots.line_panels(panels)}</div>']
     if rows:

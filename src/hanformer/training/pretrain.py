@@ -150,12 +150,11 @@ def _build_masked_lm(cfg: PretrainConfig, shards: Any, dist: Any, with_nsp: bool
     c = model.config
     encoder_params = sum(p.numel() for n, p in model.named_parameters()
                          if "embeddings" not in n and not n.startswith(("mlm.", "nsp.")))
-    head_params = c.hidden_size * c.hidden_size + c.hidden_size * c.vocab_size
 
     def flops(batch: dict) -> Any:
         """Useful work only: the encoder on real tokens, attention over real lengths, the
         masked-LM head on masked tokens (forward + backward = 3 x forward = 6 x params)."""
-        return encoder_flops(batch, encoder_params, c) + 6 * head_params * (batch["labels"] != -100).sum()
+        return encoder_flops(batch, encoder_params, c) + masked_lm_head_flops(batch, c)
 
     return ObjectiveParts(model=model, train_batches=train, eval_fn=evaluate, flops_fn=flops)
 
@@ -262,6 +261,11 @@ class MaskedLMScore:
         return {"mlm_accuracy": self.correct / n, "mlm_loss": self.loss / n,
                 "perplexity": math.exp(min(self.loss / n, 50.0)), "unigram_accuracy": self.unigram_correct / n,
                 "unigram_perplexity": math.exp(min(self.unigram_nll / n, 50.0)), "masked_tokens": int(self.n)}
+
+
+def masked_lm_head_flops(batch: dict, c: Any) -> Any:
+    """Training FLOPs of the masked-LM head (transform + vocabulary projection) on the masked tokens."""
+    return 6 * (c.hidden_size * c.hidden_size + c.hidden_size * c.vocab_size) * (batch["labels"] != -100).sum()
 
 
 def encoder_flops(batch: dict, encoder_params: int, c: Any) -> Any:

@@ -19,6 +19,7 @@ from hanformer.training.pretrain import (
     held_out_batches,
     init_unigram_bias,
     masked_batches,
+    masked_lm_head_flops,
     new_bert_config,
 )
 
@@ -34,9 +35,9 @@ def build_rtd(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -> Ob
         raise ConfigError("init_from is not supported with objective 'rtd' (it starts generator and "
                           "discriminator fresh); drop init_from or use objective 'mlm_nsp'")
     config = new_bert_config(cfg, shards)
+    check_seq_len(cfg, config)
     generator_layers = cfg.generator_layers or max(1, config.num_hidden_layers // 4)
     model = ElectraForPreTraining(config, generator_layers=generator_layers, rtd_weight=cfg.rtd_weight)
-    check_seq_len(cfg, config)
     if cfg.unigram_bias_init:
         init_unigram_bias(model.generator.mlm, shards)
     train, valid = masked_batches(cfg, shards, dist)
@@ -55,8 +56,7 @@ def build_rtd(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -> Ob
             score.add(out.generator_logits, b["labels"][masked])
             guess = out.rtd_logits > 0
             truth = out.replaced
-            loss += float(torch.nn.functional.binary_cross_entropy_with_logits(
-                out.rtd_logits.float(), truth.float(), reduction="sum"))
+            loss += float(out.rtd_loss) * truth.numel()  # the batch's mean over its real tokens
             tp += float((guess & truth).sum())
             fp += float((guess & ~truth).sum())
             fn += float((~guess & truth).sum())
@@ -71,7 +71,6 @@ def build_rtd(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -> Ob
     params = {n: p.numel() for n, p in model.named_parameters() if "embeddings" not in n}
     discriminator = sum(v for n, v in params.items() if n.startswith("bert."))
     generator = sum(v for n, v in params.items() if n.startswith("generator.bert."))
-    mlm_head = c.hidden_size * c.hidden_size + c.hidden_size * c.vocab_size
     rtd_head = c.hidden_size * c.hidden_size + c.hidden_size
     generator_config = model.generator.config
 
@@ -80,6 +79,6 @@ def build_rtd(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -> Ob
         masked tokens, the detection head on the real tokens (forward + backward)."""
         real = batch["attention_mask"].sum()
         return (encoder_flops(batch, discriminator, c) + encoder_flops(batch, generator, generator_config)
-                + 6 * mlm_head * (batch["labels"] != -100).sum() + 6 * rtd_head * real)
+                + masked_lm_head_flops(batch, c) + 6 * rtd_head * real)
 
     return ObjectiveParts(model=model, train_batches=train, eval_fn=evaluate, flops_fn=flops)
