@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from pathlib import Path
 
 import pytest
 import torch
@@ -196,6 +197,16 @@ def test_trained_ids_are_canonical():
 
     shuffled = {"##a": 0, "ab": 1, "[CLS]": 2, "b": 3, "a": 4, "##bc": 5, "[UNK]": 6, "##b": 7}
     assert list(_canonical_ids(shuffled, ["[UNK]", "[CLS]"])) == ["[UNK]", "[CLS]", "a", "b", "##a", "##b", "ab", "##bc"]
+
+
+def test_training_twice_gives_the_same_vocabulary():
+    # 5,000 real reviews: enough merges of equal count that the engine alone breaks ties
+    # differently from run to run (it numbers ##c symbols in hash-map order).
+    sample = Path(__file__).resolve().parents[1] / "data" / "nsmc-sample" / "pretrain.txt"
+    config = TokenizerConfig(vocab_size=3000, limit_alphabet=1000, max_lines=10_000)
+    vocabularies = [train_tokenizer([sample], config, progress=False).get_vocab() for _ in range(3)]
+    assert vocabularies[0] == vocabularies[1] == vocabularies[2]
+    assert len(vocabularies[0]) == 3000
 
 
 def test_max_input_chars_per_word(tmp_path):

@@ -4,12 +4,19 @@ The counting and merging run in the `tokenizers` engine (Rust, all cores); Pytho
 the files (through `hanformer.data.readers`, so errors name file and line) and, with
 `morpheme_split`, pre-splits Korean words with Kiwi so the vocabulary is learned on exactly the
 pieces encoding will produce.
+
+Training is deterministic: the same text and settings give the same vocabulary, run after run.
+The engine alone does not: it numbers `##c` symbols in hash-map order as it meets them, and those
+numbers break ties between merges of equal count, and its `limit_alphabet` cut breaks ties between
+equally frequent characters arbitrarily. So a first, cheap pass counts the characters here, the
+alphabet is chosen with a fixed tie-break, and every `##c` is numbered before the engine starts.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+from collections import Counter
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -44,22 +51,27 @@ def train_tokenizer(
     backend = tokenizers.Tokenizer(build_wordpiece({UNK: 0}, UNK, config.max_input_chars_per_word))
     backend.normalizer = build_normalizer(config)
     backend.pre_tokenizer = build_pre_tokenizer()
+
+    def read_lines(counter: dict[str, int], desc: str) -> Iterator[str]:
+        lines: Iterator[str] = iter_text_lines(paths, config.input_format, config.text_fields)
+        if config.max_lines is not None:
+            lines = itertools.islice(lines, config.max_lines)
+        return _counted(lines, counter, total_bytes, progress, desc)
+
+    alphabet = _choose_alphabet(read_lines({"lines": 0, "bytes": 0}, "counting characters"),
+                                backend.normalizer, config)
     trainer = trainers.WordPieceTrainer(
         vocab_size=config.vocab_size,
         min_frequency=config.min_frequency,
-        special_tokens=config.special_tokens,
-        limit_alphabet=config.limit_alphabet,
-        initial_alphabet=sorted({c for c in map(backend.normalizer.normalize_str, config.base_characters)
-                                 if len(c) == 1}),
+        special_tokens=config.special_tokens + _numbered_continuations(alphabet, config),
+        limit_alphabet=len(alphabet),
+        initial_alphabet=alphabet,  # exactly these: the engine's own cut is not deterministic
         continuing_subword_prefix=CONTINUATION_PREFIX,
         # The engine's own bars cover counting and merging; ours covers reading.
         show_progress=progress and sys.stderr.isatty(),
     )
     counter = {"lines": 0, "bytes": 0}
-    lines: Iterator[str] = iter_text_lines(paths, config.input_format, config.text_fields)
-    if config.max_lines is not None:
-        lines = itertools.islice(lines, config.max_lines)
-    texts: Iterator[str] = _counted(lines, counter, total_bytes, progress)
+    texts: Iterator[str] = read_lines(counter, "reading text")
     if config.morpheme_split:
         splitter = KiwiMorphemeSplitter()
         normalizer = backend.normalizer
@@ -87,6 +99,31 @@ def train_tokenizer(
     if out_dir is not None:
         tokenizer.save_pretrained(Path(out_dir))
     return tokenizer
+
+
+def _choose_alphabet(lines: Iterable[str], normalizer: tokenizers.normalizers.Normalizer,
+                     config: TokenizerConfig) -> list[str]:
+    """The base characters: the configured base alphabet, then the most frequent characters of the
+    normalized text up to `limit_alphabet`, ties broken by code point (as the engine would choose,
+    minus its arbitrary tie-break)."""
+    counts: Counter[str] = Counter()
+    for line in lines:
+        counts.update(normalizer.normalize_str(line))
+    base = sorted({c for c in map(normalizer.normalize_str, config.base_characters) if len(c) == 1})
+    rest = sorted((c for c in counts if c not in base and not c.isspace()), key=lambda c: (-counts[c], c))
+    return sorted((base + rest)[:config.limit_alphabet])
+
+
+def _numbered_continuations(alphabet: list[str], config: TokenizerConfig) -> list[str]:
+    """`##c` symbols to hand the engine up front, so it numbers them in this fixed order instead of
+    in hash-map order (`complete_alphabet` wants all of them in the vocabulary anyway). At most half
+    of the room left after the alphabet, as `_complete_alphabet` allows; without
+    `complete_alphabet` none, and ties may then be broken differently from run to run."""
+    if not config.complete_alphabet:
+        return []
+    specials = set(config.special_tokens)
+    room = (config.vocab_size - len(config.special_tokens) - len(alphabet)) // 2
+    return [f"{CONTINUATION_PREFIX}{c}" for c in alphabet if c not in specials][:max(0, room)]
 
 
 def _complete_alphabet(vocab: dict[str, int], config: TokenizerConfig) -> dict[str, int]:
@@ -123,10 +160,11 @@ def _canonical_ids(vocab: dict[str, int], specials: list[str]) -> dict[str, int]
     return {t: i for i, t in enumerate([*specials, *rest])}
 
 
-def _counted(lines: Iterable[str], counter: dict[str, int], total_bytes: int, progress: bool) -> Iterator[str]:
+def _counted(lines: Iterable[str], counter: dict[str, int], total_bytes: int, progress: bool,
+             desc: str) -> Iterator[str]:
     from tqdm.auto import tqdm
 
-    with tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc="reading text",
+    with tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
               disable=not progress, mininterval=0.5) as bar:
         pending = 0
         for line in lines:
