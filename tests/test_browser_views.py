@@ -82,7 +82,7 @@ def classifier_dir(tmp_path_factory, tokenizer):
                            layers=3, heads=4)
 
 
-def test_page_predicts_and_draws_the_attention(page, classifier_dir, artifacts_dir):
+def test_page_predicts_and_draws_the_attention(page, classifier_dir, tokenizer, artifacts_dir):
     with live_server(create_app(classifier_dir)) as url:
         page.goto(url + "/")
         page.wait_for_selector("#submit:not([disabled])")
@@ -95,7 +95,7 @@ def test_page_predicts_and_draws_the_attention(page, classifier_dir, artifacts_d
         assert label in LABELS
         assert page.locator("#prediction .bar-row").count() == 2
         tokens = page.locator("#attention .hfa-from .hfa-token text").all_text_contents()
-        assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]" and "영화" in tokens
+        assert tokens == ["[CLS]", *tokenizer.tokenize("이 영화 정말 재미있어요!"), "[SEP]"]
         lines = int(page.get_attribute("#attention canvas.hfa-lines", "data-lines"))
         assert lines > 0
         assert len(page.get_attribute("#attention canvas.hfa-lines", "data-colours").split()) == 4  # all heads

@@ -86,10 +86,10 @@ def test_attention_matches_the_model(server, classifier_dir, tokenizer):
     from hanformer.visualization.attention import attention_data
 
     url, _ = server
-    r = post(url, "/api/attention", {"text": "나는 오늘 학교에 갔다.", "pair": "The cat sat."})
+    r = post(url, "/api/attention", {"text": "나는 오늘 학교에 갔다.", "pair": "The cat."})
     assert r.status_code == 200, r.text
     data = r.json()
-    expected = attention_data(load_model(classifier_dir), tokenizer, "나는 오늘 학교에 갔다.", "The cat sat.")
+    expected = attention_data(load_model(classifier_dir), tokenizer, "나는 오늘 학교에 갔다.", "The cat.")
     assert data["tokens"] == expected.tokens and data["type_ids"] == expected.type_ids
     att = torch.tensor(data["attentions"])
     assert att.shape == (2, 4, len(expected.tokens), len(expected.tokens))
