@@ -17,10 +17,10 @@ from __future__ import annotations
 import itertools
 import os
 import string
-import unicodedata
-from collections import Counter
 import sys
 import time
+import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
