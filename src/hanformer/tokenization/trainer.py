@@ -65,7 +65,7 @@ def train_tokenizer(
     trainer = trainers.WordPieceTrainer(
         vocab_size=config.vocab_size,
         min_frequency=config.min_frequency,
-        special_tokens=config.special_tokens + _numbered_continuations(continuations, alphabet, config),
+        special_tokens=config.special_tokens + continuations,
         limit_alphabet=len(alphabet),
         initial_alphabet=alphabet,  # exactly these: the engine's own cut is not deterministic
         continuing_subword_prefix=CONTINUATION_PREFIX,
@@ -105,13 +105,16 @@ def train_tokenizer(
 
 def _choose_alphabet(lines: Iterable[str], normalizer: tokenizers.normalizers.Normalizer,
                      config: TokenizerConfig) -> tuple[list[str], list[str]]:
-    """The base characters, and the `##c` symbols to number up front.
+    """The base characters, and the `##c` symbols to hand the engine up front so that it numbers
+    them in this fixed order instead of in hash-map order.
 
     The alphabet: the configured base characters, then the most frequent characters of the
     normalized text up to `limit_alphabet`, ties broken by code point (the engine's choice, minus
-    its arbitrary tie-break). The `##c` symbols: every alphabet character seen inside a word (the
-    engine makes `##c` for those, in hash-map order), most frequent first; punctuation and
-    ideographs are words of their own and never need one."""
+    its arbitrary tie-break). The `##c` symbols: every alphabet character seen inside a
+    whitespace-separated word, most frequent first, punctuation excepted (the pre-tokenizer makes
+    it a word of its own; ideographs the normalizer already spaced out). At most half of the room
+    the alphabet leaves, as `_complete_alphabet` allows; beyond that, on tiny vocabularies, ties
+    may still be broken differently from run to run."""
     counts: Counter[str] = Counter()
     initial: Counter[str] = Counter()
     for line in lines:
@@ -121,25 +124,15 @@ def _choose_alphabet(lines: Iterable[str], normalizer: tokenizers.normalizers.No
     base = sorted({c for c in map(normalizer.normalize_str, config.base_characters) if len(c) == 1})
     rest = sorted((c for c in counts if c not in base and not c.isspace()), key=lambda c: (-counts[c], c))
     alphabet = sorted((base + rest)[:config.limit_alphabet])
-    inside = {c: counts[c] - initial[c] for c in alphabet if counts[c] > initial[c] and not _own_word(c, config)}
-    return alphabet, [f"{CONTINUATION_PREFIX}{c}" for c in sorted(inside, key=lambda c: (-inside[c], c))]
-
-
-def _own_word(char: str, config: TokenizerConfig) -> bool:
-    """True for characters the pre-tokenizer always splits off as a word of their own."""
-    code = ord(char)
-    return (unicodedata.category(char).startswith("P") or (code < 128 and char in string.punctuation)
-            or (config.handle_chinese_chars and (0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF
-                                                 or 0xF900 <= code <= 0xFAFF or 0x20000 <= code <= 0x2FA1F)))
-
-
-def _numbered_continuations(continuations: list[str], alphabet: list[str], config: TokenizerConfig) -> list[str]:
-    """The `##c` symbols handed to the engine up front, so it numbers them in this fixed order
-    instead of in hash-map order. At most half of the room the alphabet leaves, as
-    `_complete_alphabet` allows (beyond that, on tiny vocabularies, ties may be broken differently
-    from run to run)."""
+    inside = {c: counts[c] - initial[c] for c in alphabet if counts[c] > initial[c] and not _is_punctuation(c)}
     room = (config.vocab_size - len(config.special_tokens) - len(alphabet)) // 2
-    return continuations[:max(0, room)]
+    continuations = sorted(inside, key=lambda c: (-inside[c], c))[:max(0, room)]
+    return alphabet, [f"{CONTINUATION_PREFIX}{c}" for c in continuations]
+
+
+def _is_punctuation(char: str) -> bool:
+    """Punctuation as BERT's pre-tokenizer sees it: Unicode P* plus every ASCII symbol."""
+    return unicodedata.category(char).startswith("P") or (ord(char) < 128 and char in string.punctuation)
 
 
 def _complete_alphabet(vocab: dict[str, int], config: TokenizerConfig) -> dict[str, int]:
