@@ -34,6 +34,22 @@ def test_accuracy_and_macro_f1_known_values():
     assert macro_f1(gold, pred) == pytest.approx((0.5 + 0.8 + 0.0) / 3)
 
 
+def test_majority_class_baseline_known_values():
+    from hanformer.tasks.registry import get_task, majority_scores, most_frequent_label
+
+    nli = get_task("klue-nli")
+    label = most_frequent_label(["neutral", "contradiction", "neutral", "entailment"])
+    assert label == "neutral"
+    assert most_frequent_label(["b", "a", "b", "a"]) == "a"  # a tie goes to the first in sorted order
+    assert most_frequent_label([]) is None
+    gold = ["neutral", "entailment", "entailment", "contradiction"]
+    floor = majority_scores(nli, label, gold, labels=nli.labels)
+    # always "neutral": 1 of 4 right; F1 neutral 2*1/(1+4) = 0.4, the other two classes 0
+    assert floor == {"label": "neutral", "accuracy": pytest.approx(0.25), "macro_f1": pytest.approx(0.4 / 3)}
+    assert majority_scores(get_task("korsts"), "3.0", [1.0, 2.0]) is None  # a constant has no correlation
+    assert majority_scores(nli, None, gold) is None
+
+
 def test_correlations_known_values():
     assert pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
     assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)

@@ -51,6 +51,10 @@ def test_tiny_recipe_runs_every_stage_then_skips(tmp_path, monkeypatch, capsys):
         assert run["examples"] and {"text", "gold", "prediction", "correct"} <= set(run["examples"][0])
     comp = metrics["comparison"]["nsmc"]
     assert comp["metric"] == "accuracy" and comp["gain"] == pytest.approx(comp["pretrained"] - comp["scratch"])
+    # the floor on the same held-out reviews: always one class, named as the report names labels
+    assert comp["majority_label"] in ("negative", "positive") and 0.3 < comp["majority"] < 0.7
+    valid_floor = nsmc["runs"]["scratch"]["valid_majority"]
+    assert valid_floor["label"] in ("negative", "positive") and 0.3 < valid_floor["accuracy"] < 0.7
 
     att = metrics["attention"]
     assert att["tokens"][0] == "[CLS]" and att["tokens"][-1] == "[SEP]"
@@ -62,6 +66,8 @@ def test_tiny_recipe_runs_every_stage_then_skips(tmp_path, monkeypatch, capsys):
     assert html.count("<svg") >= 4
     assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', html)  # self-contained: nothing to fetch
     assert "pretrained" in html and "scratch" in html and "Confusion matrix" in html
+    assert f"always answering the most frequent class ({comp['majority_label']})" in html
+    assert "Always answering the most frequent training class" in html
 
     # Second run: everything is cached.
     capsys.readouterr()

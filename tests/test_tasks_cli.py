@@ -83,13 +83,22 @@ def test_classification_finetune_evaluate_predict_with_seeds(tiny_model, nsmc_fi
         assert metrics["accuracy"] >= 0.9  # the two classes differ by one word: trivially learnable
     seeds = json.loads((out / "seeds.json").read_text())
     assert set(seeds["summary"]) == {"accuracy", "macro_f1"}
+    # The floor: always answering the most frequent training label, on the same validation carve.
+    floor = seeds["majority_baseline"]
+    assert floor["label"] in ("0", "1") and 0.3 < floor["accuracy"] <= 0.7
+    assert f"always answering the most frequent training label '{floor['label']}'" in captured.err
+    assert json.loads((out / "seed-1" / "best" / "task.json").read_text())["majority_label"] == floor["label"]
 
     rc = main(["evaluate", "--model", str(out), "--data", str(test), "--seeds", "1,2", "--threads", "1"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     summary = json.loads(captured.out)
     assert summary["accuracy"]["n"] == 2 and summary["accuracy"]["mean"] >= 0.9
-    assert json.loads((out / "eval.json").read_text())["seeds"] == [1, 2]
+    report = json.loads((out / "eval.json").read_text())
+    assert report["seeds"] == [1, 2]
+    # 5 positive and 5 negative reviews: one class right half the time, F1 2*5/(5+10) for it, 0 for the other
+    assert report["majority_baseline"] == {"label": floor["label"], "accuracy": 0.5,
+                                           "macro_f1": pytest.approx((10 / 15) / 2)}
 
     inputs = _write(tmp_path / "in.txt", "정말 좋아요\n\n너무 싫어요\n")
     rc = main(["predict", "--model", str(out / "seed-1"), "--input", str(inputs),

@@ -405,6 +405,8 @@ def _finetune_run(finetune: Callable[..., Any], config: Any) -> Callable[[StageC
         out = {"valid": valid, **{k: v for k, v in summary.items() if isinstance(v, (int, float))}}
         if per_seed:
             out.update(valid_std=spread, seeds=list(getattr(config, "seeds", [])), valid_runs=per_seed)
+        if result.majority_baseline:
+            out["valid_majority"] = _named_majority(config.task, result.majority_baseline)
         return out
     return run
 
@@ -442,6 +444,8 @@ def evaluate_stage(recipe: Recipe) -> Stage:
                                       max_examples=sec.max_examples, seed=recipe.run.seed,
                                       out=str(ctx.dir / f"{name}-{init}{suffix}.json"), log=ctx.log)
                     scores.append(_plain(report.get("metrics", {})))
+                    if report.get("majority_baseline"):
+                        run_result["test_majority"] = _named_majority(task.task, report["majority_baseline"])
                 if len(scores) == 1:
                     run_result["test"] = scores[0]
                 else:
@@ -476,7 +480,6 @@ def _predictions(predict: Callable[..., Any], model_dir: Path, task: FinetuneSec
     inputs = [e.text if e.text_pair is None else (e.text, e.text_pair) for e in examples]
     preds = predict(model_dir, inputs, batch_size=batch_size)
     labels = list(spec.labels or sorted({str(e.label) for e in examples}))
-    display = _label_names(spec.name, labels)
     index = {label: i for i, label in enumerate(labels)}
     matrix = [[0] * len(labels) for _ in labels]
     rows = []
@@ -485,22 +488,29 @@ def _predictions(predict: Callable[..., Any], model_dir: Path, task: FinetuneSec
         gold = str(ex.label)
         if gold in index and label in index:
             matrix[index[gold]][index[label]] += 1
-        rows.append({"text": ex.text, "text_pair": ex.text_pair, "gold": display.get(gold, gold),
-                     "prediction": display.get(label, label), "probability": prob, "correct": gold == label})
+        rows.append({"text": ex.text, "text_pair": ex.text_pair, "gold": _label_name(spec.name, gold),
+                     "prediction": _label_name(spec.name, label), "probability": prob, "correct": gold == label})
     # Half mistakes (the most confident ones: the instructive kind), half right answers.
     wrong = sorted((r for r in rows if not r["correct"]), key=lambda r: -(r["probability"] or 0))
     right = [r for r in rows if r["correct"]]
     n_wrong = min(len(wrong), max(n_examples // 2, n_examples - len(right)))
     shown = wrong[:n_wrong] + right[:n_examples - n_wrong]
-    entry["labels"] = [display.get(label, label) for label in labels]
+    entry["labels"] = [_label_name(spec.name, label) for label in labels]
     entry["n"] = len(examples)
     return {"confusion": matrix, "examples": shown}
 
 
-def _label_names(task: str, labels: list[str]) -> dict[str, str]:
-    if task in ("nsmc", "sst2") and labels == ["0", "1"]:
-        return {"0": "negative", "1": "positive"}
-    return {}
+def _label_name(task: str, label: str) -> str:
+    """How the report names a label (the sentiment tasks store 0/1)."""
+    return {"0": "negative", "1": "positive"}.get(label, label) if task in ("nsmc", "sst2") else label
+
+
+def _named_majority(task: str, floor: dict[str, Any] | None) -> dict[str, Any]:
+    """A majority-class baseline with its label named as the report names it."""
+    floor = _plain(floor)
+    if "label" in floor:
+        floor["label"] = _label_name(task, str(floor["label"]))
+    return floor
 
 
 # ----------------------------------------------------------------------------- report

@@ -173,7 +173,7 @@ def collect_report_data(recipe: Any, run_dir: Path, stages: list[dict[str, Any]]
                               / "metrics.jsonl")
             run = {"valid": summary.get("valid", {}), "seconds": man.get("seconds"),
                    "curves": curves_from_metrics(rows),
-                   **{k: summary[k] for k in ("valid_std", "seeds", "valid_runs") if k in summary}}
+                   **{k: summary[k] for k in ("valid_std", "seeds", "valid_runs", "valid_majority") if k in summary}}
             run.update(results.get(name, {}).get("runs", {}).get(init, {}))
             entry["runs"][init] = run
         if entry["runs"]:
@@ -209,6 +209,9 @@ def _comparison(tasks: dict[str, Any]) -> dict[str, Any]:
             std = (run.get(f"{part}_std") or {}).get(metric)
             if std is not None:
                 row[f"{init}_std"], row["seeds"] = std, len(run.get("seeds") or [])
+            floor = run.get(f"{part}_majority") or {}
+            if isinstance(floor.get(metric), (int, float)):
+                row["majority"], row["majority_label"] = floor[metric], floor.get("label")
         if isinstance(row.get("pretrained"), (int, float)) and isinstance(row.get("scratch"), (int, float)):
             row["gain"] = row["pretrained"] - row["scratch"]
         out[name] = row
@@ -410,6 +413,7 @@ def _task_section(name: str, entry: dict[str, Any], comparison: dict[str, Any]) 
         svg = plots.bar_comparison(comp["metric"], bars, _is_fraction(comp["metric"], *bars.values()))  # type: ignore[index]
         table = f'<div class="row"><div>{table}</div><div class="fig">{svg}</div></div>'
     out.append(table)
+    out.append(_majority_note(next(iter(runs.values()))))
 
     # Curves: training loss and the validation metric, both initialisations on one axis.
     loss_series, eval_series = [], []
@@ -455,6 +459,21 @@ def _task_section(name: str, entry: dict[str, Any], comparison: dict[str, Any]) 
     return "\n".join(out)
 
 
+def _majority_note(run: dict[str, Any]) -> str:
+    """The floor under a classifier's scores: what always answering one class gets."""
+    parts, label = [], None
+    for part, name in (("test", "held-out"), ("valid", "validation")):
+        floor = run.get(f"{part}_majority") or {}
+        scores = [f"{_e(k)} {_fmt(v, k)}" for k, v in floor.items() if k != "label" and isinstance(v, (int, float))]
+        if scores:
+            parts.append(f"{name}: {', '.join(scores)}")
+            label = floor.get("label")
+    if not parts:
+        return ""
+    return (f'<p class="note">Always answering the most frequent training class ({_e(label)}) scores '
+            f'{"; ".join(parts)}: the floor a model has to clear.</p>')
+
+
 def _headline(data: dict[str, Any]) -> str:
     cards = []
     for name, comp in data.get("comparison", {}).items():
@@ -468,6 +487,9 @@ def _headline(data: dict[str, Any]) -> str:
             seeds = f" · mean of {comp['seeds']} seeds" if comp.get("seeds") else ""
             sub = (f'<div class="s">from scratch {_fmt_spread(scr, comp.get("scratch_std"), m)} · '
                    f'<span class="{cls}">{g} from pretraining</span>{seeds}</div>')
+        if comp.get("majority") is not None:
+            sub += (f'<div class="s">always answering the most frequent class '
+                    f'({_e(comp.get("majority_label"))}): {_fmt(comp["majority"], m)}</div>')
         cards.append(f'<div class="card"><div class="k">{_e(name)} · {_e(m)} ({_e(comp["on"])})</div>'
                      f'<div class="v pre">{_fmt_spread(pre, comp.get("pretrained_std"), m)}</div>{sub}</div>')
     tok = data.get("tokenizer") or {}

@@ -27,7 +27,7 @@ from hanformer.tasks.model_io import (
     read_model_config,
     read_task_file,
 )
-from hanformer.tasks.registry import TaskSpec, get_task
+from hanformer.tasks.registry import TaskSpec, get_task, majority_scores
 from hanformer.utils.config import setting
 from hanformer.utils.files import atomic_write_json
 
@@ -108,7 +108,7 @@ def evaluate(config: EvaluateConfig | str | Path, task: str | None = None, data:
     config.validate()
     import torch
 
-    from hanformer.tasks.inference import score_examples
+    from hanformer.tasks.inference import gold_of, score_examples
 
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -123,12 +123,20 @@ def evaluate(config: EvaluateConfig | str | Path, task: str | None = None, data:
         metrics = score_examples(task, model, encoder, examples, settings, labels, config.batch_size)
         log(f"{d}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         runs.append({"model": str(d), "task": task.name, "examples": len(examples), "metrics": metrics})
+    # Every seed was fine-tuned on the same data, so they share one most frequent label.
+    floor = majority_scores(task, (read_task_file(dirs[0]) or {}).get("majority_label"),
+                            gold_of(task, examples), labels=labels)
+    if floor:
+        log(f"always answering the most frequent training label {floor['label']!r}: "
+            + ", ".join(f"{k} {v:.4f}" for k, v in floor.items() if k != "label"))
     report: dict[str, Any] = {"data": str(config.data), "skipped_rows": skipped, **runs[0]}
     if config.seeds:
         summary = mean_std([r["metrics"] for r in runs])
         report = {"data": str(config.data), "skipped_rows": skipped, "seeds": config.seeds,
                   "summary": summary, "runs": runs}
         log(f"over seeds {','.join(map(str, config.seeds))}: {format_mean_std(summary)}")
+    if floor:
+        report["majority_baseline"] = floor
     out = Path(config.out) if config.out else (Path(config.model) if config.seeds else dirs[0]) / "eval.json"
     atomic_write_json(out, report)
     log(f"metrics written to {out}")

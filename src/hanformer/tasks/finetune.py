@@ -27,7 +27,13 @@ from hanformer.tasks.model_io import (
     read_model_config,
     save_task_model,
 )
-from hanformer.tasks.registry import Columns, TaskSpec, get_task
+from hanformer.tasks.registry import (
+    Columns,
+    TaskSpec,
+    get_task,
+    majority_scores,
+    most_frequent_label,
+)
 from hanformer.tasks.split import carve_validation
 from hanformer.training.config import TrainerConfig
 from hanformer.utils.config import setting
@@ -132,6 +138,8 @@ class FinetuneResult:
     stopped: str
     runs: list[FinetuneResult] = dataclasses.field(default_factory=list)  # per seed, with --seeds
     summary: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)  # mean/std per metric
+    # classification: the validation metrics of always answering the most frequent training label
+    majority_baseline: dict[str, Any] | None = None
 
 
 def read_examples(task: TaskSpec, path: str, data: DataConfig, labels: Sequence[str] | None = None,
@@ -237,6 +245,11 @@ def finetune(config: FinetuneConfig, resume: str | Path | bool | None = None, lo
             log(f"validation: dropped {len(unseen)} examples whose label is not among the training labels "
                 f"(first: {unseen[0].source} label {unseen[0].label!r})")
             valid = [e for e in valid if str(e.label) in labels]
+    majority = most_frequent_label([e.label for e in train]) if task.kind == "classification" else None
+    floor = majority_scores(task, majority, [e.label for e in valid], labels=labels)
+    if floor:
+        log(f"validation: always answering the most frequent training label {majority!r} scores "
+            + ", ".join(f"{k} {v:.4f}" for k, v in floor.items() if k != "label"))
 
     tokenizer = task_tokenizer(task, Tokenizer.from_pretrained(config.model), config.morpheme_split, log)
     encoder = PieceEncoder(tokenizer)
@@ -264,7 +277,8 @@ def finetune(config: FinetuneConfig, resume: str | Path | bool | None = None, lo
 
     def export_fn(m: torch.nn.Module, directory: Path) -> None:
         save_task_model(m, tokenizer, directory, task, settings,
-                        {"labels": labels, "base_model": str(config.model), "from_scratch": config.from_scratch})
+                        {"labels": labels, "base_model": str(config.model), "from_scratch": config.from_scratch,
+                         **({"majority_label": majority} if majority is not None else {})})
 
     trainer = Trainer(model, tc, loader, eval_fn, export_fn=export_fn, dist_info=dist)
     result = trainer.train(resume=config.resume)
@@ -275,11 +289,12 @@ def finetune(config: FinetuneConfig, resume: str | Path | bool | None = None, lo
     summary = {"task": task.name, "model": str(config.model), "from_scratch": config.from_scratch,
                "train_examples": len(train), "valid_examples": len(valid), "skipped_rows": skipped,
                "steps": result.step, "stopped": result.stopped, "best_model": str(model_dir),
-               "metrics": metrics}
+               "metrics": metrics, **({"majority_baseline": floor} if floor else {})}
     atomic_write_json(out / "finetune.json", summary)
     log(f"{task.name}: best {task.main_metric} {metrics.get(task.main_metric, float('nan')):.4f} "
         f"({model_dir}); skipped {skipped} malformed rows")
-    return FinetuneResult(out, model_dir, metrics, len(train), len(valid), skipped, result.step, result.stopped)
+    return FinetuneResult(out, model_dir, metrics, len(train), len(valid), skipped, result.step, result.stopped,
+                          majority_baseline=floor)
 
 
 def _read_metrics(model_dir: Path) -> dict[str, float]:
@@ -312,8 +327,10 @@ def _finetune_seeds(config: FinetuneConfig, log: Log) -> FinetuneResult:
         log(f"--- seed {seed} -> {sub.out}")
         runs.append(finetune(sub, log=log))
     summary = mean_std([r.best_metrics for r in runs])
+    floor = runs[0].majority_baseline  # the same data for every seed
     atomic_write_json(Path(config.out) / "seeds.json",
-                      {"seeds": config.seeds, "summary": summary, "runs": [r.best_metrics for r in runs]})
+                      {"seeds": config.seeds, "summary": summary, "runs": [r.best_metrics for r in runs],
+                       **({"majority_baseline": floor} if floor else {})})
     log(f"{config.task} over seeds {','.join(map(str, config.seeds))}: {format_mean_std(summary)}")
     first = runs[0]
     return dataclasses.replace(first, output_dir=Path(config.out), runs=runs, summary=summary,

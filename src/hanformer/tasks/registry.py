@@ -9,6 +9,7 @@ user names, and learn their label set from the training file.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,3 +164,19 @@ def compute_metrics(task: TaskSpec, gold: Sequence[Any], pred: Sequence[Any], *,
     ids = [str(i) for i in range(len(gold))]
     scores = qa_scores(dict(zip(ids, pred, strict=False)), dict(zip(ids, gold, strict=False)), style=task.qa_style)
     return {"exact_match": scores["exact_match"], "f1": scores["f1"]}
+
+
+def majority_scores(task: TaskSpec, label: str | None, gold: Sequence[Any], *,
+                    labels: Sequence[str] | None = None) -> dict[str, Any] | None:
+    """The task's metrics for always answering `label` (the most frequent training label): the
+    floor a classifier has to clear before its score says it learned anything. None for tasks
+    other than classification, whose constant answers score zero by construction."""
+    if task.kind != "classification" or label is None or not gold:
+        return None
+    return {"label": label, **compute_metrics(task, gold, [label] * len(gold), labels=labels)}
+
+
+def most_frequent_label(train_labels: Sequence[Any]) -> str | None:
+    """The most frequent label (ties: the first in sorted order, so the choice is repeatable)."""
+    counts = Counter(str(x) for x in train_labels)
+    return min(counts, key=lambda k: (-counts[k], k)) if counts else None
