@@ -245,8 +245,10 @@ def finetune(config: FinetuneConfig, resume: str | Path | bool | None = None, lo
             log(f"validation: dropped {len(unseen)} examples whose label is not among the training labels "
                 f"(first: {unseen[0].source} label {unseen[0].label!r})")
             valid = [e for e in valid if str(e.label) in labels]
-    majority = most_frequent_label([e.label for e in train]) if task.kind == "classification" else None
-    floor = majority_scores(task, majority, [e.label for e in valid], labels=labels)
+    majority, floor = None, None
+    if task.kind == "classification":
+        majority = most_frequent_label([e.label for e in train])
+        floor = majority_scores(task, majority, [e.label for e in valid], labels=labels)
     if floor:
         log(f"validation: always answering the most frequent training label {majority!r} scores "
             + ", ".join(f"{k} {v:.4f}" for k, v in floor.items() if k != "label"))
