@@ -27,7 +27,7 @@ from hanformer.tasks.model_io import (
     read_model_config,
     read_task_file,
 )
-from hanformer.tasks.registry import TaskSpec, get_task, majority_scores
+from hanformer.tasks.registry import TaskSpec, describe_majority, get_task, majority_scores
 from hanformer.utils.config import setting
 from hanformer.utils.files import atomic_write_json
 
@@ -127,8 +127,7 @@ def evaluate(config: EvaluateConfig | str | Path, task: str | None = None, data:
     floor = majority_scores(task, (read_task_file(dirs[0]) or {}).get("majority_label"),
                             gold_of(task, examples), labels=labels)
     if floor:
-        log(f"always answering the most frequent training label {floor['label']!r}: "
-            + ", ".join(f"{k} {v:.4f}" for k, v in floor.items() if k != "label"))
+        log(describe_majority(floor))
     report: dict[str, Any] = {"data": str(config.data), "skipped_rows": skipped, **runs[0]}
     if config.seeds:
         summary = mean_std([r["metrics"] for r in runs])

@@ -30,6 +30,7 @@ from hanformer.tasks.model_io import (
 from hanformer.tasks.registry import (
     Columns,
     TaskSpec,
+    describe_majority,
     get_task,
     majority_scores,
     most_frequent_label,
@@ -250,8 +251,7 @@ def finetune(config: FinetuneConfig, resume: str | Path | bool | None = None, lo
         majority = most_frequent_label([e.label for e in train])
         floor = majority_scores(task, majority, [e.label for e in valid], labels=labels)
     if floor:
-        log(f"validation: always answering the most frequent training label {majority!r} scores "
-            + ", ".join(f"{k} {v:.4f}" for k, v in floor.items() if k != "label"))
+        log(f"validation: {describe_majority(floor)}")
 
     tokenizer = task_tokenizer(task, Tokenizer.from_pretrained(config.model), config.morpheme_split, log)
     encoder = PieceEncoder(tokenizer)

@@ -180,3 +180,9 @@ def most_frequent_label(train_labels: Sequence[Any]) -> str | None:
     """The most frequent label (ties: the first in sorted order, so the choice is repeatable)."""
     counts = Counter(str(x) for x in train_labels)
     return min(counts, key=lambda k: (-counts[k], k)) if counts else None
+
+
+def describe_majority(floor: dict[str, Any]) -> str:
+    """One log line for a `majority_scores` result."""
+    return (f"always answering the most frequent training label {floor['label']!r} scores "
+            + ", ".join(f"{k} {v:.4f}" for k, v in floor.items() if k != "label"))
