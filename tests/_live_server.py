@@ -1,9 +1,15 @@
-"""A real uvicorn server on a free loopback port, run in a thread of the test process."""
+"""A real uvicorn server on a free loopback port: in a thread of the test process, or as its own
+`hanformer serve` process."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -32,3 +38,26 @@ def live_server(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@contextlib.contextmanager
+def serve_process(model_dir: Any, *args: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`hanformer serve --model DIR --port 0 ARGS` in its own process, as a user runs it; yields
+    the base URL (from the line it prints) and the process, and stops it with Ctrl-C."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "hanformer.cli.main", "serve", "--model", str(model_dir),
+                             "--port", "0", "--log-level", "warning", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        found = re.search(r" at (http://\S+?)/?$", line.strip())
+        if not found:
+            raise RuntimeError(f"hanformer serve did not start: {line}{proc.stderr.read() if proc.stderr else ''}")
+        yield found.group(1), proc
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -7,13 +7,11 @@ Playwright. No browser is ever downloaded: when no Chromium can be found the tes
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 
+from _browser import chromium, record_errors
 from _live_server import live_server
 from _tiny_checkpoints import make_checkpoint, make_gpt_checkpoint, make_tokenizer
 from hanformer.cli.main import main
@@ -21,8 +19,6 @@ from hanformer.serving.app import create_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 LABELS = ["부정", "긍정"]
 # How many pixels of a canvas are painted (not transparent).
 PAINTED = """sel => {
@@ -34,39 +30,17 @@ PAINTED = """sel => {
 }"""
 
 
-def find_chromium() -> str | None:
-    for candidate in (os.environ.get("HANFORMER_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser",
-                      shutil.which("chromium"), shutil.which("chromium-browser")):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
 @pytest.fixture(scope="module")
 def browser():
-    executable = find_chromium()
-    if executable is None:
-        reason = "Chromium not found (install Debian's `chromium` package: bash scripts/ensure-chromium.sh)"
-        print(f"skipping browser tests: {reason}")
-        pytest.skip(reason)
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("playwright is not installed (pip install -e '.[dev]')")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
 def page(browser):
     """A fresh page that records console errors and uncaught exceptions."""
     context = browser.new_context(viewport={"width": 1200, "height": 900})
-    page = context.new_page()
-    page.errors = []
-    page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page = record_errors(context.new_page())
     yield page
     context.close()
 
@@ -124,8 +98,11 @@ def test_page_predicts_and_draws_the_attention(page, classifier_dir, tokenizer, 
         page.screenshot(path=str(artifacts_dir / "serve-model-view.png"), full_page=True)
         page.click("#attention canvas.hfa-map[data-layer='0'][data-head='2']")
         assert page.is_visible("#attention .hfa-head-view")
+        # Indices from 0 underneath, numbers from 1 on the page (as in the report).
         assert page.input_value("#attention select.hfa-layer") == "0"
-        assert "head 2" in page.inner_text("#attention .hfa-caption")
+        assert page.inner_text("#attention .hfa-caption").startswith("Layer 1, head 3. ")
+        assert page.locator("#attention select.hfa-layer option").all_text_contents() == ["1", "2", "3"]
+        assert page.locator("#attention .hfa-chip").all_text_contents() == ["1", "2", "3", "4"]
 
         # A bad input is reported on the page, and the page keeps working.
         # Over the server's limit (the field's maxlength is lifted to reach the server's check).
@@ -155,6 +132,9 @@ def test_attention_file_renders_offline_without_errors(page, classifier_dir, tmp
     assert page.input_value("select.hfa-layer") == "1"
     on = page.eval_on_selector_all(".hfa-chip.on", "cs => cs.map(c => c.dataset.head)")
     assert on == ["0", "2"]
+    # --layer 1 --heads 0,2 are indices: the second layer, the first and third heads.
+    assert page.eval_on_selector("select.hfa-layer", "s => s.selectedOptions[0].textContent") == "2"
+    assert page.inner_text(".hfa-caption").startswith("Layer 2, heads 1, 3. ")
     tokens = page.locator(".hfa-from .hfa-token text").all_text_contents()
     payload = json.loads(re.search(r'id="attention-data">(.*?)</script>', html, re.S).group(1))
     assert tokens == payload["data"]["tokens"]
@@ -264,3 +244,80 @@ def test_page_generates_text_as_it_streams(page, tokenizer, tmp_path, artifacts_
         page.click("#generate")
         page.wait_for_selector("#generate-status:has-text('ended by')")
     assert [e for e in page.errors if "status of 422" not in e] == []
+
+
+def test_report_and_views_number_layers_and_heads_from_1(page, classifier_dir, tokenizer, tmp_path):
+    """The run report, the attention file and the page's views agree: layer 2 is the second."""
+    from hanformer.models.checkpoint import load_model
+    from hanformer.pipeline.report import render_report
+    from hanformer.visualization.attention import attention_data
+    from hanformer.visualization.html import write_attention_html
+
+    data = attention_data(load_model(classifier_dir), tokenizer, "나는 오늘 학교에 갔다.")
+    heads = [[[round(float(v), 4) for v in row] for row in head] for head in data.attentions[1].tolist()]
+    report = render_report({
+        "run": {"name": "numbering", "recipe": "r.toml", "created": "today"}, "stages": [],
+        "machine": {"hanformer": "test", "cpu_cores": 1, "torch": "x"},
+        "attention": {"text": data.text, "tokens": list(data.tokens), "layer": 1, "layers": 3, "heads": heads,
+                      "model": "tiny", "html": "report/attention.html"},
+    })
+    assert "attends to in layer 2 of the pretrained model" in report
+    assert "Layers and heads are numbered from 1" in report
+    assert re.search(r">layer 2, mean over 4 heads<", report)
+    assert re.findall(r">head (\d+)<", report) == ["1", "2", "3", "4"]
+
+    out = write_attention_html(data, tmp_path / "attention.html", layer=1)
+    page.goto(out.as_uri())
+    page.wait_for_selector("canvas.hfa-lines[data-lines]", state="attached")
+    assert page.inner_text(".hfa-caption").startswith("Layer 2, all 4 heads. ")
+    assert page.locator(".hfa-chip").all_text_contents() == ["1", "2", "3", "4"]
+    assert page.get_attribute(".hfa-chip >> nth=0", "title").startswith("head 1 ")
+    assert page.get_attribute(".hfa-from .hfa-token >> nth=0", "data-index") == "0"
+    assert page.text_content(".hfa-from .hfa-token >> nth=0 >> title").endswith("(token 1, segment A)")
+    page.click("button[data-view='model']")
+    assert page.locator(".hfa-rowhead").all_text_contents() == ["1", "2", "3"]
+    assert page.locator(".hfa-colhead").all_text_contents() == ["head 1", "head 2", "head 3", "head 4",
+                                                                "mean", "rollout"]
+    assert page.get_attribute("canvas.hfa-map[data-layer='1'][data-head='0']", "title").startswith("layer 2, head 1 ")
+    page.click("button[data-view='head']")
+    page.click("button[data-mode='rollout']")
+    assert "attention rollout through layers 1\u20132" in page.inner_text(".hfa-caption")
+    assert page.errors == []
+
+
+def english_tokenizer(directory):
+    from hanformer.tokenization.config import TokenizerConfig
+    from hanformer.tokenization.trainer import train_tokenizer
+
+    directory.mkdir(parents=True, exist_ok=True)
+    corpus = directory / "corpus.txt"
+    corpus.write_text("I went to the school today.\nThe cat sat on the mat.\nSeoul is the capital of Korea.\n" * 3,
+                      encoding="utf-8")
+    return train_tokenizer(corpus, TokenizerConfig(vocab_size=200, min_frequency=1), progress=False)
+
+
+def test_page_footer_and_examples_follow_the_model(page, tokenizer, classifier_dir, tmp_path):
+    """The footer lists only the endpoints the model serves; the examples are in its language."""
+    english = english_tokenizer(tmp_path / "en-tok")
+    cases = [
+        (classifier_dir, "#submit", "#text", "이 영화 정말 재미있어요!",
+         "/api/tokenize, /api/embeddings, /api/predict, /api/attention"),
+        (make_checkpoint(tmp_path / "base", tokenizer, "BertModel"), "#submit", "#text", "나는 오늘 학교에 갔다.",
+         "/api/tokenize, /api/embeddings, /api/attention"),
+        (make_checkpoint(tmp_path / "en-mlm", english, "BertForMaskedLM"), "#submit", "#text",
+         "I went to the [MASK] today.", "/api/tokenize, /api/fill-mask, /api/predict, /api/embeddings, /api/attention"),
+        (make_checkpoint(tmp_path / "en-qa", english, "BertForQuestionAnswering"), "#submit", "#pair",
+         "Seoul is the capital of Korea.", "/api/tokenize, /api/embeddings, /api/predict, /api/attention"),
+        (make_gpt_checkpoint(tmp_path / "en-gpt", english), "#generate", "#prompt", "Seoul is the capital of",
+         "/api/tokenize, /api/generate"),
+    ]
+    for model_dir, button, field, example, endpoints in cases:
+        with live_server(create_app(model_dir)) as url:
+            page.goto(url + "/")
+            page.wait_for_selector(f"{button}:not([disabled])")
+            assert page.inner_text("#foot").endswith(" \u00b7 JSON API: /info, " + endpoints), model_dir.name
+            assert page.get_attribute(field, "placeholder") == example, model_dir.name
+            if button == "#submit":  # the example runs as it is
+                page.click(button)
+                page.wait_for_selector("#prediction-card:not([hidden])")
+    assert page.errors == []

@@ -256,6 +256,66 @@ def test_fill_mask_ranks_the_vocabulary(head_servers, tokenizer):
     assert post(url, "/api/fill-mask", {"texts": [text], "top_k": 0}).json()["field"] == "top_k"
 
 
+def test_fill_mask_of_several_masks_and_texts_matches_the_full_projection(head_servers, tokenizer):
+    """The server projects only the masked positions onto the vocabulary; each mask still gets
+    the candidates of the full (texts, tokens, vocab) logits, in reading order."""
+    from hanformer.models.checkpoint import load_model
+
+    url, model_dir = head_servers["fill-mask"]
+    texts = ["[MASK]는 오늘 [MASK]에 갔다.", "The [MASK] sat on the mat.", "[MASK] [MASK] [MASK]"]
+    r = post(url, "/api/fill-mask", {"texts": texts, "top_k": 4})
+    assert r.status_code == 200, r.text
+    model = load_model(model_dir)
+    for text, result in zip(texts, r.json()["results"], strict=True):
+        enc = tokenizer.encode(text)
+        positions = [i for i, t in enumerate(enc.ids) if t == tokenizer.mask_token_id]
+        assert [m["position"] for m in result["masks"]] == positions
+        with torch.no_grad():
+            logits = model(torch.tensor([enc.ids])).prediction_logits[0]
+        for mask in result["masks"]:
+            scores, ids = torch.softmax(logits[mask["position"]], -1).topk(4)
+            assert [c["id"] for c in mask["candidates"]] == ids.tolist()
+            assert [c["score"] for c in mask["candidates"]] == pytest.approx(scores.tolist(), abs=1e-5)
+
+
+def test_info_lists_the_endpoints_each_checkpoint_serves(head_servers, server):
+    """The page's footer shows `endpoints`: only what answers (the others explain why not)."""
+    expected = {
+        "fill-mask": ["/api/tokenize", "/api/fill-mask", "/api/predict", "/api/embeddings", "/api/attention"],
+        "ner": ["/api/tokenize", "/api/embeddings", "/api/predict", "/api/attention"],
+        "qa": ["/api/tokenize", "/api/embeddings", "/api/predict", "/api/attention"],
+        "base": ["/api/tokenize", "/api/embeddings", "/api/attention"],
+    }
+    for name, endpoints in expected.items():
+        url, _ = head_servers[name]
+        assert httpx.get(url + "/info").json()["endpoints"] == endpoints, name
+        assert post(url, "/api/tokenize", {"texts": ["a"]}).status_code == 200
+    url, _ = server
+    assert httpx.get(url + "/info").json()["endpoints"] == expected["ner"]
+    assert post(url, "/api/fill-mask", {"texts": ["a [MASK]"]}).status_code == 422
+    assert post(url, "/api/embeddings", {"texts": ["a"]}).status_code == 200
+    url, _ = head_servers["base"]
+    assert post(url, "/api/predict", {"texts": ["a"]}).status_code == 422
+
+
+def test_info_says_the_language_of_the_vocabulary(tmp_path, tokenizer):
+    """Korean when a fifth of the vocabulary's words hold Hangul (the page's examples follow it)."""
+    from hanformer.serving.engine import hangul_share
+    from hanformer.tokenization.config import TokenizerConfig
+    from hanformer.tokenization.trainer import train_tokenizer
+
+    corpus = tmp_path / "en.txt"
+    corpus.write_text("The cat sat on the mat.\nSeoul is the capital of Korea.\nI really liked this movie.\n" * 3,
+                      encoding="utf-8")
+    english = train_tokenizer(corpus, TokenizerConfig(vocab_size=200, min_frequency=1), progress=False)
+    assert hangul_share(english.get_vocab()) == 0.0  # the jamo every vocabulary gets are not words
+    assert hangul_share(["가", "##나", "a", "##b", "."]) == 0.5
+    english_dir = make_checkpoint(tmp_path / "en", english, "BertForMaskedLM")
+    assert create_app(english_dir).state.engine.info()["language"] == "en"
+    korean_dir = make_checkpoint(tmp_path / "ko", tokenizer, "BertForMaskedLM")
+    assert create_app(korean_dir).state.engine.info()["language"] == "ko"
+
+
 def test_ner_and_qa_heads(head_servers):
     url, _ = head_servers["ner"]
     info = httpx.get(url + "/info").json()

@@ -28,6 +28,17 @@ prompt that the model continues as you watch), and a JSON API:
 Bad requests get a 4xx JSON error naming the field. It listens on 127.0.0.1 (this computer only)
 unless --host says otherwise. Stop it with Ctrl-C.
 
+Web pages cannot use it: POST bodies must be sent with 'Content-Type: application/json' (415
+otherwise), requests must name this server in their Host header (127.0.0.1, localhost or [::1]
+with its port, the --host address, or a name in --allowed-hosts; 403 otherwise, which defeats
+DNS rebinding) and it sends no CORS headers, so other sites' pages cannot read its answers.
+
+Every request is bounded: bodies over --max-body-bytes get 413; otherwise 422 names the limit
+and its value: --max-batch texts of at most --max-chars characters, --max-masks [MASK]s per
+text, --max-top-k candidates, --max-new-tokens and --max-beams for generation,
+--attention-max-tokens for the attention, and no answer larger than --max-response-bytes
+(refused before the work where the size can be foreseen).
+
 examples:
   hanformer serve --model runs/nsmc/best
   hanformer serve --model runs/demo/pretrain/final --port 8080

@@ -545,7 +545,8 @@ def _attention_section(att: dict[str, Any]) -> str:
     svg = plots.attention_heads(att["tokens"], att["heads"], att["layer"])
     note = (f'<p class="lead">What each token of <b>{_e(att.get("text", ""))}</b> attends to in layer '
             f'{att["layer"] + 1} of the pretrained model ({_e(att.get("model", ""))}). '
-            "Rows are the attending token, columns the token attended to; brighter is more attention.</p>")
+            "Rows are the attending token, columns the token attended to; brighter is more attention. "
+            "Layers and heads are numbered from 1, here and in the interactive views.</p>")
     link = ""
     if att.get("html"):
         link = (f'<p class="note">Every layer and head, interactive (head view, model view, rollout): '

@@ -3,6 +3,8 @@
     config.py      ServeConfig: address, request limits, threads
     engine.py      InferenceEngine: the loaded checkpoint answering in plain Python (no HTTP)
     app.py         create_app()/serve(): FastAPI routes, request validation, 4xx errors naming the field
+    security.py    RequestGuard: only this server's host names (DNS rebinding) and JSON POST bodies
+    hosts.py       host names as settings and Host headers write them (no web framework needed)
     streaming.py   server-sent events fed by a worker thread (text generation)
     static/        the page (index.html, page.js; generate.js for GPT checkpoints)
 """

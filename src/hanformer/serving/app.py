@@ -13,11 +13,14 @@
                            the settings of `GenerationConfig`; answers with server-sent events)
 
 Every bad request gets a 4xx JSON answer `{"error": "...", "field": "..."}` that names the field;
-inference runs in a thread pool, so one slow request does not hold up the others.
+inference runs in a thread pool, so one slow request does not hold up the others. Only requests for
+this server's own host names and POST bodies sent as JSON are served (`security.py`), and every
+answer stays within the configured limits (texts, masks, candidates, tokens, bytes).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -27,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
 from starlette.concurrency import run_in_threadpool
@@ -36,7 +39,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hanformer.errors import HanformerError
 from hanformer.serving.config import ServeConfig
-from hanformer.serving.engine import FieldError, GenerationCancelled, InferenceEngine
+from hanformer.serving.engine import (
+    FieldError,
+    GenerationCancelled,
+    InferenceEngine,
+    answer_too_large,
+)
+from hanformer.serving.hosts import LOOPBACK_NAMES, WILDCARD_ADDRESSES
+from hanformer.serving.security import HostRules, RequestGuard
 from hanformer.serving.streaming import EventStream, WorkerStream, sse
 from hanformer.visualization.html import ASSETS_DIR
 
@@ -63,6 +73,17 @@ class RequestError(Exception):
 
 def _error(status: int, field: str | None, message: str) -> JSONResponse:
     return JSONResponse({"error": message, "field": field}, status_code=status)
+
+
+def json_answer(content: dict[str, Any], max_bytes: int) -> Response:
+    """`content` as JSON (as `JSONResponse` writes it), refused with 422 when over `max_bytes`.
+
+    The engine refuses the answers it can foresee to be large before computing them; this is
+    the final word for every endpoint."""
+    body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    if len(body) > max_bytes:
+        raise RequestError(422, "body", answer_too_large(len(body), max_bytes, "send fewer or shorter texts"))
+    return Response(body, media_type="application/json")
 
 
 # ---- request bodies -------------------------------------------------------------------------
@@ -117,6 +138,22 @@ def generate_request_model(cfg: ServeConfig, base: type[BaseModel]) -> type[Base
     return create_model("GenerateRequest", __base__=base, prompt=(prompt, ...), **fields)
 
 
+# The server setting behind each request limit, so a refusal names the setting and its flag.
+LIMIT_SETTINGS = {("texts", "too_long"): "max_batch", ("pairs", "too_long"): "max_batch",
+                  ("texts", "string_too_long"): "max_chars", ("pairs", "string_too_long"): "max_chars",
+                  ("text", "string_too_long"): "max_chars", ("pair", "string_too_long"): "max_chars",
+                  ("prompt", "string_too_long"): "max_chars", ("top_k", "less_than_equal"): "max_top_k",
+                  ("max_new_tokens", "less_than_equal"): "max_new_tokens",
+                  ("num_beams", "less_than_equal"): "max_beams"}
+
+
+def _limit_note(field: str, error_type: str, cfg: ServeConfig) -> str:
+    setting = LIMIT_SETTINGS.get((field, error_type))
+    if setting is None:
+        return ""
+    return f" (the server's {setting} = {getattr(cfg, setting)}; `hanformer serve --{setting.replace('_', '-')}`)"
+
+
 def _field_name(loc: tuple[Any, ...]) -> str:
     name = ""
     for part in loc:
@@ -138,7 +175,7 @@ async def parse_body(request: Request, model: type[BaseModel]) -> Any:
         # Past the field name, a string in `loc` is a member of a union type ("bool" of
         # `bool | Literal["never"]`), not a field: the request bodies are flat.
         field = _field_name(tuple(part for i, part in enumerate(first["loc"]) if i == 0 or isinstance(part, int)))
-        message = first["msg"]
+        message = first["msg"] + _limit_note(field.split("[")[0], first["type"], request.app.state.config)
         if first["type"] == "extra_forbidden":
             message = f"unknown field; expected one of {', '.join(model.model_fields)}"
         elif first["type"] == "model_type":
@@ -220,6 +257,8 @@ def create_app(model_dir: str | Path, config: ServeConfig | None = None) -> Fast
     app.state.engine = engine
     app.state.config = cfg
     app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)
+    # Added last, so it runs first: a foreign page's request is refused before anything is read.
+    app.add_middleware(RequestGuard, rules=HostRules(cfg.host, cfg.allowed_hosts))
 
     @app.exception_handler(RequestError)
     async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
@@ -250,35 +289,38 @@ def create_app(model_dir: str | Path, config: ServeConfig | None = None) -> Fast
     async def info() -> dict[str, Any]:
         return engine.info()
 
+    def answer(content: dict[str, Any]) -> Response:
+        return json_answer(content, cfg.max_response_bytes)
+
     @app.post("/api/tokenize")
-    async def tokenize(request: Request) -> dict[str, Any]:
+    async def tokenize(request: Request) -> Response:
         req = await parse_body(request, models["texts"])
         _check_pairs(req)
-        return {"results": await run_in_threadpool(engine.tokenize, req.texts, req.pairs)}
+        return answer({"results": await run_in_threadpool(engine.tokenize, req.texts, req.pairs)})
 
     @app.post("/api/fill-mask")
-    async def fill_mask(request: Request) -> dict[str, Any]:
+    async def fill_mask(request: Request) -> Response:
         req = await parse_body(request, models["fill-mask"])
-        return {"results": await run_in_threadpool(engine.fill_mask, req.texts, req.top_k)}
+        return answer({"results": await run_in_threadpool(engine.fill_mask, req.texts, req.top_k)})
 
     @app.post("/api/embeddings")
-    async def embeddings(request: Request) -> dict[str, Any]:
+    async def embeddings(request: Request) -> Response:
         req = await parse_body(request, models["embeddings"])
         vectors = await run_in_threadpool(engine.embeddings, req.texts, req.pooling, req.normalize)
-        return {"embeddings": vectors, "dim": len(vectors[0])}
+        return answer({"embeddings": vectors, "dim": len(vectors[0])})
 
     @app.post("/api/predict")
-    async def predict(request: Request) -> dict[str, Any]:
+    async def predict(request: Request) -> Response:
         req = await parse_body(request, models["texts"])
         _check_pairs(req)
         results = await run_in_threadpool(engine.predict, req.texts, req.pairs)
-        return {"task": engine.task, "results": results}
+        return answer({"task": engine.task, "results": results})
 
     @app.post("/api/attention")
-    async def attention(request: Request) -> dict[str, Any]:
+    async def attention(request: Request) -> Response:
         req = await parse_body(request, models["attention"])
         try:
-            return await run_in_threadpool(engine.attention, req.text, req.pair, req.packed)
+            return answer(await run_in_threadpool(engine.attention, req.text, req.pair, req.packed))
         except FieldError:
             raise
         except HanformerError as e:
@@ -358,6 +400,7 @@ async def _generation_events(first: tuple[str, Any], worker: WorkerStream, confi
         else:
             if isinstance(value, GenerationCancelled):
                 return
+            payload: dict[str, str | None]
             if isinstance(value, FieldError):
                 payload = {"error": value.message, "field": value.field}
             elif isinstance(value, HanformerError):
@@ -392,8 +435,11 @@ def serve(model_dir: str | Path, config: ServeConfig | None = None) -> None:
         raise HanformerError(f"cannot listen on {cfg.host}:{cfg.port}: {e.strerror}; "
                              "choose another --port or --host") from None
     port = sock.getsockname()[1]
-    if cfg.host not in ("127.0.0.1", "localhost", "::1"):
+    if cfg.host not in LOOPBACK_NAMES:
         log.warning("listening on %s: anyone who can reach this address can use the model", cfg.host)
+    if cfg.host in WILDCARD_ADDRESSES and not cfg.allowed_hosts:
+        log.warning("listening on every interface: only requests for 127.0.0.1, localhost and [::1] are "
+                    "served; give the names others use to reach it with --allowed-hosts")
     host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
     print(f"hanformer: serving {Path(model_dir).name} ({app.state.engine.task}) at http://{host}:{port}/",
           flush=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,9 +37,23 @@ TASKS = {
     "GPTForCausalLM": "text-generation",
 }
 
-# Which endpoints each kind of checkpoint answers (for /info and the page).
-ENCODER_ENDPOINTS = ["/api/tokenize", "/api/embeddings", "/api/predict", "/api/attention"]
+# Which endpoints each kind of checkpoint answers (for /info and the page's footer).
+ENCODER_ENDPOINTS = ["/api/tokenize", "/api/embeddings", "/api/attention"]
 CAUSAL_LM_ENDPOINTS = ["/api/tokenize", "/api/generate"]
+HEAD_TASKS = ("classification", "regression", "token-classification", "question-answering")
+
+# A vocabulary whose words are this much Hangul is Korean (the page's examples follow it). Words are
+# vocabulary entries with a letter; Hangul means a syllable block, since hanformer adds the jamo
+# to every vocabulary and multilingual ones hold a few thousand syllables among 100k entries.
+KOREAN_VOCABULARY_SHARE = 0.2
+
+# Bytes of JSON per item of an answer, to refuse one too large before computing it: a fill-mask
+# candidate without its sequence, a float with its comma (attention: 4 decimals; embeddings: full
+# precision) and a packed attention weight (one byte, in base64).
+CANDIDATE_JSON_BYTES = 96
+ATTENTION_FLOAT_BYTES = 7
+EMBEDDING_FLOAT_BYTES = 22
+PACKED_WEIGHT_BYTES = 4 / 3
 
 
 class FieldError(InputError):
@@ -48,6 +62,22 @@ class FieldError(InputError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+def answer_too_large(size: int, limit: int, advice: str) -> str:
+    """The one wording of a refused answer size (the engine's estimates and the app's final check)."""
+    return (f"the answer would be about {size} bytes, more than max_response_bytes = {limit} "
+            f"(`hanformer serve --max-response-bytes`); {advice}")
+
+
+def hangul_share(vocabulary: Iterable[str]) -> float:
+    """Of the entries with a letter, the share with a Hangul syllable (`##` pieces count as words)."""
+    words = hangul = 0
+    for token in vocabulary:
+        if any(c.isalpha() for c in token):
+            words += 1
+            hangul += any("\uac00" <= c <= "\ud7a3" for c in token)
+    return hangul / words if words else 0.0
 
 
 class GenerationCancelled(Exception):
@@ -93,6 +123,7 @@ class InferenceEngine:
         self.task_spec: tuple[Any, Any] | None = None
         if self.task in ("classification", "token-classification", "question-answering"):
             self._resolve_task()
+        self.language = "ko" if hangul_share(self.tokenizer.get_vocab()) >= KOREAN_VOCABULARY_SHARE else "en"
 
     def _resolve_task(self) -> None:
         """The fine-tuning task behind the head: from task.json when hanformer fine-tuned it,
@@ -147,22 +178,35 @@ class InferenceEngine:
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "vocab_size": self.tokenizer.vocab_size,
             "mask_token": self._token(self.tokenizer.mask_token_id),
+            "language": self.language,
             "causal_lm": self.causal_lm,
             "endpoints": self.endpoints(),
             "config": cfg.to_dict() if hasattr(cfg, "to_dict") else dict(vars(cfg)),
             "limits": {"max_chars": self.config.max_chars, "max_batch": self.config.max_batch,
                        "max_tokens": self.max_tokens, "attention_max_tokens": self.config.attention_max_tokens,
-                       "max_top_k": self.config.max_top_k, "max_body_bytes": self.config.max_body_bytes,
+                       "max_top_k": self.config.max_top_k, "max_masks": self.config.max_masks,
+                       "max_body_bytes": self.config.max_body_bytes,
+                       "max_response_bytes": self.config.max_response_bytes,
                        "max_new_tokens": self.config.max_new_tokens, "max_beams": self.config.max_beams,
                        "max_generations": self.config.max_generations},
         }
 
     def endpoints(self) -> list[str]:
-        """The POST endpoints that make sense for this checkpoint."""
+        """The POST endpoints that answer for this checkpoint (the others explain why not)."""
         if self.causal_lm:
             return list(CAUSAL_LM_ENDPOINTS)
-        extra = ["/api/fill-mask"] if self.task == "fill-mask" else []
-        return ["/api/tokenize", *extra, *ENCODER_ENDPOINTS[1:]]
+        served = list(ENCODER_ENDPOINTS)
+        if self.task == "fill-mask":
+            served[1:1] = ["/api/fill-mask", "/api/predict"]  # predict fills the masks too
+        elif self.task in HEAD_TASKS:
+            served[2:2] = ["/api/predict"]
+        return served
+
+    def _check_answer_size(self, size: float, field: str, advice: str) -> None:
+        """Refuse (422 naming `field`) an answer foreseen to be over the server's limit."""
+        limit = self.config.max_response_bytes
+        if size > limit:
+            raise FieldError(field, f"{field}: {answer_too_large(int(size), limit, advice)}")
 
     def _require_encoder(self, field: str, what: str) -> None:
         if self.causal_lm:
@@ -193,11 +237,6 @@ class InferenceEngine:
             attention_mask[row, :n] = 1
         return Batch(encodings, input_ids, token_type_ids, attention_mask)
 
-    def _forward(self, batch: Batch) -> Any:
-        with torch.inference_mode():
-            return self.model(batch.input_ids, attention_mask=batch.attention_mask,
-                         token_type_ids=batch.token_type_ids)
-
     # ---- endpoints --------------------------------------------------------------------------
 
     def tokenize(self, texts: list[str], pairs: list[str] | None = None) -> list[dict[str, Any]]:
@@ -213,6 +252,9 @@ class InferenceEngine:
         from hanformer.models.embedding import EmbedConfig, embed
 
         self._require_encoder("texts", "/api/embeddings")
+        hidden = self.model.config.hidden_size
+        self._check_answer_size(len(texts) * hidden * EMBEDDING_FLOAT_BYTES, "texts",
+                                f"send fewer texts (each answers {hidden} numbers)")
         config = EmbedConfig(batch_size=self.config.max_batch, max_length=self.max_tokens,
                              pooling=pooling, normalize=normalize)  # type: ignore[arg-type]
         return embed(self.model, texts, tokenizer=self.tokenizer, config=config).tolist()
@@ -223,32 +265,55 @@ class InferenceEngine:
             raise FieldError("texts", f"this checkpoint ({self.architecture}) has no masked-LM head; "
                                       "serve a pretrained (BertForPreTraining/BertForMaskedLM) checkpoint")
         mask_id = self.tokenizer.mask_token_id
-        mask_token = self._token(mask_id)
         batch = self.batch(texts)
-        for i, e in enumerate(batch.encodings):
-            if mask_id not in e.ids:
-                raise FieldError(f"texts[{i}]", f"texts[{i}] has no {mask_token} token; "
-                                                f"put {mask_token} where a word should be predicted")
-        out = self._forward(batch)
+        self._check_masks(batch, texts, top_k)
+        is_mask = batch.input_ids == mask_id
+        # The vocabulary projection at the masks only, (masks, vocab) in reading order: on every
+        # position it would be (texts, tokens, vocab) floats, gigabytes for a full request.
+        with torch.inference_mode():
+            out = self.model(batch.input_ids, attention_mask=batch.attention_mask,
+                             token_type_ids=batch.token_type_ids,
+                             labels=torch.where(is_mask, batch.input_ids, torch.full_like(batch.input_ids, -100)))
         logits = out.logits if getattr(out, "logits", None) is not None else out.prediction_logits
         results = []
-        for row, (e, text) in enumerate(zip(batch.encodings, texts, strict=True)):
+        next_mask = 0
+        for e, text in zip(batch.encodings, texts, strict=True):
             masks = []
             for pos, token_id in enumerate(e.ids):
                 if token_id != mask_id:
                     continue
-                probs = torch.softmax(logits[row, pos].float(), dim=-1)
+                probs = torch.softmax(logits[next_mask].float(), dim=-1)
+                next_mask += 1
                 scores, ids = probs.topk(min(top_k, probs.numel()))
                 start, end = e.offsets[pos]
                 candidates = []
                 for score, cand in zip(scores.tolist(), ids.tolist(), strict=True):
-                    token = self._token(cand)
+                    token = self._token(cand) or ""
                     word = token[2:] if token.startswith("##") else token
                     candidates.append({"token": token, "id": cand, "score": score,
                                        "sequence": text[:start] + word + text[end:]})
                 masks.append({"position": pos, "candidates": candidates})
             results.append({"masks": masks})
         return results
+
+    def _check_masks(self, batch: Batch, texts: list[str], top_k: int) -> None:
+        """Every text has 1..max_masks masks, and the answer (each candidate repeats its text
+        with the mask filled in) fits in max_response_bytes."""
+        mask_id = self.tokenizer.mask_token_id
+        mask_token = self._token(mask_id)
+        limit = self.config.max_masks
+        size = 0
+        for i, (e, text) in enumerate(zip(batch.encodings, texts, strict=True)):
+            masks = e.ids.count(mask_id)
+            if masks == 0:
+                raise FieldError(f"texts[{i}]", f"texts[{i}] has no {mask_token} token; "
+                                                f"put {mask_token} where a word should be predicted")
+            if masks > limit:
+                raise FieldError(f"texts[{i}]", f"texts[{i}] has {masks} {mask_token} tokens, more than "
+                                                f"max_masks = {limit} (`hanformer serve --max-masks`); "
+                                                "split it into several texts")
+            size += masks * top_k * (len(text.encode("utf-8")) + CANDIDATE_JSON_BYTES)
+        self._check_answer_size(size, "top_k", "ask for a smaller top_k, or send fewer or shorter texts")
 
     def predict(self, texts: list[str], pairs: list[str] | None = None) -> list[dict[str, Any]]:
         """The checkpoint's task head on each text (for QA: texts are questions, pairs contexts).
@@ -285,6 +350,10 @@ class InferenceEngine:
         self._require_encoder("text", "/api/attention")
         data = attention_data(self.model, self.tokenizer, text, pair,
                               max_length=min(self.config.attention_max_tokens, self.max_tokens))
+        # Per layer: every head's map, then the mean and the rollout.
+        weights = data.num_layers * (data.num_heads + 2) * len(data.tokens) ** 2
+        self._check_answer_size(weights * (PACKED_WEIGHT_BYTES if packed else ATTENTION_FLOAT_BYTES),
+                                "text", "send a shorter text" + ("" if packed else ", or ask for packed: true"))
         return data.to_dict(packed=packed)
 
     # ---- generation (causal LMs) ---------------------------------------------------------------

@@ -7,7 +7,9 @@ var HanformerGenerate = (function () {
   "use strict";
 
   var $ = function (id) { return document.getElementById(id); };
-  var EXAMPLE = "서울은 대한민국의";
+  // The example prompt, in the language of the model's vocabulary (/info `language`).
+  var EXAMPLES = { ko: "서울은 대한민국의", en: "Seoul is the capital of" };
+  var example = EXAMPLES.en;
   // Request field -> the input that sets it (to mark the one a 4xx answer names).
   var INPUTS = {
     prompt: "prompt", max_new_tokens: "max-new-tokens", temperature: "temperature", top_p: "top-p",
@@ -91,7 +93,7 @@ var HanformerGenerate = (function () {
   function run(event) {
     if (event) event.preventDefault();
     if (controller) return;
-    if (!$("prompt").value.trim()) $("prompt").value = EXAMPLE;
+    if (!$("prompt").value.trim()) $("prompt").value = example;
     var prompt = $("prompt").value;
     var body = settings();
     body.prompt = prompt;
@@ -144,7 +146,8 @@ var HanformerGenerate = (function () {
     $("max-new-tokens").value = Math.min(50, limits.max_new_tokens || 50, room);
     $("max-new-tokens").max = limits.max_new_tokens || "";
     $("num-beams").max = limits.max_beams || "";
-    $("prompt").placeholder = EXAMPLE;
+    example = EXAMPLES[info.language] || EXAMPLES.en;
+    $("prompt").placeholder = example;
     $("prompt").maxLength = limits.max_chars;
     $("generate-hint").textContent = "A causal language model continues your text; it appears as it is generated. " +
       "Leave the prompt empty to run the example; Ctrl+Enter runs, Stop ends it.";

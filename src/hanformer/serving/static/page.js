@@ -13,26 +13,38 @@
   var FORMS = {
     "classification": {
       title: "Classify a sentence", text: "Sentence", pair: "Second sentence <em>(optional, for pair tasks)</em>",
-      placeholder: "이 영화 정말 재미있어요!", pairPlaceholder: "", showPair: true
+      showPair: true
     },
     "regression": {
       title: "Score a sentence", text: "Sentence", pair: "Second sentence <em>(optional, for pair tasks)</em>",
-      placeholder: "나는 오늘 학교에 갔다.", pairPlaceholder: "오늘 나는 학교에 다녀왔다.", showPair: true
+      showPair: true
     },
-    "token-classification": {
-      title: "Find the entities in a sentence", text: "Sentence", showPair: false,
-      placeholder: "이순신은 조선 중기의 무신이다."
-    },
+    "token-classification": { title: "Find the entities in a sentence", text: "Sentence", showPair: false },
     "question-answering": {
-      title: "Answer a question from a context", text: "Question", pair: "Context", showPair: true, pairRequired: true,
-      placeholder: "이순신은 어느 시대의 무신인가?", pairPlaceholder: "이순신은 조선 중기의 무신이다."
+      title: "Answer a question from a context", text: "Question", pair: "Context", showPair: true, pairRequired: true
     },
-    "fill-mask": {
-      title: "Fill in the blanks", text: "Sentence with [MASK]", showPair: false,
-      placeholder: "나는 오늘 [MASK]에 갔다."
+    "fill-mask": { title: "Fill in the blanks", text: "Sentence with [MASK]", showPair: false },
+    "embeddings": { title: "Embed a sentence", text: "Sentence", showPair: false }
+  };
+
+  // The examples in the fields, in the language of the model's vocabulary (/info `language`).
+  // [MASK] stands for the model's own mask token.
+  var EXAMPLES = {
+    ko: {
+      "classification": { text: "이 영화 정말 재미있어요!", pair: "이 영화는 지루했다." },
+      "regression": { text: "나는 오늘 학교에 갔다.", pair: "오늘 나는 학교에 다녀왔다." },
+      "token-classification": { text: "이순신은 조선 중기의 무신이다." },
+      "question-answering": { text: "이순신은 어느 시대의 무신인가?", pair: "이순신은 조선 중기의 무신이다." },
+      "fill-mask": { text: "나는 오늘 [MASK]에 갔다." },
+      "embeddings": { text: "나는 오늘 학교에 갔다." }
     },
-    "embeddings": {
-      title: "Embed a sentence", text: "Sentence", showPair: false, placeholder: "나는 오늘 학교에 갔다."
+    en: {
+      "classification": { text: "I really liked this movie!", pair: "The movie was boring." },
+      "regression": { text: "I went to school today.", pair: "Today I went to school." },
+      "token-classification": { text: "Yi Sun-sin was a Korean admiral of the Joseon dynasty." },
+      "question-answering": { text: "What is the capital of Korea?", pair: "Seoul is the capital of Korea." },
+      "fill-mask": { text: "I went to the [MASK] today." },
+      "embeddings": { text: "I went to school today." }
     }
   };
 
@@ -85,6 +97,7 @@
   function setUp(data) {
     info = data;
     var form = FORMS[info.task] || FORMS.embeddings;
+    var example = (EXAMPLES[info.language] || EXAMPLES.en)[FORMS[info.task] ? info.task : "embeddings"];
     var line = $("model-line");
     line.textContent = "";
     line.appendChild(el("strong", "", info.name));
@@ -94,23 +107,24 @@
     line.appendChild(el("span", "dim", (cfg.num_hidden_layers || cfg.n_layer || "?") + " layers \u00b7 " +
                         (cfg.num_attention_heads || cfg.n_head || "?") + " heads \u00b7 " +
                         formatCount(info.parameters) + " parameters"));
+    // Only the endpoints this checkpoint answers.
+    $("foot").textContent = "hanformer " + info.version + " \u00b7 JSON API: /info, " + info.endpoints.join(", ");
     if (info.causal_lm) {
       // A GPT checkpoint: the generation box (generate.js) instead of the encoder's form.
       $("try").hidden = true;
-      $("foot").textContent = "hanformer " + info.version + " \u00b7 JSON API: /info, " + info.endpoints.join(", ");
       HanformerGenerate.setUp(info);
       return;
     }
 
     $("form-title").textContent = form.title;
     $("text-label").textContent = form.text;
-    $("text").placeholder = form.placeholder || "";
+    $("text").placeholder = example.text.replace("[MASK]", info.mask_token || "[MASK]");
     $("pair-field").hidden = !form.showPair;
     if (form.showPair) {
       // A checkpoint fine-tuned on sentence pairs (NLI, similarity) needs the second sentence.
       $("pair-label").innerHTML = info.pair ? "Second sentence" : form.pair;
       // The example fills an empty field only where a second text is needed.
-      $("pair").placeholder = (info.pair || info.task === "question-answering") ? form.pairPlaceholder || "" : "";
+      $("pair").placeholder = (info.pair || info.task === "question-answering") ? example.pair || "" : "";
       if (form.pairRequired) $("pair").rows = 5;
     }
     var hint = "";
@@ -120,8 +134,6 @@
     $("form-hint").textContent = hint + " Leave a field empty to run the example; Ctrl+Enter runs.";
     $("text").maxLength = info.limits.max_chars;
     $("pair").maxLength = info.limits.max_chars;
-    $("foot").textContent = "hanformer " + info.version + " \u00b7 JSON API: /info, /api/tokenize, /api/fill-mask, " +
-                            "/api/embeddings, /api/predict, /api/attention";
     $("submit").disabled = false;
   }
 

@@ -10,7 +10,9 @@
  * tensors (attentions [layers, heads, seq, seq], mean and rollout [layers, seq, seq]), each either
  * nested arrays of numbers or {encoding: "uint8-base64", scale, shape, data}.
  *
- * Layers, heads and positions are numbered from 0, as in Python and on the command line.
+ * People read layers, heads and tokens numbered from 1 ("layer 1" is the first), as in the report
+ * of `hanformer run`. The data, the options of mount() (`layer`, `heads`) and the data-* attributes
+ * are indices from 0, as in Python, the JSON API and the `--layer`/`--heads` flags.
  */
 (function (global) {
   "use strict";
@@ -23,6 +25,9 @@
   var AGGREGATE_COLOUR = "#3b4cc0";
   var MIN_LINE_WEIGHT = 0.01; // lines fainter than this are invisible anyway; skipping them keeps big inputs fast
   var TOKEN_HEIGHT = 22;
+
+  // The number people read for index i (layers, heads, tokens).
+  function shown(i) { return String(i + 1); }
 
   function headColour(h, numHeads) {
     if (numHeads <= PALETTE.length) return PALETTE[h];
@@ -157,7 +162,7 @@
     });
 
     var layerSelect = el("select", { className: "hfa-layer", "aria-label": "layer" });
-    for (var l = 0; l < d.L; l++) layerSelect.appendChild(el("option", { value: String(l), text: String(l) }));
+    for (var l = 0; l < d.L; l++) layerSelect.appendChild(el("option", { value: String(l), text: shown(l) }));
     layerSelect.addEventListener("change", function () { update({ layer: parseInt(layerSelect.value, 10) }); });
 
     var modeButtons = {};
@@ -189,9 +194,9 @@
       (function (head) {
         var colour = headColour(head, d.H);
         var chip = el("button", { type: "button", className: "hfa-chip", "data-head": String(head),
-                                  title: "head " + head + " (click to toggle, double-click for only this head)" });
+                                  title: "head " + shown(head) + " (click to toggle, double-click for only this head)" });
         chip.style.setProperty("--chip", colour);
-        chip.textContent = String(head);
+        chip.textContent = shown(head);
         chip.addEventListener("click", function () {
           var set = state.heads.slice();
           var at = set.indexOf(head);
@@ -263,14 +268,14 @@
     }
     var what;
     if (state.mode === "mean") what = "mean of all " + d.H + " heads";
-    else if (state.mode === "rollout") what = "attention rollout through layers 0\u2013" + state.layer;
+    else if (state.mode === "rollout") what = "attention rollout through layers 1\u2013" + shown(state.layer);
     else if (!state.heads.length) what = "no heads selected";
     else if (state.heads.length === d.H) what = "all " + d.H + " heads";
-    else what = (state.heads.length === 1 ? "head " : "heads ") + state.heads.join(", ");
+    else what = (state.heads.length === 1 ? "head " : "heads ") + state.heads.map(shown).join(", ");
     var hint = state.pinned
       ? "Pinned to \u201c" + d.tokens[state.pinned.index] + "\u201d; click it again to unpin."
       : "Hover a token to isolate its attention; click to pin it.";
-    return "Layer " + state.layer + ", " + what + ". " + hint;
+    return "Layer " + shown(state.layer) + ", " + what + ". " + hint;
   }
 
   // ---- head view: tokens on two sides, lines weighted by attention ----------------------------
@@ -283,7 +288,10 @@
     var widest = 0;
     d.tokens.forEach(function (t) { widest = Math.max(widest, textWidth(t, font)); });
     var colWidth = Math.ceil(Math.max(110, widest + 20));
-    var gap = 240;
+    // The lines get what is left of the pane's width, between 80 and 240 px: the view fits a phone,
+    // and scrolls inside its pane when even that is too wide.
+    var available = pane.clientWidth || (pane.parentNode && pane.parentNode.clientWidth) || 0;
+    var gap = available ? Math.max(80, Math.min(240, available - 2 * colWidth)) : 240;
     var top = 28;
     var width = colWidth * 2 + gap;
     var height = top + d.S * TOKEN_HEIGHT + 8;
@@ -318,7 +326,7 @@
         var bar = svg("rect", { x: x, y: y + 1, width: colWidth, height: TOKEN_HEIGHT - 2, rx: 3, className: "hfa-bar" });
         var label = svg("text", { x: side === "from" ? colWidth - 8 : x + 8, y: y + TOKEN_HEIGHT / 2 + 4.5,
                                   "text-anchor": side === "from" ? "end" : "start", text: tok });
-        var title = svg("title", { text: tok + "  (position " + i + ", segment " + (d.typeIds[i] ? "B" : "A") + ")" });
+        var title = svg("title", { text: tok + "  (token " + shown(i) + ", segment " + (d.typeIds[i] ? "B" : "A") + ")" });
         g.appendChild(bar); g.appendChild(label); g.appendChild(title);
         g.addEventListener("mouseenter", function () { onHover({ side: side, index: i }); });
         g.addEventListener("mouseleave", function () { onHover(null); });
@@ -385,7 +393,7 @@
         var w = total / heads.length;
         c.bar.style.fill = single;
         c.bar.style.fillOpacity = Math.min(0.85, w).toFixed(3);
-        c.title.textContent = d.tokens[k] + "  (position " + k + ", weight " + w.toFixed(3) + ")";
+        c.title.textContent = d.tokens[k] + "  (token " + shown(k) + ", weight " + w.toFixed(3) + ")";
       });
     }
 
@@ -396,19 +404,19 @@
 
   function buildModelView(pane, d, onPick) {
     var columns = d.H + 2; // the heads, then mean and rollout
-    var available = Math.max(pane.clientWidth || 0, (pane.parentNode && pane.parentNode.clientWidth) || 0, 600);
+    var available = Math.max(pane.clientWidth || 0, (pane.parentNode && pane.parentNode.clientWidth) || 0) || 600;
     var cell = Math.max(40, Math.min(96, Math.floor((available - 60) / columns) - 6));
     var grid = el("div", { className: "hfa-grid" });
     grid.style.gridTemplateColumns = "3em repeat(" + d.H + ", " + cell + "px) 10px repeat(2, " + cell + "px)";
     grid.appendChild(el("div", { className: "hfa-corner", text: "layer" }));
-    for (var h = 0; h < d.H; h++) grid.appendChild(el("div", { className: "hfa-colhead", text: "head " + h }));
+    for (var h = 0; h < d.H; h++) grid.appendChild(el("div", { className: "hfa-colhead", text: "head " + shown(h) }));
     grid.appendChild(el("div"));
     grid.appendChild(el("div", { className: "hfa-colhead", text: "mean" }));
     grid.appendChild(el("div", { className: "hfa-colhead", text: "rollout" }));
 
     var cells = [];
     for (var l = 0; l < d.L; l++) {
-      grid.appendChild(el("div", { className: "hfa-rowhead", text: String(l) }));
+      grid.appendChild(el("div", { className: "hfa-rowhead", text: shown(l) }));
       for (var hh = 0; hh < d.H; hh++) grid.appendChild(mapCell(l, hh, headColour(hh, d.H), "heads"));
       grid.appendChild(el("div"));
       grid.appendChild(mapCell(l, "mean", AGGREGATE_COLOUR, "mean"));
@@ -421,7 +429,8 @@
                                   "data-layer": String(layer), "data-head": String(head) });
       canvas.style.width = cell + "px";
       canvas.style.height = cell + "px";
-      canvas.title = "layer " + layer + ", " + (typeof head === "number" ? "head " + head : head) + " \u2014 click to open";
+      canvas.title = "layer " + shown(layer) + ", " + (typeof head === "number" ? "head " + shown(head) : head) +
+                     " \u2014 click to open";
       paint(canvas, layer, head, colour);
       canvas.addEventListener("click", function () {
         onPick({ layer: layer, mode: mode, head: typeof head === "number" ? head : undefined });
