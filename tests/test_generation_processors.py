@@ -97,11 +97,27 @@ def test_sampling_warpers_apply_only_when_sampling():
     (dict(num_return_sequences=2), "greedy decoding would repeat"),
     (dict(early_stopping="sometimes"), "early_stopping"),
     (dict(stop_strings=[""]), "empty string"),
+    # Non-finite numbers passed the range checks (inf > 0) or made every score NaN.
+    (dict(do_sample=True, temperature=math.inf), "temperature = inf: must be a finite number"),
+    (dict(temperature=math.nan), "temperature = nan: must be a finite number"),
+    (dict(top_p=math.nan), "top_p = nan: must be a finite number"),
+    (dict(repetition_penalty=math.inf), "repetition_penalty = inf: must be a finite number"),
+    (dict(num_beams=2, length_penalty=math.nan), "length_penalty = nan: must be a finite number"),
+    (dict(top_k=-1), "top_k = -1: must be >= 0"),
+    (dict(num_beams=0), "num_beams = 0: must be at least 1"),
+    (dict(max_new_tokens=-5), "max_new_tokens = -5: must be at least 1"),
+    (dict(eos_token_id=-1), "eos_token_id = -1: token ids are >= 0"),
+    (dict(do_sample=True, seed=-1), r"seed = -1: must be a whole number from 0 to 2\*\*64 - 1"),
 ])
 def test_bad_settings_are_one_line_config_errors(settings, message):
     with pytest.raises(ConfigError, match=message) as e:
         load_config(GenerationConfig, settings, "generate.toml")
     assert "\n" not in str(e.value)
+
+
+def test_non_finite_settings_from_the_command_line_are_refused():
+    with pytest.raises(ConfigError, match="temperature = inf: must be a finite number"):
+        load_config(GenerationConfig, {"do_sample": "true", "temperature": "inf"}, "command line")
 
 
 def test_settings_from_toml_strings():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,45 @@ def test_sample_data_is_what_the_readme_says():
     out = subprocess.run([sys.executable, str(REPO / "scripts" / "make_nsmc_sample.py"), "--help"],
                          capture_output=True, text=True, check=True).stdout
     assert "deterministic" in out
+
+
+PIPELINE = TOKENIZER + "[data]\n\n[pretrain]\nmax_steps = 2\n\n"
+
+
+@pytest.mark.parametrize("body, pattern", [
+    # Values the stages used to parse only once they ran, after the stages before them.
+    (PIPELINE.replace("max_steps = 2", 'max_steps = 2\nmodel_config = "big"') + FINETUNE,
+     r"\[pretrain\]: model_config = 'big': must be a table of model settings"),
+    (PIPELINE.replace("max_steps = 2", 'max_steps = 2\nmodel = "big"') + FINETUNE,
+     r"\[pretrain\]: model = 'big': not a model size; choose one of tiny, mini"),
+    (PIPELINE.replace("max_steps = 2", "max_steps = 2\nmodel_config = { hiden_size = 64 }") + FINETUNE,
+     r"\[pretrain\]: model_config: .*unknown key 'hiden_size' \(did you mean 'hidden_size'\?\)"),
+    (PIPELINE.replace("max_steps = 2", "max_steps = 2\nmodel_config = { num_attention_heads = 7 }") + FINETUNE,
+     r"\[pretrain\]: model_config: .*num_attention_heads"),
+    (PIPELINE + FINETUNE + "seeds = [-1]\n", r"\[finetune.nsmc\]: seeds .*must be a whole number from 0"),
+    (PIPELINE + FINETUNE + "seed = -3\n", r"\[finetune.nsmc\]: seed .*must be a whole number from 0"),
+    # A component's own check, which used to come without the recipe file and table.
+    (PIPELINE.replace("max_steps = 2", "max_steps = 2\nseq_len = 4") + FINETUNE,
+     r"\[pretrain\]: seq_len must be >= 8"),
+    (PIPELINE + FINETUNE + "[evaluate]\nbatch_size = 0\n", r"\[evaluate\]: batch_size = 0: must be at least 1"),
+    (PIPELINE + FINETUNE, None),  # the same recipe without a bad value plans fine
+])
+def test_values_the_stages_parse_are_checked_by_the_dry_run(tmp_path, capsys, body, pattern):
+    pytest.importorskip("hanformer.training.pretrain")
+    path = write_recipe(tmp_path, body)
+    rc = main(["run", str(path), "--dry-run"])
+    err = capsys.readouterr().err
+    if pattern is None:
+        assert rc == 0, err
+        return
+    assert rc == 2 and err.count("\n") == 1 and err.startswith(f"hanformer: error: {path} [")
+    assert re.search(pattern, err), err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_run_table_values_name_the_recipe_file(tmp_path):
+    path = tmp_path / "recipe.toml"
+    path.write_text("[run]\nseed = -1\n\n" + TOKENIZER, encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))} \[run\]: seed .*from 0 to") as e:
+        load_recipe(path)
+    assert "\n" not in str(e.value)

@@ -78,7 +78,7 @@ def test_classification_finetune_evaluate_predict_with_seeds(tiny_model, nsmc_fi
         info = json.loads((best / "task.json").read_text())
         assert info["task"] == "nsmc" and info["labels"] == ["0", "1"]
         config = json.loads((best / "config.json").read_text())
-        assert config["id2label"] == {"0": "0", "1": "1"}
+        assert config["id2label"] == {"0": "negative", "1": "positive"}
         metrics = json.loads((best / "metrics.json").read_text())
         assert metrics["accuracy"] >= 0.9  # the two classes differ by one word: trivially learnable
     seeds = json.loads((out / "seeds.json").read_text())
@@ -106,9 +106,10 @@ def test_classification_finetune_evaluate_predict_with_seeds(tiny_model, nsmc_fi
     assert rc == 0
     records = [json.loads(line) for line in (tmp_path / "pred.jsonl").read_text().splitlines()]
     assert [r["text"] for r in records] == ["정말 좋아요", "너무 싫어요"]
-    assert [r["label"] for r in records] == ["1", "0"]
+    assert [r["label"] for r in records] == ["positive", "negative"]
+    assert [r["data_label"] for r in records] == ["1", "0"]
     for r in records:
-        assert set(r["probabilities"]) == {"0", "1"}
+        assert set(r["probabilities"]) == {"negative", "positive"}
         assert sum(r["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
         assert r["probability"] == r["probabilities"][r["label"]]
 

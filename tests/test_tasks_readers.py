@@ -101,7 +101,7 @@ def test_klue_nli_json_unknown_label(tmp_path):
 
 def test_ner_readers_malformed_sentences(tmp_path):
     klue = tmp_path / "ner.tsv"
-    klue.write_text("## header\n## id1\t<A:PS>\n가\tB-PS\n \tO\n나\tI-PS\n\n## id2\n다\tB-XX\n\n라\n\n", encoding="utf-8")
+    klue.write_text("## header\n## id1\t<가 나:PS>\n가\tB-PS\n \tO\n나\tI-PS\n\n## id2\n다\tB-XX\n\n라\n\n", encoding="utf-8")
     r = read_klue_ner(klue, labels=["O", "B-PS", "I-PS"])
     assert [e.text for e in r.examples] == ["가 나"]
     assert "unknown tag 'B-XX'" in r.skipped[0].reason and r.skipped[0].where.endswith("ner.tsv:8")
@@ -111,6 +111,43 @@ def test_ner_readers_malformed_sentences(tmp_path):
     r = read_conll(conll)
     assert r.examples[0].units == ["EU", "rejects"] and r.examples[0].text == "EU rejects"
     assert "expected 'TOKEN TAG'" in r.skipped[0].reason
+
+
+def test_klue_ner_character_lines_must_spell_their_sentence_line(tmp_path):
+    """A character line lost in an edit used to be read as a shorter sentence with shifted tags."""
+    klue = tmp_path / "ner.tsv"
+    good = "## id1\t<서울:LC>에 간다\n서\tB-LC\n울\tI-LC\n에\tO\n \tO\n간\tO\n다\tO\n\n"
+    lost = "## id2\t<부산:LC>에 간다\n부\tB-LC\n에\tO\n \tO\n간\tO\n다\tO\n\n"
+    klue.write_text(good + lost, encoding="utf-8")
+    r = read_klue_ner(klue, labels=get_task("klue-ner").labels)
+    assert [e.text for e in r.examples] == ["서울에 간다"]
+    assert r.skipped[0].where == f"{klue}:10"  # the first character line of the broken sentence
+    assert "the sentence on line 9 has 6" in r.skipped[0].reason and "5 characters" in r.skipped[0].reason
+    assert "differ at character 2 ('에' vs '산')" in r.skipped[0].reason
+    with pytest.raises(InputError, match=r"ner.tsv:10: the character lines spell 5 characters") as e:
+        read_klue_ner(klue, on_error="fail")
+    assert "\n" not in str(e.value)
+    # Files without `##` sentence lines (people's own) are read as before.
+    plain = tmp_path / "plain.tsv"
+    plain.write_text("부\tB-LC\n산\tI-LC\n", encoding="utf-8")
+    assert read_klue_ner(plain).examples[0].text == "부산"
+
+
+def test_korsts_scores_outside_0_to_5_are_malformed(tmp_path):
+    path = tmp_path / "sts.tsv"
+    rows = ["genre\tfilename\tyear\tid\tscore\tsentence1\tsentence2",
+            "g\tf\t2017\t1\t5.00\t가\t나", "g\tf\t2017\t2\t7.5\t가\t나",
+            "g\tf\t2017\t3\t-1\t가\t나", "g\tf\t2017\t4\tinf\t가\t나", "g\tf\t2017\t5\t0\t가\t나"]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    r = get_task("korsts").read(path)
+    assert [e.label for e in r.examples] == [5.0, 0.0]
+    assert [(b.where, b.reason) for b in r.skipped] == [
+        (f"{path}:3", "score '7.5' in field 'score' is outside 0-5"),
+        (f"{path}:4", "score '-1' in field 'score' is outside 0-5"),
+        (f"{path}:5", "score 'inf' in field 'score' is not a number")]
+    # The generic regression task has no fixed range, but inf is still not a score.
+    generic = get_task("regression").read(path, columns=Columns(text="sentence1", label="score"))
+    assert [e.label for e in generic.examples] == [5.0, 7.5, -1.0, 0.0]
 
 
 def test_squad_answer_mismatch_is_reported(tmp_path):

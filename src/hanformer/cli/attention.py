@@ -38,10 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from hanformer.utils.files import check_output_file
     from hanformer.visualization.config import AttentionViewConfig
     from hanformer.visualization.html import write_attention_view
 
     config = config_from_sources(AttentionViewConfig, None, args, source="attention")
+    check_output_file(args.out, "--out")  # before the model is loaded and run
     path = write_attention_view(args.model, args.out, config)
     print(f"wrote {path}")
     return 0

@@ -34,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="TOML", default=None, help="TOML file with the settings below")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per result (prompt, text, finish_reason, token counts) instead of text")
+    p.add_argument("--output", metavar="FILE", default=None,
+                   help="write the results to FILE (replaced atomically) instead of printing them")
     add_config_arguments(p, GenerationConfig)
     p.set_defaults(func=_generate)
 
@@ -43,7 +45,7 @@ def _generate(args: argparse.Namespace) -> int:
     from hanformer.generation.api import generate, load_generator
     from hanformer.generation.config import GenerationConfig
     from hanformer.utils.config import config_from_sources, load_toml
-    from hanformer.utils.files import iter_lines
+    from hanformer.utils.files import atomic_write, check_output_file, iter_lines
 
     config = config_from_sources(GenerationConfig, load_toml(args.config) if args.config else None, args,
                                  source=args.config or "command line")
@@ -52,10 +54,12 @@ def _generate(args: argparse.Namespace) -> int:
         prompts += [line for _, line in iter_lines(args.file) if line.strip()]
     if not prompts:
         raise InputError("no prompt given: use --prompt TEXT (or --file FILE with one prompt per line)")
+    if args.output:
+        check_output_file(args.output, "--output", inputs=[args.file] if args.file else [])
     model, tokenizer = load_generator(args.model)
 
     rows = len(prompts) * config.num_return_sequences
-    streaming = not args.json and rows == 1 and config.num_beams == 1
+    streaming = not args.json and not args.output and rows == 1 and config.num_beams == 1
     if streaming:
         out = sys.stdout
         started = False
@@ -72,13 +76,21 @@ def _generate(args: argparse.Namespace) -> int:
         out.write(("" if started else prompts[0]) + "\n")
         return 0
     results = generate(model, prompts, config, tokenizer=tokenizer)
+    lines = []
     for i, r in enumerate(results):
         if args.json:
-            print(json.dumps({"prompt": r.prompt, "text": r.text, "finish_reason": r.finish_reason,
-                              "prompt_tokens": r.prompt_tokens, "generated_tokens": len(r.token_ids)},
-                             ensure_ascii=False))
+            lines.append(json.dumps({"prompt": r.prompt, "text": r.text, "finish_reason": r.finish_reason,
+                                     "prompt_tokens": r.prompt_tokens, "generated_tokens": len(r.token_ids)},
+                                    ensure_ascii=False))
         else:
             if rows > 1:
-                print(f"--- {i + 1}")
-            print(r.prompt + r.text)
+                lines.append(f"--- {i + 1}")
+            lines.append(r.prompt + r.text)
+    if args.output:
+        with atomic_write(args.output) as f:
+            f.writelines(line + "\n" for line in lines)
+        print(f"wrote {len(results)} result(s) to {args.output}", file=sys.stderr)
+    else:
+        for line in lines:
+            print(line)
     return 0

@@ -8,6 +8,7 @@ combinations are rejected up front with a one-line `ConfigError` instead of a wa
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Literal
 
 from hanformer.errors import ConfigError
@@ -46,6 +47,16 @@ class GenerationConfig:
 
     def validate(self) -> None:
         """Reject impossible settings with a message that says what to change."""
+        for name in ("temperature", "top_p", "repetition_penalty", "length_penalty"):
+            value = getattr(self, name)
+            if not math.isfinite(value):  # inf or NaN would pass the range checks below or poison the scores
+                raise ConfigError(f"{name} = {value}: must be a finite number")
+        for name in ("eos_token_id", "pad_token_id"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ConfigError(f"{name} = {value}: token ids are >= 0 (leave it unset for the model's)")
+        if self.seed is not None and not 0 <= self.seed < 2**64:  # what torch.Generator takes
+            raise ConfigError(f"seed = {self.seed}: must be a whole number from 0 to 2**64 - 1")
         if self.max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens = {self.max_new_tokens}: must be at least 1")
         if self.num_beams < 1:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hanformer.errors import InputError
+from hanformer.errors import ConfigError, InputError
 from hanformer.models.bert import BertModel, BertPreTrainedModel
 from hanformer.models.embed_config import EmbedConfig
 from hanformer.models.layers import masked_mean
@@ -64,6 +64,16 @@ def pool(last_hidden_state: Tensor, attention_mask: Tensor, pooling: str = "mean
     return F.normalize(vectors, p=2, dim=-1) if normalize else vectors
 
 
+def check_texts(texts: Sequence[str]) -> None:
+    """Refuse what has no embedding worth comparing: no texts, or an empty one (its vector is
+    that of the special tokens alone, so any similarity to it means nothing)."""
+    if not texts:
+        raise InputError("embed: no texts given")
+    empty = next((i for i, t in enumerate(texts) if not t.strip()), None)
+    if empty is not None:
+        raise InputError(f"embed: text {empty + 1} of {len(texts)} is empty; give sentences with words in them")
+
+
 @torch.no_grad()
 def embed(model: str | Path | BertPreTrainedModel, texts: Sequence[str], *, tokenizer: Any = None,
           config: EmbedConfig | None = None) -> Tensor:
@@ -73,8 +83,11 @@ def embed(model: str | Path | BertPreTrainedModel, texts: Sequence[str], *, toke
     the result is in the original order.
     """
     cfg = config or EmbedConfig()
-    if not texts:
-        raise InputError("embed: no texts given")
+    check_texts(texts)
+    if cfg.batch_size < 1:
+        raise ConfigError(f"embed: batch_size = {cfg.batch_size}: must be at least 1")
+    if cfg.max_length is not None and cfg.max_length < 1:
+        raise ConfigError(f"embed: max_length = {cfg.max_length}: must be at least 1 (or unset for the model's limit)")
     if isinstance(model, (str, Path)):
         from hanformer.models.checkpoint import load_model
 

@@ -25,14 +25,20 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hanformer.errors import ConfigError
+from hanformer.generation.pretrain import _PRESET_ALIASES as GPT_PRESET_ALIASES
+from hanformer.models.config import PRESETS as BERT_PRESETS
+from hanformer.models.config import BertConfig
+from hanformer.training.config import check_seed
 from hanformer.utils.config import load_config, load_toml, parse_duration, setting
 
 STAGE_TABLES = ("run", "tokenizer", "data", "pretrain", "finetune", "evaluate", "report")
+T = TypeVar("T")
 
 
 @dataclass
@@ -47,9 +53,10 @@ class RunSection:
 
     def validate(self) -> None:
         if self.name and not re.fullmatch(r"[A-Za-z0-9._-]+", self.name):
-            raise ConfigError(f"[run] name = {self.name!r}: use letters, digits, '.', '_' or '-' only")
+            raise ConfigError(f"name = {self.name!r}: use letters, digits, '.', '_' or '-' only")
         if self.threads < 0:
-            raise ConfigError(f"[run] threads = {self.threads}: must be 0 (default) or more")
+            raise ConfigError(f"threads = {self.threads}: must be 0 (default) or more")
+        check_seed(self.seed, "seed")
 
 
 @dataclass
@@ -102,6 +109,13 @@ class EvaluateSection:
     max_examples: int = setting(0, "score a seeded random subset of this many held-out examples (0: all)")
     budget: str | None = setting(None, "stated wall-clock budget for this stage")
 
+    def validate(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size = {self.batch_size}: must be at least 1")
+        for key in ("examples", "max_examples"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} = {getattr(self, key)}: must be 0 or more")
+
 
 @dataclass
 class ReportSection:
@@ -145,12 +159,69 @@ class Recipe:
         return Path(self.run.out_dir) / self.name
 
 
+def parse_stage_config(cls: type[T], data: dict[str, Any], source: str) -> T:
+    """A stage's component config (`cls`) from its recipe table, checked as far as the stage will
+    read it: the config's own checks, plus values it only parses when it runs (seeds; the model
+    preset and `model_config` of pretraining). Every error names the recipe file and table
+    (`source`) and the key, so `hanformer run --dry-run` reports it before any stage works."""
+    try:
+        config = load_config(cls, data, source)
+        _check_seeds(config)
+        _check_model_settings(config)
+    except ConfigError as e:
+        raise ConfigError(e.message if e.message.startswith(source) else f"{source}: {e.message}") from None
+    return config
+
+
+def _check_seeds(config: Any) -> None:
+    """Every seed of a config and of its nested configs (`trainer.seed`) is one the stage's
+    random generators accept: components that do not check their seeds fail only when seeding."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            _check_seeds(value)
+        elif f.name == "seeds" and isinstance(value, list):
+            for seed in value:
+                check_seed(seed, f.name)
+        elif (f.name == "seed" or f.name.endswith("_seed")) and isinstance(value, int):
+            check_seed(value, f.name)
+
+
+def _check_model_settings(config: Any) -> None:
+    """Build the model config pretraining will build from `model` (a preset) and `model_config`
+    (overrides), as far as it is known before the data exists (the vocabulary size is not)."""
+    if not hasattr(config, "model_config"):
+        return
+    overrides = config.model_config
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"model_config = {overrides!r}: must be a table of model settings with "
+                          "config.json names, e.g. model_config = { hidden_size = 256 }")
+    if getattr(config, "init_from", None):
+        return  # the model comes from that checkpoint, with its own config
+    if getattr(config, "objective", None) == "clm":
+        # GPT's config lives beside the model (torch), so it is loaded only for a GPT recipe.
+        from hanformer.models.gpt import PRESETS as GPT_PRESETS
+        from hanformer.models.gpt import GPTConfig
+
+        preset = GPT_PRESET_ALIASES.get(config.model, config.model)
+        presets: dict[str, Any] = GPT_PRESETS
+        build: Callable[..., Any] = GPTConfig.preset
+    else:
+        preset, presets, build = config.model, BERT_PRESETS, BertConfig.preset
+    if preset not in presets:
+        raise ConfigError(f"model = {config.model!r}: not a model size; choose one of {', '.join(presets)}")
+    try:
+        build(preset, **overrides)
+    except (ConfigError, TypeError) as e:
+        raise ConfigError(f"model_config: {getattr(e, 'message', e)}") from None
+
+
 def _split(table: dict[str, Any], section_cls: type, source: str) -> Any:
     """Fill `section_cls` from its own keys; the rest of `table` goes to `.settings`."""
     own = {f.name for f in dataclasses.fields(section_cls)} - {"settings"}
     mine = {k: v for k, v in table.items() if k.replace("-", "_") in own}
     rest = {k.replace("-", "_"): v for k, v in table.items() if k.replace("-", "_") not in own}
-    section = load_config(section_cls, mine, source)
+    section: Any = parse_stage_config(section_cls, mine, source)
     section.settings = rest
     return section
 
@@ -182,7 +253,7 @@ def parse_recipe(data: dict[str, Any], path: str | Path) -> Recipe:
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: {key} must be a table ([{key}]), got {value!r}")
 
-    recipe = Recipe(path=path, run=load_config(RunSection, data.get("run", {}), f"{path} [run]"), raw=data)
+    recipe = Recipe(path=path, run=parse_stage_config(RunSection, data.get("run", {}), f"{path} [run]"), raw=data)
     for name in ("tokenizer", "data", "pretrain"):
         if name in data:
             source = f"{path} [{name}]"
@@ -203,10 +274,10 @@ def parse_recipe(data: dict[str, Any], path: str | Path) -> Recipe:
         _check_budget(section.budget, source)
         recipe.finetune[task_name] = section
     if "evaluate" in data:
-        recipe.evaluate = load_config(EvaluateSection, data["evaluate"], f"{path} [evaluate]")
+        recipe.evaluate = parse_stage_config(EvaluateSection, data["evaluate"], f"{path} [evaluate]")
         _check_budget(recipe.evaluate.budget, f"{path} [evaluate]")
     if "report" in data:
-        recipe.report = load_config(ReportSection, data["report"], f"{path} [report]")
+        recipe.report = parse_stage_config(ReportSection, data["report"], f"{path} [report]")
     return recipe
 
 

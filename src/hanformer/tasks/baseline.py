@@ -9,17 +9,18 @@ Needs scikit-learn: `pip install 'hanformer[baselines]'`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from hanformer.errors import ConfigError, HanformerError
+from hanformer.errors import ConfigError, HanformerError, InputError
 from hanformer.tasks.finetune import DataConfig, Log, read_examples, subsample
 from hanformer.tasks.registry import compute_metrics, get_task
 from hanformer.tasks.split import carve_validation
 from hanformer.utils.config import setting
-from hanformer.utils.files import atomic_write_json
+from hanformer.utils.files import atomic_write_json, check_output_file
 
 
 def _stderr(msg: str) -> None:
@@ -48,6 +49,10 @@ class BaselineConfig:
             raise ConfigError(f"the TF-IDF baseline is for classification tasks, not {self.task!r}")
         if not 1 <= self.ngram_min <= self.ngram_max:
             raise ConfigError("need 1 <= ngram_min <= ngram_max")
+        if self.max_features < 1 or not 0 < self.c < math.inf:
+            raise ConfigError("--max-features must be at least 1 and --c a number greater than 0")
+        if self.out:
+            check_output_file(self.out, "--out", inputs=[self.train, self.valid or ""])
 
 
 def run_baseline(config: BaselineConfig, log: Log = _stderr) -> dict[str, Any]:
@@ -66,6 +71,12 @@ def run_baseline(config: BaselineConfig, log: Log = _stderr) -> dict[str, Any]:
     else:
         train, valid = carve_validation(train, config.valid_fraction, config.split_seed, task.group)
     train = subsample(train, config.max_train_examples, config.split_seed)
+    classes = sorted({str(e.label) for e in train})
+    if len(classes) < 2:
+        raise InputError(f"{config.train}: every training example has the label {classes[0]!r}; a classifier "
+                         "needs at least two classes in its training data")
+    if not valid:
+        raise InputError(f"{config.valid or config.train}: no validation examples to score the baseline on")
 
     def text(e: Any) -> str:  # a pair is read as one text with a separator the n-grams can see
         return e.text if e.text_pair is None else f"{e.text} ||| {e.text_pair}"

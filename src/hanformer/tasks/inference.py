@@ -8,13 +8,15 @@ labels with probabilities, scores, per-unit tags, or answer spans.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from hanformer.errors import CheckpointError
 from hanformer.evaluation import get_entities
 from hanformer.tasks.encoding import (
     PieceEncoder,
@@ -26,7 +28,7 @@ from hanformer.tasks.encoding import (
 from hanformer.tasks.examples import QAExample, TextExample, TokenExample
 from hanformer.tasks.model_io import TaskSettings
 from hanformer.tasks.qa import AnswerPrediction, QASettings, encode_qa_examples, postprocess
-from hanformer.tasks.registry import TaskSpec, compute_metrics
+from hanformer.tasks.registry import TaskSpec, compute_metrics, label_name
 
 
 def qa_settings(s: TaskSettings) -> QASettings:
@@ -46,10 +48,23 @@ def encode_examples(task: TaskSpec, encoder: PieceEncoder, examples: Sequence[An
     return encode_qa_examples(encoder, examples, qa_settings(settings), with_labels=with_labels)
 
 
+def _check_finite(out: Any, source: str | None) -> None:
+    """A model whose weights hold NaN/inf answers NaN for everything (softmax keeps it NaN, argmax
+    picks label 0): refuse instead of reporting `probability: NaN` or scoring a broken model."""
+    for name in ("logits", "start_logits", "end_logits"):
+        value = getattr(out, name, None)
+        if value is not None and not bool(torch.isfinite(value).all()):
+            at = f"{source}: " if source else ""
+            raise CheckpointError(f"{at}the model's outputs ({name}) are NaN or inf, so its weights hold "
+                                  "NaN/inf values (training diverged or the file is damaged); use another "
+                                  "checkpoint or fine-tune again")
+
+
 def forward_all(model: torch.nn.Module, features: Sequence[dict[str, Any]], pad_id: int,
-                batch_size: int = 64) -> list[dict[str, np.ndarray]]:
+                batch_size: int = 64, source: str | None = None) -> list[dict[str, np.ndarray]]:
     """Outputs of `model` for every feature, in order: `logits` (classification, token), or
-    `start_logits`/`end_logits` (QA), trimmed to each feature's length for per-token outputs."""
+    `start_logits`/`end_logits` (QA), trimmed to each feature's length for per-token outputs.
+    Non-finite outputs are a CheckpointError naming `source` (the model's directory)."""
     device = next(model.parameters()).device
     order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
     results: list[dict[str, np.ndarray] | None] = [None] * len(features)
@@ -64,6 +79,7 @@ def forward_all(model: torch.nn.Module, features: Sequence[dict[str, Any]], pad_
                             pad_id)
             batch = {k: v.to(device) for k, v in batch.items()}
             out = model(**batch)
+            _check_finite(out, source)
             for j, i in enumerate(idx):
                 n = len(features[i]["input_ids"])
                 if getattr(out, "start_logits", None) is not None:
@@ -92,10 +108,11 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 def predict_examples(task: TaskSpec, model: torch.nn.Module, encoder: PieceEncoder, examples: Sequence[Any],
                      settings: TaskSettings, labels: Sequence[str] | None, batch_size: int = 64,
-                     features: Sequence[dict[str, Any]] | None = None) -> Predictions:
+                     features: Sequence[dict[str, Any]] | None = None, source: str | None = None) -> Predictions:
+    """Task predictions of `model` (labels as the data writes them); `source` names the model in errors."""
     if features is None:
         features = encode_examples(task, encoder, examples, settings, labels, with_labels=False)
-    outs = forward_all(model, features, encoder.pad_id, batch_size)
+    outs = forward_all(model, features, encoder.pad_id, batch_size, source)
     if task.kind == "classification":
         assert labels is not None
         probs = [_softmax(o["logits"]) for o in outs]
@@ -137,9 +154,9 @@ def gold_of(task: TaskSpec, examples: Sequence[Any]) -> list[Any]:
 
 def score_examples(task: TaskSpec, model: torch.nn.Module, encoder: PieceEncoder, examples: Sequence[Any],
                    settings: TaskSettings, labels: Sequence[str] | None, batch_size: int = 64,
-                   features: Sequence[dict[str, Any]] | None = None) -> dict[str, float]:
+                   features: Sequence[dict[str, Any]] | None = None, source: str | None = None) -> dict[str, float]:
     """The task's official metrics of `model` on labelled `examples`."""
-    preds = predict_examples(task, model, encoder, examples, settings, labels, batch_size, features)
+    preds = predict_examples(task, model, encoder, examples, settings, labels, batch_size, features, source)
     return compute_metrics(task, gold_of(task, examples), preds.labels, labels=labels)
 
 
@@ -156,22 +173,25 @@ def raw_examples(task: TaskSpec, texts: Sequence[TextExample]) -> list[Any]:
             if task.units == "char":
                 spans = [(i, i + 1) for i in range(len(text))]
             else:
-                import re
-
                 spans = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
             out.append(TokenExample(text, spans, None, t.source))
         return out
     return [QAExample(str(i), t.text, t.text_pair or "", [], source=t.source) for i, t in enumerate(texts)]
 
 
-def prediction_record(task: TaskSpec, example: Any, label: Any, detail: Any, top: int = 5) -> dict[str, Any]:
-    """One JSON-lines record of `hanformer predict`."""
+def prediction_record(task: TaskSpec, example: Any, label: Any, detail: Any, top: int = 5,
+                      names: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One JSON-lines record of `hanformer predict`. Classification answers with label names
+    (`names`: label -> name, default the task's own, e.g. NSMC's negative/positive), as the
+    model's config.json does for `transformers`; `data_label` is the label as the data writes it."""
     if task.kind == "classification":
+        if names is None:
+            names = {k: label_name(task.name, k) for k in detail}
         rec = {"text": example.text}
         if example.text_pair is not None:
             rec["text_pair"] = example.text_pair
-        rec.update(label=label, probability=round(detail[label], 6),
-                   probabilities={k: round(v, 6) for k, v in detail.items()})
+        rec.update(label=names.get(label, label), data_label=label, probability=round(detail[label], 6),
+                   probabilities={names.get(k, k): round(v, 6) for k, v in detail.items()})
         return rec
     if task.kind == "regression":
         rec = {"text": example.text}

@@ -16,9 +16,10 @@ from typing import Any
 
 from hanformer.errors import ConfigError, InputError
 from hanformer.tasks.evaluate import load_for_task, resolve_model_dir
+from hanformer.tasks.model_io import model_label_names
 from hanformer.tasks.readers import read_squad, read_texts
 from hanformer.utils.config import setting
-from hanformer.utils.files import atomic_write
+from hanformer.utils.files import atomic_write, check_output_file, iter_stream_lines, require_file
 
 
 @dataclasses.dataclass
@@ -35,6 +36,12 @@ class PredictConfig:
     def validate(self) -> None:
         if not self.model:
             raise ConfigError("predict needs --model (a fine-tuned model directory)")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size {self.batch_size}: must be at least 1")
+        if self.top_k < 1:
+            raise ConfigError(f"--top-k {self.top_k}: must be at least 1")
+        if self.threads < 0:
+            raise ConfigError(f"--threads {self.threads}: must be 0 (torch's default) or more")
 
 
 def predict(config: PredictConfig | str | Path, inputs: Iterable[str | tuple[str, str]] | None = None,
@@ -49,19 +56,26 @@ def predict(config: PredictConfig | str | Path, inputs: Iterable[str | tuple[str
         config = PredictConfig(model=str(config), **options)
     config.validate()
     lines = None if inputs is None else [x if isinstance(x, str) else "\t".join(x) for x in inputs]
+    from_file = inputs is None and config.input != "-"
+    # Paths first: a wrong one fails at once, before the model is loaded.
+    if from_file:
+        require_file(config.input, "input file")
+    if config.output not in ("-", ""):
+        check_output_file(config.output, "--output", inputs=[config.input] if from_file else [])
     import torch
 
     from hanformer.tasks.inference import predict_examples, prediction_record, raw_examples
 
     if config.threads:
         torch.set_num_threads(config.threads)
-    task, model, _, encoder, settings, labels = load_for_task(resolve_model_dir(config.model), config.task,
-                                                              config.device)
-    if task.kind == "qa" and config.input != "-" and Path(config.input).suffix.lower() == ".json":
+    model_dir = resolve_model_dir(config.model)
+    task, model, _, encoder, settings, labels = load_for_task(model_dir, config.task, config.device)
+    if task.kind == "qa" and from_file and Path(config.input).suffix.lower() == ".json":
         examples = read_squad(config.input, require_answers=False).examples
     else:
-        texts = read_texts(None if config.input == "-" else config.input,
-                           lines=list(lines) if lines is not None else (sys.stdin if config.input == "-" else None))
+        if lines is None and not from_file:  # standard input, decoded here to report bad bytes by line
+            lines = [line for _, line in iter_stream_lines(sys.stdin)]
+        texts = read_texts(config.input if from_file else None, lines=lines)
         examples = raw_examples(task, texts)
     if task.kind == "qa" and any(not e.context for e in examples):
         bad = next(e for e in examples if not e.context)
@@ -72,8 +86,10 @@ def predict(config: PredictConfig | str | Path, inputs: Iterable[str | tuple[str
             raise InputError(f"{bad.source}: task {task.name!r} takes sentence pairs: write 'TEXT<TAB>PAIR'")
     if not examples:
         return []
-    preds = predict_examples(task, model, encoder, examples, settings, labels, config.batch_size)
-    records = [prediction_record(task, e, lab, det, config.top_k)
+    preds = predict_examples(task, model, encoder, examples, settings, labels, config.batch_size,
+                             source=str(model_dir))
+    names = model_label_names(model_dir, task, labels)
+    records = [prediction_record(task, e, lab, det, config.top_k, names=names)
                for e, lab, det in zip(examples, preds.labels, preds.details, strict=False)]
     if config.output:
         _write(records, config.output)

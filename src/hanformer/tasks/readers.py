@@ -17,7 +17,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,12 +84,23 @@ def _parse_score(value: str) -> float | None:
         score = float(value)
     except (TypeError, ValueError):
         return None
-    return score if score == score else None  # NaN is not a score
+    return score if math.isfinite(score) else None  # NaN and inf are not scores
+
+
+def _score_problem(raw: object, field_name: str, score_range: tuple[float, float] | None) -> str | None:
+    """Why `raw` is not a usable score for field `field_name` (None: it is one)."""
+    score = _parse_score(str(raw))
+    if score is None:
+        return f"score {raw!r} in field {field_name!r} is not a number"
+    if score_range is not None and not score_range[0] <= score <= score_range[1]:
+        low, high = score_range
+        return f"score {raw!r} in field {field_name!r} is outside {low:g}-{high:g}"
+    return None
 
 
 def _make_text_example(fields: dict[str, object], where: str, text_field: str, pair_field: str | None,
                        label_field: str | None, labels: Sequence[str] | None, regression: bool,
-                       bad: _Collector) -> TextExample | None:
+                       bad: _Collector, score_range: tuple[float, float] | None = None) -> TextExample | None:
     for name in (text_field, pair_field, label_field):
         if name is not None and name not in fields:
             bad(where, f"missing field {name!r}")
@@ -106,10 +119,11 @@ def _make_text_example(fields: dict[str, object], where: str, text_field: str, p
     if label_field is not None:
         raw = fields[label_field]
         if regression:
-            label = _parse_score(str(raw))
-            if label is None:
-                bad(where, f"score {raw!r} in field {label_field!r} is not a number")
+            problem = _score_problem(raw, label_field, score_range)
+            if problem:
+                bad(where, problem)
                 return None
+            label = _parse_score(str(raw))
         else:
             label = _check_label(str(raw), labels)
             if label is None:
@@ -121,12 +135,13 @@ def _make_text_example(fields: dict[str, object], where: str, text_field: str, p
 def read_table(path: str | os.PathLike[str], *, text: str, pair: str | None = None,
                label: str | None = "label", labels: Sequence[str] | None = None,
                regression: bool = False, delimiter: str | None = None, quoting: bool | None = None,
-               on_error: OnError = "skip") -> ReadResult[TextExample]:
+               on_error: OnError = "skip", score_range: tuple[float, float] | None = None) -> ReadResult[TextExample]:
     """A CSV/TSV file with a header row naming its columns.
 
     `delimiter` defaults to tab for `.tsv`/`.txt` and comma otherwise. `quoting` defaults to off
     for tab-separated files (NSMC and KorSTS contain literal quotes) and on for CSV.
-    `label=None` reads texts only (for prediction).
+    `label=None` reads texts only (for prediction). `score_range` (regression): the scores the
+    task defines, e.g. KorSTS's (0, 5); others are malformed rows.
     """
     p = require_file(path, "data file")
     if delimiter is None:
@@ -150,7 +165,8 @@ def read_table(path: str | os.PathLike[str], *, text: str, pair: str | None = No
         if len(fields) != len(header):
             bad(where, f"{len(fields)} columns, expected {len(header)} ({', '.join(header)})")
             continue
-        ex = _make_text_example(dict(zip(header, fields, strict=False)), where, text, pair, label, labels, regression, bad)
+        ex = _make_text_example(dict(zip(header, fields, strict=False)), where, text, pair, label, labels, regression,
+                                bad, score_range)
         if ex is not None:
             examples.append(ex)
     if header is None:
@@ -229,10 +245,34 @@ def _check_tags(tags: list[str], labels: Sequence[str] | None) -> str | None:
     return None
 
 
+# `## <guid><TAB><sentence>`: the sentence the character lines below it spell, its entities
+# marked `<text:TYPE>` (the file's header comments have spaces before any tab, so never match).
+_KLUE_SENTENCE_LINE = re.compile(r"##\s*\S+\t(.*)$")
+_KLUE_ENTITY_MARK = re.compile(r"<([^<>]*):([A-Z]{2})>")
+
+
+def _sentence_mismatch(sentence: tuple[int, str] | None, chars: list[str]) -> str | None:
+    """Why the character lines do not spell their `##` sentence line (None: they do, or the
+    file has no sentence lines)."""
+    if sentence is None:
+        return None
+    line_no, tagged = sentence
+    expected = _KLUE_ENTITY_MARK.sub(r"\1", tagged)
+    got = "".join(chars)
+    if got == expected:
+        return None
+    at = next((i for i, (a, b) in enumerate(zip(got, expected, strict=False)) if a != b), min(len(got), len(expected)))
+    return (f"the character lines spell {len(got)} characters but the sentence on line {line_no} has "
+            f"{len(expected)}; they first differ at character {at + 1} "
+            f"({got[at:at + 1]!r} vs {expected[at:at + 1]!r}): a character line is missing, extra or wrong")
+
+
 def read_klue_ner(path: str | os.PathLike[str], *, labels: Sequence[str] | None = None,
                   on_error: OnError = "skip") -> ReadResult[TokenExample]:
     """KLUE-NER TSV: one `CHAR<TAB>TAG` line per character (a space is a character too),
-    sentences separated by blank lines, `## ...` lines are comments (guid + tagged sentence)."""
+    sentences separated by blank lines, `## ...` lines are comments (guid + tagged sentence).
+    A sentence whose character lines do not spell its `## guid<TAB>sentence` line (a line lost
+    or added by an edit) is malformed."""
     p = require_file(path, "data file")
     bad = _Collector(on_error)
     examples: list[TokenExample] = []
@@ -240,20 +280,26 @@ def read_klue_ner(path: str | os.PathLike[str], *, labels: Sequence[str] | None 
     tags: list[str] = []
     start = 0
     broken: str | None = None
+    sentence: tuple[int, str] | None = None  # (line, text) of the current `##` sentence line
 
     def flush() -> None:
-        nonlocal chars, tags, broken
+        nonlocal chars, tags, broken, sentence
         if chars or broken:
             where = f"{p}:{start}"
-            problem = broken or _check_tags(tags, labels)
+            problem = broken or _check_tags(tags, labels) or _sentence_mismatch(sentence, chars)
             if problem:
                 bad(where, problem)
             else:
                 examples.append(TokenExample.from_units(chars, tags, "", where))
-        chars, tags, broken = [], [], None
+        chars, tags, broken, sentence = [], [], None, None
 
     for line_no, line in iter_lines(p):
         if line.startswith("##"):
+            match = _KLUE_SENTENCE_LINE.match(line)
+            if match:
+                if chars or broken:
+                    flush()  # a new sentence line without the blank line before it
+                sentence = (line_no, match.group(1))
             continue
         if line == "":
             flush()

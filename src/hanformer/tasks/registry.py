@@ -41,6 +41,7 @@ CONLL_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC
 KLUE_NER_TAGS = ("O", "B-DT", "I-DT", "B-LC", "I-LC", "B-OG", "I-OG", "B-PS", "I-PS",
                  "B-QT", "I-QT", "B-TI", "I-TI")
 NLI_LABELS = ("entailment", "neutral", "contradiction")
+SENTIMENT_NAMES = ("negative", "positive")  # NSMC's and SST-2's labels 0 and 1
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class TaskSpec:
     description: str
     reader: Callable[..., ReadResult]
     labels: tuple[str, ...] | None = None  # None: learned from the training file
+    # What people call `labels` (same order), where the data writes codes: NSMC's 0/1 are
+    # negative/positive. Saved as the model's id2label, so every consumer shows the names.
+    label_names: tuple[str, ...] | None = None
     pair: bool = False  # sentence-pair input
     main_metric: str = "accuracy"
     qa_style: Literal["squad", "korquad"] = "squad"
@@ -75,10 +79,11 @@ class TaskSpec:
                            labels=tuple(labels) if labels is not None else self.labels)
 
 
-def _table(text: str, pair: str | None, label: str, regression: bool = False) -> Callable[..., ReadResult]:
+def _table(text: str, pair: str | None, label: str, regression: bool = False,
+           score_range: tuple[float, float] | None = None) -> Callable[..., ReadResult]:
     def read(path: Any, *, on_error: OnError, columns: Columns, labels: Sequence[str] | None) -> ReadResult:
         return read_table(path, text=text, pair=pair, label=label, labels=labels,
-                          regression=regression, on_error=on_error)
+                          regression=regression, on_error=on_error, score_range=score_range)
     return read
 
 
@@ -105,16 +110,16 @@ def _qa(path: Any, *, on_error: OnError, columns: Columns, labels: Sequence[str]
 
 TASKS: dict[str, TaskSpec] = {t.name: t for t in [
     TaskSpec("nsmc", "classification", "Korean movie-review sentiment (id<TAB>document<TAB>label)",
-             _table("document", None, "label"), ("0", "1"), data="nsmc/ratings_train.txt"),
+             _table("document", None, "label"), ("0", "1"), SENTIMENT_NAMES, data="nsmc/ratings_train.txt"),
     TaskSpec("sst2", "classification", "English sentiment, SST-2 (label<TAB>sentence)",
-             _table("sentence", None, "label"), ("0", "1"), data="sst2/train.tsv"),
+             _table("sentence", None, "label"), ("0", "1"), SENTIMENT_NAMES, data="sst2/train.tsv"),
     TaskSpec("klue-nli", "classification", "Korean NLI, KLUE (JSON: premise, hypothesis, gold_label)",
              lambda path, **kw: read_records(path, text="premise", pair="hypothesis", label="gold_label",
                                              labels=kw["labels"], on_error=kw["on_error"]),
              NLI_LABELS, pair=True, data="klue_part/klue-nli-v1.1_train_part.json",
              group=lambda e: e.text),
     TaskSpec("korsts", "regression", "Korean sentence similarity 0-5, KorSTS (TSV: sentence1, sentence2, score)",
-             _table("sentence1", "sentence2", "score", regression=True), pair=True,
+             _table("sentence1", "sentence2", "score", regression=True, score_range=(0.0, 5.0)), pair=True,
              main_metric="pearson", data="korsts/sts-train.tsv"),
     TaskSpec("klue-ner", "token", "Korean NER, KLUE (character BIO TSV with ## lines)",
              _tokens(read_klue_ner), KLUE_NER_TAGS, main_metric="entity_f1", char_f1=True, units="char",
@@ -142,6 +147,33 @@ def get_task(name: str) -> TaskSpec:
         return TASKS[name]
     except KeyError:
         raise ConfigError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}") from None
+
+
+def label_names(task: TaskSpec, labels: Sequence[str], names: Sequence[str] | None = None) -> list[str]:
+    """The names of a head's `labels` (same order): `names` when given (`--label-names`, one per
+    label), else the task's own names when the head has the task's labels, else the labels."""
+    if names:
+        if task.kind != "classification":
+            raise ConfigError(f"label_names (--label-names): {task.name!r} is a {task.kind} task; "
+                              "label names are for classification tasks")
+        if len(names) != len(labels):
+            raise ConfigError(f"label_names (--label-names): {len(names)} names ({', '.join(names)}) for "
+                              f"{len(labels)} labels ({', '.join(labels)}); give one name per label, in this order")
+        if len(set(names)) != len(names) or not all(n.strip() for n in names):
+            raise ConfigError(f"label_names (--label-names): {', '.join(names)}: names must be distinct "
+                              "and non-empty")
+        return [n.strip() for n in names]
+    if task.label_names is not None and task.labels is not None and list(labels) == list(task.labels):
+        return list(task.label_names)
+    return list(labels)
+
+
+def label_name(task_name: str, label: str) -> str:
+    """The name of one label of a named task (NSMC's "1" is "positive"); other labels as they are."""
+    task = TASKS.get(task_name)
+    if task is None or task.labels is None or task.label_names is None or label not in task.labels:
+        return label
+    return task.label_names[task.labels.index(label)]
 
 
 def compute_metrics(task: TaskSpec, gold: Sequence[Any], pred: Sequence[Any], *,

@@ -6,11 +6,11 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from hanformer.errors import InputError
+from hanformer.errors import ConfigError, InputError
 
 
 def _umask() -> int:
@@ -37,7 +37,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) -
 
     A crash or Ctrl-C in the middle leaves the old file (or nothing), never half a file.
     """
-    path = Path(path)
+    path = check_output_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if "b" not in mode:
         kwargs.setdefault("encoding", "utf-8")
@@ -65,7 +65,7 @@ def atomic_save(path: str | os.PathLike[str], write_fn: Any) -> None:
 
     For libraries that insist on writing to a path themselves (safetensors, torch.save).
     """
-    path = Path(path)
+    path = check_output_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _temp_beside(path)
     os.close(fd)
@@ -76,6 +76,49 @@ def atomic_save(path: str | os.PathLike[str], write_fn: Any) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _existing_ancestor(path: Path) -> Path:
+    """The nearest folder (or file) above `path` that exists: where a new file's folders start."""
+    for parent in path.parents:
+        if parent.exists():
+            return parent
+    return Path(".")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
+def check_output_file(path: str | os.PathLike[str], option: str = "output file", *, overwrite: bool = True,
+                      inputs: Iterable[str | os.PathLike[str]] = ()) -> Path:
+    """Return `path` as a Path, or raise a one-line ConfigError if no file can be written there.
+
+    Refused: a directory, a place under a file or in a folder without write permission, one of
+    the `inputs` (writing it would replace what is being read) and, with `overwrite=False`, any
+    existing file. Commands call this before they start working, so a bad output path fails at
+    once instead of after the work; `atomic_write` and `atomic_save` call it too. `option` names
+    the setting in the message (e.g. '--output').
+    """
+    p = Path(path)
+    label = f"{option} {p}"
+    if p.is_dir():
+        raise ConfigError(f"{label}: is a directory; give a file path, e.g. {p / 'out.json'}")
+    if p.exists():
+        if any(_same_file(p, Path(i)) for i in inputs if str(i) not in ("", "-")):
+            raise ConfigError(f"{label}: is also the input file, which writing would replace; "
+                              "choose another output file")
+        if not overwrite:
+            raise ConfigError(f"{label}: already exists; remove it or choose another name")
+    folder = _existing_ancestor(p)
+    if not folder.is_dir():
+        raise ConfigError(f"{label}: {folder} is a file, not a folder, so nothing can be written under it")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{label}: the folder {folder} is not writable (permissions); choose another place")
+    return p
 
 
 def require_file(path: str | os.PathLike[str], what: str = "file") -> Path:
@@ -90,23 +133,48 @@ def require_file(path: str | os.PathLike[str], what: str = "file") -> Path:
     return p
 
 
+def _not_utf8(name: object, line_no: int, byte: int | None = None) -> InputError:
+    at = f" at byte {byte}" if byte is not None else ""
+    return InputError(f"{name}:{line_no}: not valid UTF-8{at} "
+                      f"(re-encode the file as UTF-8, e.g. `iconv -f cp949 -t utf-8`)")
+
+
+def _decoded_lines(lines: Iterable[bytes | str], name: object) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line without newline) of raw lines; bytes are decoded as UTF-8 and
+    a bad byte raises an InputError naming `name`, the line and the byte offset."""
+    line_no = 0
+    offset = 0
+    iterator = iter(lines)
+    while True:
+        try:
+            raw = next(iterator)
+        except StopIteration:
+            return
+        except UnicodeDecodeError:  # a text stream that decodes by itself
+            raise _not_utf8(name, line_no + 1) from None
+        line_no += 1
+        if isinstance(raw, bytes):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise _not_utf8(name, line_no, offset + e.start) from None
+            offset += len(raw)
+        else:
+            text = raw
+        yield line_no, text.rstrip("\r\n")
+
+
 def iter_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
     """Yield (1-based line number, line without newline) of a UTF-8 text file.
 
     Non-UTF-8 bytes raise an InputError naming the file, line and byte offset.
     """
     p = require_file(path)
-    line_no = 0
-    offset = 0
     with open(p, "rb") as f:
-        for raw in f:
-            line_no += 1
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise InputError(
-                    f"{p}:{line_no}: not valid UTF-8 at byte {offset + e.start} "
-                    f"(re-encode the file as UTF-8, e.g. `iconv -f cp949 -t utf-8`)"
-                ) from None
-            offset += len(raw)
-            yield line_no, text.rstrip("\r\n")
+        yield from _decoded_lines(f, p)
+
+
+def iter_stream_lines(stream: IO[Any], name: str = "<stdin>") -> Iterator[tuple[int, str]]:
+    """`iter_lines` for an open stream (standard input): its bytes are read and decoded here, so
+    non-UTF-8 input is an InputError naming `name` and the line, not a traceback."""
+    yield from _decoded_lines(getattr(stream, "buffer", stream), name)
