@@ -100,6 +100,7 @@ def _finetune(args: argparse.Namespace) -> int:
     )
     from hanformer.tasks.registry import TASKS
     from hanformer.training.config import TrainerConfig
+    from hanformer.training.distributed import env_dist_info
 
     if args.list_tasks:
         for t in TASKS.values():
@@ -115,6 +116,9 @@ def _finetune(args: argparse.Namespace) -> int:
     data["trainer"] = trainer
     config = load_config(FinetuneConfig, data, source)
     result = finetune(config)
+    interrupted = 130 if result.stopped == "interrupted" else 0  # as pretrain: the checkpoint is saved
+    if interrupted or not env_dist_info().is_main:  # rank 0 prints the result of a finished run
+        return interrupted
     print(json.dumps({"best_model": str(result.model_dir), "metrics": result.best_metrics,
                       "summary": result.summary or None, "skipped_rows": result.skipped},
                      ensure_ascii=False, indent=2))

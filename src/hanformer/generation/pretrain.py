@@ -78,9 +78,7 @@ def build_clm(cfg: Any, shards: Any, tokenizer: Any, dist: Any) -> Any:
             correct += float((logits.argmax(-1) == targets).sum())
             unigram -= float(unigram_logp[targets.cpu()].sum())
             n += targets.numel()
-        loss = nll / max(n, 1)
-        return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "next_token_accuracy": correct / max(n, 1),
-                "unigram_perplexity": math.exp(min(unigram / max(n, 1), 50.0)), "predicted_tokens": n}
+        return clm_metrics(nll, correct, unigram, n)
 
     c = model.config
     layer_params = sum(p.numel() for name, p in model.named_parameters() if ".layers." in name)
@@ -92,4 +90,12 @@ def build_clm(cfg: Any, shards: Any, tokenizer: Any, dist: Any) -> Any:
         tokens = rows * length
         return 6 * (layer_params + head_params) * tokens + 6 * c.n_layer * c.n_embd * rows * length * length
 
-    return ObjectiveParts(model=model, train_batches=train, eval_fn=evaluate, flops_fn=flops)
+    return ObjectiveParts(model=model, train_batches=train, eval_fn=evaluate, flops_fn=flops,
+                          metric_names=tuple(clm_metrics(0.0, 0.0, 0.0, 0)))
+
+
+def clm_metrics(nll: float, correct: float, unigram_nll: float, n: int) -> dict[str, float]:
+    """Held-out scores from sums over `n` predicted tokens (model and unigram negative log-likelihoods)."""
+    loss = nll / max(n, 1)
+    return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "next_token_accuracy": correct / max(n, 1),
+            "unigram_perplexity": math.exp(min(unigram_nll / max(n, 1), 50.0)), "predicted_tokens": n}

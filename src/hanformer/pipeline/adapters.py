@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from hanformer.errors import ConfigError
-from hanformer.pipeline.recipe import EvaluateSection, FinetuneSection, Recipe
+from hanformer.pipeline.recipe import EvaluateSection, FinetuneSection, Recipe, parse_stage_config
 from hanformer.pipeline.stages import Stage, StageContext
-from hanformer.utils.config import config_to_dict, load_config
+from hanformer.utils.config import config_to_dict
 from hanformer.utils.files import atomic_write_json
 
 INITS = ("pretrained", "scratch")
@@ -125,7 +125,7 @@ def build_config(cls: type, settings: dict[str, Any], injected: dict[str, Any], 
             data[key] = v
         else:
             data[head][key] = v
-    return load_config(cls, data, source)
+    return parse_stage_config(cls, data, source)
 
 
 def _check_files(paths: list[str], source: str, key: str, directory: bool = False) -> list[Path]:
@@ -154,9 +154,10 @@ def _stage_settings(config: Any, drop: tuple[str, ...] = (), **extra: Any) -> di
 
 def _settings_record(config: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:
     """The config as the stage's hashed settings, without fields that do not change results:
-    paths the pipeline fills in (`drop`, dotted for nested fields) and progress displays."""
+    paths the pipeline fills in (`drop`, dotted for nested fields), progress displays, and
+    `overwrite` (a stage that runs afresh starts in an emptied folder anyway)."""
     data = config_to_dict(config)
-    for key in (*drop, "progress", "tensorboard"):
+    for key in (*drop, "progress", "tensorboard", "overwrite"):
         parts = key.split(".")
         targets = [data] + [v for v in data.values() if isinstance(v, dict)] if len(parts) == 1 else [data]
         for target in targets:
@@ -484,7 +485,7 @@ def _predictions(predict: Callable[..., Any], model_dir: Path, task: FinetuneSec
     matrix = [[0] * len(labels) for _ in labels]
     rows = []
     for ex, p in zip(examples, preds, strict=True):
-        label, prob = str(p.get("label")), p.get("probability")
+        label, prob = str(p.get("data_label", p.get("label"))), p.get("probability")
         gold = str(ex.label)
         if gold in index and label in index:
             matrix[index[gold]][index[label]] += 1
@@ -501,8 +502,10 @@ def _predictions(predict: Callable[..., Any], model_dir: Path, task: FinetuneSec
 
 
 def _label_name(task: str, label: str) -> str:
-    """How the report names a label (the sentiment tasks store 0/1)."""
-    return {"0": "negative", "1": "positive"}.get(label, label) if task in ("nsmc", "sst2") else label
+    """How the report names a label (the sentiment tasks store 0/1): the task registry's name."""
+    from hanformer.tasks.registry import label_name
+
+    return label_name(task, label)
 
 
 def _named_majority(task: str, floor: dict[str, Any] | None) -> dict[str, Any]:

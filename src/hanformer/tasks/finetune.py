@@ -36,8 +36,8 @@ from hanformer.tasks.registry import (
     most_frequent_label,
 )
 from hanformer.tasks.split import carve_validation
-from hanformer.training.config import TrainerConfig
-from hanformer.utils.config import setting
+from hanformer.training.config import TrainerConfig, check_output_dir, check_seed, make_output_dir
+from hanformer.utils.config import config_to_dict, setting
 from hanformer.utils.files import atomic_write_json
 
 Log = Callable[[str], None]
@@ -47,8 +47,18 @@ FINETUNE_TRAINER_DEFAULTS: dict[str, Any] = {"lr": 5e-5, "warmup_ratio": 0.1, "w
                                              "keep_last": 1, "log_every": 10}
 
 
+# Settings that may change when a fine-tuning run is resumed: where things are, how long it runs
+# (the trainer's own list covers its table), and the evaluation batch size.
+FINETUNE_MAY_CHANGE_ON_RESUME = frozenset({"model", "train", "valid", "out", "resume", "seeds", "epochs",
+                                           "max_steps", "eval_batch_size", "trainer"})
+
+
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def _quiet(msg: str) -> None:
+    """The log of ranks other than 0 under torchrun: rank 0 speaks for the run."""
 
 
 @dataclasses.dataclass
@@ -103,6 +113,9 @@ class FinetuneConfig:
         None, "sentence vector of classification and regression heads: 'cls' (BERT's [CLS] pooler) or "
         "'mean' (mean of the last hidden states over real tokens; [CLS] learns little from masked-LM "
         "alone); default: the checkpoint's, else cls")
+    label_names: list[str] = setting([], "classification: names of the labels, in sorted order of the label "
+                                     "values (e.g. 0,1 -> negative,positive), saved as the model's id2label "
+                                     "(default: the task's own names, else the values)")
     seeds: list[int] = setting([], "run once per seed (OUT/seed-N) and report mean ± std, e.g. 1,2,3")
     resume: str | None = setting(None, "continue from a checkpoint (a path, or 'auto' for the latest in OUT)")
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
@@ -121,6 +134,18 @@ class FinetuneConfig:
             raise ConfigError("batch sizes must be >= 1")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 < self.valid_fraction < 1.0:
+            raise ConfigError(f"valid_fraction (--valid-fraction) must be in (0, 1), got {self.valid_fraction}")
+        for name in ("max_steps", "max_length", "max_train_examples", "max_valid_examples"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} (--{name.replace('_', '-')}) must be >= 0, got {getattr(self, name)}")
+        check_seed(self.split_seed, "split_seed")
+        for seed in self.seeds:
+            check_seed(seed, "seeds")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds (--seeds) repeats a seed: {','.join(map(str, self.seeds))}")
+        check_output_dir(self.out, "out")
+        self.trainer.validate()
 
     def settings(self, task: TaskSpec) -> TaskSettings:
         return TaskSettings(self.max_length or (384 if task.kind == "qa" else 128), self.alignment,
@@ -212,18 +237,26 @@ def finetune(config: FinetuneConfig, resume: str | Path | bool | None = None, lo
 
     `resume` (a checkpoint path, or True/'auto' for the latest in `config.out`) overrides
     `config.resume`."""
+    from hanformer.training.distributed import env_dist_info, resolve_device
+
     config.validate()
     if resume not in (None, False, ""):
         config = dataclasses.replace(config, resume=str(resume) if not isinstance(resume, bool) else "auto")
+    # Under torchrun each rank takes its own slice of every global batch (batch size x processes).
+    dist = env_dist_info()
+    if not dist.is_main:
+        log = _quiet
+    resolve_device(config.trainer.device, dist)  # a missing GPU is said before any work
+    if dist.is_main:
+        make_output_dir(config.out, "out")  # an unwritable --out is said before the data is read
     if config.seeds:
-        return _finetune_seeds(config, log)
+        return _finetune_seeds(config, log, dist.is_main)
     import torch
 
     from hanformer.data.loader import ResumableLoader
     from hanformer.tasks.encoding import PieceEncoder, collate
     from hanformer.tasks.inference import encode_examples, score_examples
     from hanformer.tokenization.tokenizer import Tokenizer
-    from hanformer.training.distributed import env_dist_info
     from hanformer.training.trainer import Trainer, seed_everything
 
     task = get_task(config.task)
@@ -263,9 +296,8 @@ def finetune(config: FinetuneConfig, resume: str | Path | bool | None = None, lo
     tc = dataclasses.replace(config.trainer, output_dir=config.out)
     seed_everything(tc.seed)  # the new head's initialisation and dropout follow the seed
     model = load_task_model(task, config.model, labels, from_scratch=config.from_scratch,
-                            reinit_head=config.reinit_head, dropout=config.dropout, pooling=config.pooling)
-    # Under torchrun each rank takes its own slice of every global batch (batch size x processes).
-    dist = env_dist_info()
+                            reinit_head=config.reinit_head, dropout=config.dropout, pooling=config.pooling,
+                            names=config.label_names)
     loader = ResumableLoader(train_features, lambda fs: collate(fs, encoder.pad_id), config.batch_size,
                              seed=tc.seed, rank=dist.rank, world_size=dist.world_size)
     steps = config.max_steps or max(1, math.ceil(config.epochs * loader.batches_per_epoch))
@@ -282,9 +314,19 @@ def finetune(config: FinetuneConfig, resume: str | Path | bool | None = None, lo
                         {"labels": labels, "base_model": str(config.model), "from_scratch": config.from_scratch,
                          **({"majority_label": majority} if majority is not None else {})})
 
-    trainer = Trainer(model, tc, loader, eval_fn, export_fn=export_fn, dist_info=dist)
+    run_settings = {k: v for k, v in config_to_dict(config).items() if k not in FINETUNE_MAY_CHANGE_ON_RESUME}
+    identity = {"vocab_hash": tokenizer.vocab_hash, "finetune": run_settings, "labels": labels,
+                "train_features": len(train_features)}
+    names = evaluation_metric_names(task, valid, labels) if config.trainer.metric_for_best else None
+    trainer = Trainer(model, tc, loader, eval_fn, export_fn=export_fn, dist_info=dist, metric_names=names,
+                      run_identity=identity)
     result = trainer.train(resume=config.resume)
     out = Path(config.out)
+    if result.stopped == "interrupted" or not dist.is_main:  # rank 0 writes the summary of a finished run
+        if result.stopped == "interrupted":
+            log(f"{task.name}: interrupted at step {result.step}; continue with --resume auto")
+        return FinetuneResult(out, out, dict(result.eval_metrics), len(train), len(valid), skipped, result.step,
+                              result.stopped, majority_baseline=floor)
     best = out / "best"
     model_dir = best if best.is_dir() else (result.final_dir or out / "final")
     metrics = _read_metrics(model_dir) or dict(result.eval_metrics)
@@ -297,6 +339,17 @@ def finetune(config: FinetuneConfig, resume: str | Path | bool | None = None, lo
         f"({model_dir}); skipped {skipped} malformed rows")
     return FinetuneResult(out, model_dir, metrics, len(train), len(valid), skipped, result.step, result.stopped,
                           majority_baseline=floor)
+
+
+def evaluation_metric_names(task: TaskSpec, examples: Sequence[Any], labels: Sequence[str] | None) -> list[str]:
+    """The names the task's evaluation reports (its scorer run on a few gold answers), so that
+    --metric-for-best is checked before training instead of at the first evaluation."""
+    from hanformer.tasks.inference import gold_of
+    from hanformer.tasks.registry import compute_metrics
+
+    gold = gold_of(task, examples[:4])
+    pred = [answers[0] if answers else "" for answers in gold] if task.kind == "qa" else gold
+    return list(compute_metrics(task, gold, pred, labels=labels))
 
 
 def _read_metrics(model_dir: Path) -> dict[str, float]:
@@ -321,13 +374,17 @@ def format_mean_std(summary: dict[str, dict[str, float]]) -> str:
     return ", ".join(f"{k} {v['mean']:.4f} ± {v['std']:.4f}" for k, v in summary.items())
 
 
-def _finetune_seeds(config: FinetuneConfig, log: Log) -> FinetuneResult:
+def _finetune_seeds(config: FinetuneConfig, log: Log, is_main: bool = True) -> FinetuneResult:
     runs = []
     for seed in config.seeds:
         sub = dataclasses.replace(config, seeds=[], out=str(Path(config.out) / f"seed-{seed}"),
                                   trainer=dataclasses.replace(config.trainer, seed=seed))
         log(f"--- seed {seed} -> {sub.out}")
         runs.append(finetune(sub, log=log))
+        if runs[-1].stopped == "interrupted":  # the remaining seeds wait for the resumed run
+            return dataclasses.replace(runs[-1], output_dir=Path(config.out), runs=runs)
+    if not is_main:
+        return dataclasses.replace(runs[0], output_dir=Path(config.out), runs=runs)
     summary = mean_std([r.best_metrics for r in runs])
     floor = runs[0].majority_baseline  # the same data for every seed
     atomic_write_json(Path(config.out) / "seeds.json",

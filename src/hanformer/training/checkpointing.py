@@ -24,6 +24,12 @@ from hanformer.errors import CheckpointError
 
 FORMAT_VERSION = 1
 _STEP_DIR = re.compile(r"^step-(\d+)$")
+# Temporary folders of a save or an export that was killed midway (see save_checkpoint and
+# Trainer.export): `.step-00000100.abc123` in checkpoints/, `.final.abc123` / `.best.abc123` beside.
+_PARTIAL_CHECKPOINT = re.compile(r"^\.step-\d+\..+$")
+_PARTIAL_EXPORT = re.compile(r"^\.(final|best)\..+$")
+# What a run writes into its output dir (`--overwrite` deletes these, nothing else).
+RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "tensorboard", "final", "best")
 
 
 def checkpoint_root(output_dir: str | Path) -> Path:
@@ -46,6 +52,48 @@ def list_checkpoints(output_dir: str | Path) -> list[Path]:
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
     ckpts = list_checkpoints(output_dir)
     return ckpts[-1] if ckpts else None
+
+
+def remove_partial(output_dir: str | Path) -> list[Path]:
+    """Delete the temporary folders of saves and exports that were killed before they were
+    renamed into place (they are never complete, so never resumed from); returns them."""
+    out = Path(output_dir)
+    found = []
+    for folder, pattern in ((checkpoint_root(out), _PARTIAL_CHECKPOINT), (out, _PARTIAL_EXPORT)):
+        if folder.is_dir():
+            found += [p for p in folder.iterdir() if p.is_dir() and pattern.match(p.name)]
+    for p in found:
+        shutil.rmtree(p, ignore_errors=True)
+    return found
+
+
+def remove_run_outputs(output_dir: str | Path) -> None:
+    """Delete an earlier run's checkpoints, metrics, final/ and best/ (for `--overwrite`)."""
+    out = Path(output_dir)
+    for name in RUN_OUTPUTS:
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
+def settings_mismatch(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Keys whose values differ between a checkpoint's recorded settings and this run's (dotted
+    for nested tables), compared as JSON so tuples and lists agree."""
+    a, b = _as_json(saved), _as_json(current)
+    differ = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            differ += [f"{key}.{k}" for k in settings_mismatch(x, y)]
+        elif x != y:
+            differ.append(key)
+    return differ
+
+
+def _as_json(x: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(x, sort_keys=True, default=str))
 
 
 def save_checkpoint(output_dir: str | Path, step: int, state: dict[str, Any], keep_last: int,

@@ -15,6 +15,9 @@ import os
 import torch
 import torch.distributed as dist
 
+from hanformer.errors import ConfigError
+from hanformer.training.config import check_device_name
+
 
 @dataclasses.dataclass(frozen=True)
 class DistInfo:
@@ -38,9 +41,22 @@ def env_dist_info() -> DistInfo:
 
 
 def resolve_device(name: str, info: DistInfo) -> torch.device:
+    """The torch device for `--device` (auto: CUDA when available); a ConfigError when it does not
+    exist on this machine."""
+    check_device_name(name)
+    name = name.strip()
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device (--device) {name!r}: this machine has no usable CUDA GPU; use --device cpu")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"device (--device) {name!r}: this machine has {count} CUDA GPU"
+                              f"{'s' if count != 1 else ''} (cuda:0..cuda:{count - 1})")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device (--device) {name!r}: MPS is not available here; use --device cpu")
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", info.local_rank if info.enabled else torch.cuda.current_device())
     if device.type == "cuda":

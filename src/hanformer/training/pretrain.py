@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hanformer.errors import ConfigError
-from hanformer.training.config import TrainerConfig
+from hanformer.training.config import TrainerConfig, check_output_dir
 from hanformer.utils.config import setting
 
 # objective name -> "module:function" returning ObjectiveParts
@@ -80,6 +80,17 @@ class PretrainConfig:
             raise ConfigError("generator_layers must be >= 0 and rtd_weight > 0")
         if not 0.0 <= self.short_seq_prob <= 1.0:
             raise ConfigError(f"short_seq_prob must be in [0, 1], got {self.short_seq_prob}")
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout (--dropout) must be in [0, 1), got {self.dropout}")
+        if self.eval_batches < 0 or self.prefetch < 0 or self.max_predictions < 0:
+            raise ConfigError("eval_batches, prefetch and max_predictions must be >= 0")
+        self.trainer.validate()
+        check_output_dir(self.trainer.output_dir, "output_dir")
+
+
+# Settings that may change when a run is resumed (where the data lives, how much is evaluated,
+# how batches are fetched, and the starting weights, which the checkpoint replaces).
+PRETRAIN_MAY_CHANGE_ON_RESUME = frozenset({"data", "tokenizer", "init_from", "eval_batches", "prefetch", "trainer"})
 
 
 @dataclasses.dataclass
@@ -88,6 +99,7 @@ class ObjectiveParts:
     train_batches: Any                          # BatchSource
     eval_fn: Callable[[Any], dict[str, float]] | None
     flops_fn: Callable[[dict], Any] | None = None
+    metric_names: tuple[str, ...] | None = None  # what eval_fn reports (checks --metric-for-best early)
 
 
 def get_objective(name: str) -> Callable[..., ObjectiveParts]:
@@ -145,7 +157,7 @@ def _build_masked_lm(cfg: PretrainConfig, shards: Any, dist: Any, with_nsp: bool
                 nsp = out.seq_relationship_logits.argmax(-1)
                 nsp_correct += float((nsp == b["next_sentence_label"]).sum())
                 nsp_n += nsp.numel()
-        return {**score.metrics(), **({"nsp_accuracy": nsp_correct / max(nsp_n, 1)} if with_nsp else {})}
+        return masked_lm_metrics(score, nsp_correct / max(nsp_n, 1) if with_nsp else None)
 
     c = model.config
     encoder_params = sum(p.numel() for n, p in model.named_parameters()
@@ -156,7 +168,12 @@ def _build_masked_lm(cfg: PretrainConfig, shards: Any, dist: Any, with_nsp: bool
         masked-LM head on masked tokens (forward + backward = 3 x forward = 6 x params)."""
         return encoder_flops(batch, encoder_params, c) + masked_lm_head_flops(batch, c)
 
-    return ObjectiveParts(model=model, train_batches=train, eval_fn=evaluate, flops_fn=flops)
+    names = tuple(masked_lm_metrics(MaskedLMScore(shards), 0.0 if with_nsp else None))
+    return ObjectiveParts(model=model, train_batches=train, eval_fn=evaluate, flops_fn=flops, metric_names=names)
+
+
+def masked_lm_metrics(score: MaskedLMScore, nsp_accuracy: float | None) -> dict[str, float]:
+    return {**score.metrics(), **({"nsp_accuracy": nsp_accuracy} if nsp_accuracy is not None else {})}
 
 
 # --------------------------------------------------------------------------- shared by masked objectives
@@ -277,19 +294,34 @@ def encoder_flops(batch: dict, encoder_params: int, c: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- entry point
+def check_init_vocabulary(init_from: str, shards: Any) -> None:
+    """--init-from a checkpoint whose tokenizer is not the shards' (same size, other ids) would
+    train on ids that mean other tokens: refuse it, as for --tokenizer."""
+    from hanformer.tokenization.tokenizer import Tokenizer
+
+    if not (Path(init_from) / "vocab.txt").is_file() and not (Path(init_from) / "tokenizer.json").is_file():
+        return  # no tokenizer saved with the weights: the vocabulary size check is all there is
+    shards.check_tokenizer(Tokenizer.from_pretrained(init_from).vocab_hash, f"--init-from {init_from}")
+
+
 def pretrain(config: PretrainConfig, resume: str | bool | None = None) -> Any:
     """Pretrain on `config.data`; returns the Trainer's TrainResult. The final model (with the
     tokenizer files) is in OUTPUT_DIR/final, loadable with `from_pretrained`."""
     from hanformer.data.shards import ShardSet
     from hanformer.tokenization.tokenizer import Tokenizer
-    from hanformer.training.distributed import env_dist_info
+    from hanformer.training.distributed import env_dist_info, resolve_device
     from hanformer.training.trainer import Trainer, seed_everything
+    from hanformer.utils.config import config_to_dict
+    from hanformer.utils.files import atomic_write_json
 
     config.validate()
+    dist = env_dist_info()
+    resolve_device(config.trainer.device, dist)  # a missing GPU is said before any work
     shards = ShardSet(config.data)
     tokenizer = Tokenizer.from_pretrained(config.tokenizer or shards.tokenizer_dir)
     shards.check_tokenizer(tokenizer.vocab_hash, f"tokenizer {config.tokenizer or shards.tokenizer_dir}")
-    dist = env_dist_info()
+    if config.init_from:
+        check_init_vocabulary(config.init_from, shards)
     seed_everything(config.trainer.seed)
     parts = get_objective(config.objective)(config, shards, tokenizer, dist)
 
@@ -297,14 +329,15 @@ def pretrain(config: PretrainConfig, resume: str | bool | None = None) -> Any:
         model.save_pretrained(directory)
         tokenizer.save_pretrained(directory)
 
+    settings = {k: v for k, v in config_to_dict(config).items() if k not in PRETRAIN_MAY_CHANGE_ON_RESUME}
+    identity = {"vocab_hash": shards.meta["vocab_hash"], "data": shards.meta.get("splits"), "pretrain": settings}
     trainer = Trainer(parts.model, config.trainer, parts.train_batches, parts.eval_fn,
-                      export_fn=export, flops_fn=parts.flops_fn, dist_info=dist)
-    if dist.is_main:
-        from hanformer.utils.config import config_to_dict
-        from hanformer.utils.files import atomic_write_json
-
-        atomic_write_json(Path(config.trainer.output_dir) / "pretrain_config.json", config_to_dict(config))
+                      export_fn=export, flops_fn=parts.flops_fn, dist_info=dist,
+                      metric_names=parts.metric_names, run_identity=identity)
     try:
+        trainer.prepare_output_dir(resume)  # before writing into it: it may hold another run
+        if dist.is_main:
+            atomic_write_json(Path(config.trainer.output_dir) / "pretrain_config.json", config_to_dict(config))
         return trainer.train(resume=resume)
     finally:
         close = getattr(parts.train_batches, "close", None)

@@ -11,6 +11,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from hanformer.utils.files import atomic_write
+
 
 class MetricsLog:
     """Appends one JSON object per record to `metrics.jsonl` (and mirrors scalars to TensorBoard).
@@ -45,10 +47,31 @@ class MetricsLog:
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
                     self._tb.add_scalar(f"{kind}/{k}", v, step)
 
+    def discard_after(self, step: int) -> int:
+        """Drop the records of steps after `step` (written by a run that died after its last
+        checkpoint, which the resumed run repeats); returns how many were dropped."""
+        if not self.enabled or not self.path.is_file():
+            return 0
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if line.strip() and _record_step(line) <= step]
+        if len(kept) == len(lines):
+            return 0
+        with atomic_write(self.path) as f:
+            f.write("".join(line + "\n" for line in kept))
+        return len(lines) - len(kept)
+
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+
+
+def _record_step(line: str) -> float:
+    """The step of a metrics.jsonl line; a torn last line (killed mid-write) counts as after all."""
+    try:
+        return float(json.loads(line).get("step", math.inf))
+    except (ValueError, AttributeError):
+        return math.inf
 
 
 def _jsonable(v: Any) -> Any:
@@ -68,20 +91,38 @@ def read_metrics(output_dir: str | Path, kind: str | None = None) -> list[dict[s
 
 
 class ProgressBar:
-    """A tqdm bar over optimizer steps with loss, lr, tokens/s, MFU; ETA from steps or time budget.
+    """A tqdm bar over optimizer steps with loss, lr, tokens/s and MFU.
+
+    With a time budget the number of steps is not known in advance: the bar's total is the steps
+    the budget allows at the rate measured so far (capped by max_steps), so its ETA agrees with
+    "time left". An estimated MFU (no --peak-tflops) is shown as `mfu≈`.
 
     `enabled` says whether this process reports at all (rank 0); `show_bar` whether it draws the
     bar. Messages (`write`: resumed from, interrupted, evaluation) go to stderr either way, so
     `--no-progress` hides only the bar."""
 
     def __init__(self, total_steps: int, initial: int, max_seconds: float | None, enabled: bool,
-                 show_bar: bool = True) -> None:
+                 show_bar: bool = True, *, initial_elapsed: float = 0.0, mfu_estimated: bool = False) -> None:
+        self.max_steps = total_steps
         self.max_seconds = max_seconds
+        self.initial_step, self.initial_elapsed = initial, initial_elapsed
+        self.mfu_label = "mfu≈" if mfu_estimated else "mfu"
         self.enabled = enabled
         self.bar = None
         if enabled and show_bar:
-            self.bar = tqdm(total=total_steps, initial=initial, unit="step", dynamic_ncols=True,
-                            file=sys.stderr, desc="train", smoothing=0.1)
+            self.bar = tqdm(total=self.expected_total(initial, initial_elapsed), initial=initial, unit="step",
+                            dynamic_ncols=True, file=sys.stderr, desc="train", smoothing=0.1)
+
+    def expected_total(self, step: int, elapsed: float) -> int | None:
+        """The step the run will end at: max_steps, or with a time budget what the rate since this
+        process started allows in the time left (None until a rate is known)."""
+        if not self.max_seconds:
+            return self.max_steps
+        done, spent = step - self.initial_step, elapsed - self.initial_elapsed
+        if done <= 0 or spent <= 0:
+            return None
+        left = max(0.0, self.max_seconds - elapsed)
+        return max(step, min(self.max_steps, step + round(done / spent * left)))
 
     def update(self, step: int, metrics: dict[str, float], elapsed: float) -> None:
         if self.bar is None:
@@ -90,9 +131,10 @@ class ProgressBar:
         if "tokens_per_s" in metrics:
             post["tok/s"] = f"{metrics['tokens_per_s']:,.0f}"
         if metrics.get("mfu"):
-            post["mfu"] = f"{100 * metrics['mfu']:.1f}%"
+            post[self.mfu_label] = f"{100 * metrics['mfu']:.1f}%"
         if self.max_seconds:
             post["time left"] = _fmt_seconds(max(0.0, self.max_seconds - elapsed))
+            self.bar.total = self.expected_total(step, elapsed)
         self.bar.set_postfix(post, refresh=False)
         self.bar.update(step - self.bar.n)
 

@@ -61,11 +61,7 @@ def build_rtd(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -> Ob
             fp += float((guess & ~truth).sum())
             fn += float((~guess & truth).sum())
             tn += float((~guess & ~truth).sum())
-        n = max(tp + fp + fn + tn, 1.0)
-        return {**score.metrics(), "rtd_accuracy": (tp + tn) / n, "rtd_loss": loss / n,
-                # always answering "original": the floor the detector must beat
-                "rtd_baseline_accuracy": (fp + tn) / n,
-                "replaced_precision": tp / max(tp + fp, 1.0), "replaced_recall": tp / max(tp + fn, 1.0)}
+        return rtd_metrics(score, loss, tp, fp, fn, tn)
 
     c = config
     params = {n: p.numel() for n, p in model.named_parameters() if "embeddings" not in n}
@@ -81,4 +77,14 @@ def build_rtd(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -> Ob
         return (encoder_flops(batch, discriminator, c) + encoder_flops(batch, generator, generator_config)
                 + masked_lm_head_flops(batch, c) + 6 * rtd_head * real)
 
-    return ObjectiveParts(model=model, train_batches=train, eval_fn=evaluate, flops_fn=flops)
+    names = tuple(rtd_metrics(MaskedLMScore(shards), 0.0, 0.0, 0.0, 0.0, 0.0))
+    return ObjectiveParts(model=model, train_batches=train, eval_fn=evaluate, flops_fn=flops, metric_names=names)
+
+
+def rtd_metrics(score: MaskedLMScore, loss: float, tp: float, fp: float, fn: float, tn: float) -> dict[str, float]:
+    """The generator's masked-LM scores and the detector's, from summed counts over held-out tokens."""
+    n = max(tp + fp + fn + tn, 1.0)
+    return {**score.metrics(), "rtd_accuracy": (tp + tn) / n, "rtd_loss": loss / n,
+            # always answering "original": the floor the detector must beat
+            "rtd_baseline_accuracy": (fp + tn) / n,
+            "replaced_precision": tp / max(tp + fp, 1.0), "replaced_recall": tp / max(tp + fn, 1.0)}

@@ -19,22 +19,24 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import math
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 from torch import nn
 
-from hanformer.errors import ConfigError, HanformerError
+from hanformer.errors import CheckpointError, ConfigError, HanformerError
 from hanformer.training import checkpointing as ckpt
-from hanformer.training.config import TrainerConfig
+from hanformer.training.config import TrainerConfig, make_output_dir
 from hanformer.training.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -43,6 +45,7 @@ from hanformer.training.distributed import (
     init_distributed,
     resolve_device,
 )
+from hanformer.training.mfu import PeakFlops, cpu_has_fast_bf16
 from hanformer.training.optim import build_optimizer
 from hanformer.training.progress import MetricsLog, ProgressBar
 from hanformer.training.schedule import Schedule
@@ -62,6 +65,13 @@ class BatchSource(Protocol):
 EvalFn = Callable[[nn.Module], dict[str, float]]
 ExportFn = Callable[[nn.Module, Path], None]
 FlopsFn = Callable[[dict[str, torch.Tensor]], float]
+
+# Trainer settings that may change when a run is resumed: how long it runs, how it reports, where
+# it runs. Every other setting must match the checkpoint's, or the resumed run is another run.
+MAY_CHANGE_ON_RESUME = frozenset({
+    "output_dir", "max_steps", "max_time", "log_every", "eval_every", "save_every", "keep_last",
+    "early_stopping_patience", "device", "threads", "compile", "peak_tflops", "progress", "tensorboard",
+    "overwrite"})
 
 
 @dataclasses.dataclass
@@ -106,38 +116,20 @@ def _count_tokens(batch: dict[str, torch.Tensor]) -> Any:
     return ids.numel() if ids is not None else 0
 
 
-def cpu_has_fast_bf16() -> bool:
-    """True when the CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-    return torch.backends.cpu.get_cpu_capability() not in ("DEFAULT", "NO AVX", "AVX2")
-
-
-def measure_peak_flops(device: torch.device, dtype: torch.dtype, n: int = 1024) -> float:
-    """Measured matmul throughput (FLOP/s): the denominator of MFU when none is configured."""
-    if device.type == "cuda":
-        known = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}
-        name = torch.cuda.get_device_name(device)
-        for key, value in known.items():
-            if key in name:
-                return value if dtype != torch.float32 else value / 2
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    for _ in range(2):
-        a @ b
-    reps = 8
-    t = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return 2 * n**3 * reps / max(time.perf_counter() - t, 1e-9)
+def check_metric_for_best(config: TrainerConfig, has_eval: bool, metric_names: Collection[str] | None) -> None:
+    """metric_for_best names a metric the evaluation reports (checked before training starts, so a
+    typo does not surface only at the first evaluation, after the training time is spent)."""
+    name = config.metric_for_best
+    if not name:
+        return
+    if not has_eval:
+        raise ConfigError(f"metric_for_best (--metric-for-best) {name!r}: this run has no evaluation to "
+                          "take it from; leave it out")
+    if metric_names is not None and name not in metric_names:
+        close = difflib.get_close_matches(name, list(metric_names), n=1)
+        raise ConfigError(f"metric_for_best (--metric-for-best) {name!r} is not among the evaluation metrics"
+                          + (f" (did you mean {close[0]!r}?)" if close else "")
+                          + f"; choose one of: {', '.join(metric_names)}")
 
 
 class Trainer:
@@ -147,13 +139,22 @@ class Trainer:
     mode, without gradients, under the run's autocast). export_fn(model, dir) writes the final
     and best models (default: `model.save_pretrained(dir)`); add tokenizer files there too.
     flops_fn(batch) -> FLOPs of one forward+backward, for MFU (default: 6 x params x tokens).
+    metric_names: the names eval_fn reports, so a misspelt metric_for_best fails before the first
+    step instead of at the first evaluation. run_identity: the caller's settings that a resumed
+    run must share with its checkpoint (model, data, vocabulary hash, ...); saved in checkpoints.
     """
 
     def __init__(self, model: nn.Module, config: TrainerConfig, train_batches: BatchSource,
                  eval_fn: EvalFn | None = None, *, export_fn: ExportFn | None = None,
-                 flops_fn: FlopsFn | None = None, dist_info: DistInfo | None = None) -> None:
+                 flops_fn: FlopsFn | None = None, dist_info: DistInfo | None = None,
+                 metric_names: Collection[str] | None = None,
+                 run_identity: dict[str, Any] | None = None) -> None:
         config.validate()
+        if eval_fn is not None:  # train() checks again: eval_fn may also be set after construction
+            check_metric_for_best(config, True, metric_names)
+        self.metric_names = metric_names
         self.config = config
+        self.run_identity = dict(run_identity or {})
         self.dist = dist_info or env_dist_info()
         self.device = resolve_device(config.device, self.dist)
         if config.precision == "fp16" and self.device.type != "cuda":
@@ -178,6 +179,10 @@ class Trainer:
         self.last_eval: dict[str, float] = {}
         self.last_checkpoint: Path | None = None
         self._stop_signal: str | None = None
+        # RNG streams of a loaded checkpoint, restored right before the first step so that nothing
+        # the setup does (logs, the MFU probe, TensorBoard) can draw from them in between.
+        self._rng_to_restore: dict[str, Any] | None = None
+        self._output_dir_ready = False
         module: nn.Module = self.model
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -231,12 +236,18 @@ class Trainer:
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "rng": ckpt.capture_rng(),
             "data": self.train_batches.state_dict(),
+            "identity": self.identity(),
             "trainer": {"step": self.step, "elapsed": self.elapsed, "tokens_seen": int(self.tokens_seen),
                         "best_metric": self.best_metric,
                         "evals_without_improvement": self.evals_without_improvement,
                         "world_size": self.dist.world_size},
             "config": config_to_dict(self.config),
         }
+
+    def identity(self) -> dict[str, Any]:
+        """The settings a checkpoint of this run records and a resumed run must match."""
+        trainer = {k: v for k, v in config_to_dict(self.config).items() if k not in MAY_CHANGE_ON_RESUME}
+        return {"trainer": trainer, **self.run_identity}
 
     def save_checkpoint(self) -> Path | None:
         """Write a resumable checkpoint now (rank 0); all ranks wait for it."""
@@ -252,6 +263,7 @@ class Trainer:
     def load_checkpoint(self, path: str | Path) -> None:
         state = ckpt.load_checkpoint(path)
         ckpt.check_model_compatible(state["model"], self.model, str(path))
+        self._check_identity(state.get("identity"), path)
         self.model.load_state_dict(state["model"])
         try:
             self.optimizer.load_state_dict(state["optimizer"])
@@ -266,20 +278,72 @@ class Trainer:
         self.step, self.elapsed, self.tokens_seen = int(t["step"]), float(t["elapsed"]), int(t["tokens_seen"])
         self.best_metric = t.get("best_metric")
         self.evals_without_improvement = int(t.get("evals_without_improvement", 0))
-        ckpt.restore_rng(state["rng"])
+        self._rng_to_restore = state["rng"]
         self.last_checkpoint = Path(path)
 
+    def _check_identity(self, saved: dict[str, Any] | None, path: str | Path) -> None:
+        """Refuse a checkpoint of another run (other vocabulary, data, model or optimisation
+        settings): resuming it would silently continue something else."""
+        if saved is None:  # written before checkpoints recorded their settings
+            return
+        current = self.identity()
+        if "vocab_hash" in saved and "vocab_hash" in current and saved["vocab_hash"] != current["vocab_hash"]:
+            raise CheckpointError(
+                f"{path}: checkpoint was trained with another vocabulary (vocab_hash "
+                f"{str(saved['vocab_hash'])[:12]}) than this run's ({str(current['vocab_hash'])[:12]}); "
+                f"resume with the same tokenizer and data, or choose a new output dir")
+        differ = ckpt.settings_mismatch(saved, current)
+        if differ:
+            shown = ", ".join(differ[:4]) + (f" and {len(differ) - 4} more" if len(differ) > 4 else "")
+            raise CheckpointError(
+                f"{path}: checkpoint belongs to a run with other settings ({shown} differ); resume "
+                f"with the same settings, or start a new run in another output dir (or --overwrite)")
+
     def _resolve_resume(self, resume: str | Path | bool | None) -> Path | None:
+        """The checkpoint to resume from: the latest in OUTPUT_DIR (True/"auto"), the latest in a
+        given folder, or a given checkpoint; None (said out loud) when there is nothing to resume."""
         if resume in (None, False, ""):
             return None
         if resume is True or resume == "auto":
-            return ckpt.latest_checkpoint(self.output_dir)
+            latest = ckpt.latest_checkpoint(self.output_dir)
+            if latest is None:
+                self._say(f"resume: no checkpoint in {ckpt.checkpoint_root(self.output_dir)}; starting from step 0")
+            return latest
         p = Path(resume)  # type: ignore[arg-type]
         if p.is_dir() and not (p / "state.pt").is_file():
             latest = ckpt.latest_checkpoint(p)
             if latest is not None:
                 return latest
-        return p
+        return p  # load_checkpoint says clearly what is missing
+
+    def prepare_output_dir(self, resume: str | Path | bool | None) -> None:
+        """Create OUTPUT_DIR, clear half-written saves, and keep a new run from mixing with the
+        checkpoints of an earlier one (whose newest would be resumed, and which keep_last would
+        weigh against this run's). `train` does this; call it first to write files beside."""
+        if self._output_dir_ready:
+            return
+        resuming = resume not in (None, False, "")
+        if resuming and self.config.overwrite:
+            raise ConfigError("--resume and --overwrite contradict each other: --resume continues the run "
+                              "in the output dir, --overwrite deletes it; pass one of them")
+        if self.dist.is_main:
+            make_output_dir(self.output_dir, "output_dir")
+            ckpt.remove_partial(self.output_dir)
+            if not resuming and self.config.overwrite:
+                ckpt.remove_run_outputs(self.output_dir)
+        barrier(self.dist)
+        latest = ckpt.latest_checkpoint(self.output_dir)
+        if not resuming and latest is not None:
+            raise ConfigError(
+                f"output dir {self.output_dir} already holds checkpoints of an earlier run (latest "
+                f"{latest.name}); pass --resume to continue it, choose a new output dir, or pass "
+                f"--overwrite to replace it")
+        self._output_dir_ready = True
+
+    def _say(self, text: str) -> None:
+        """A message before the progress bar exists (rank 0)."""
+        if self.dist.is_main:
+            print(text, file=sys.stderr, flush=True)
 
     def export(self, directory: Path, metrics: dict[str, Any] | None = None) -> Path:
         """Write the model (and what export_fn adds) to `directory` atomically (rank 0)."""
@@ -311,9 +375,15 @@ class Trainer:
         if self.eval_fn is not None and self.dist.is_main:
             was_training = self.model.training
             self.model.eval()
-            with torch.no_grad(), self.autocast():
-                metrics = dict(self.eval_fn(self.model))
-            self.model.train(was_training)
+            # Evaluation must not move the training's random streams (an eval_fn that samples
+            # would otherwise make training depend on how often it evaluates).
+            rng = ckpt.capture_rng()
+            try:
+                with torch.no_grad(), self.autocast():
+                    metrics = dict(self.eval_fn(self.model))
+            finally:
+                ckpt.restore_rng(rng)
+                self.model.train(was_training)
         barrier(self.dist)
         return metrics
 
@@ -340,20 +410,27 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def train(self, resume: str | Path | bool | None = None) -> TrainResult:
         c = self.config
+        check_metric_for_best(c, self.eval_fn is not None, self.metric_names)
+        self.prepare_output_dir(resume)
         path = self._resolve_resume(resume)
         if path is not None:
             self.load_checkpoint(path)
         main = self.dist.is_main
         log = MetricsLog(self.output_dir, tensorboard=c.tensorboard, enabled=main)
-        bar = ProgressBar(c.max_steps, self.step, c.max_seconds, enabled=main, show_bar=c.progress)
+        # Records past the step this run starts at belong to a run that died after its last
+        # checkpoint (or, at step 0, before its first): this run writes them anew.
+        log.discard_after(self.step)
+        peak = PeakFlops(c.peak_tflops, self.device, torch.bfloat16 if c.precision == "bf16" else torch.float32) \
+            if main else None
+        bar = ProgressBar(c.max_steps, self.step, c.max_seconds, enabled=main, show_bar=c.progress,
+                          initial_elapsed=self.elapsed, mfu_estimated=peak is not None and peak.estimated)
         if path is not None:
             bar.write(f"resumed from {path} at step {self.step}")
         if c.precision == "bf16" and self.device.type == "cpu" and not cpu_has_fast_bf16():
             bar.write("warning: this CPU has no AVX-512 BF16/AMX units, so bfloat16 matmuls are emulated "
                       "and much slower than float32; use --precision fp32 here")
-        peak = c.peak_tflops * 1e12 if c.peak_tflops else (
-            measure_peak_flops(self.device, torch.bfloat16 if c.precision == "bf16" else torch.float32)
-            if main else 0.0)
+        if peak is not None and peak.estimated:
+            bar.write(f"mfu≈: {peak.describe()}")
         old_signals = self._install_signals()
         self.schedule.warmup_steps = self.warmup_steps
         self.schedule.warmup_fraction = c.warmup_ratio if self.warmup_by_time else 0.0
@@ -367,6 +444,9 @@ class Trainer:
         last_eval_step = -1
         stopped = "max_steps"
         train_loss: float | None = None
+        if self._rng_to_restore is not None:  # last, so the first step draws what it drew before
+            ckpt.restore_rng(self._rng_to_restore)
+            self._rng_to_restore = None
 
         def flush(lr: float, grad_norm: Any) -> float:
             """Log the steps since the last record (mean loss, throughput, MFU); all ranks call it."""
@@ -379,10 +459,13 @@ class Trainer:
                        "tokens_seen": self.tokens_seen, "elapsed": round(now - start, 3)}
             if grad_norm is not None:
                 metrics["grad_norm"] = float(grad_norm)
-            if peak:
-                metrics["mfu"] = float(window_flops) / dt / peak
+            if peak is not None:
+                metrics["mfu"] = peak.mfu(float(window_flops) / dt)
+                metrics["mfu_estimated"] = peak.estimated
             log.log("train", self.step, metrics)
             bar.update(self.step, metrics, now - start)
+            if peak is not None and peak.probe_if_due():
+                now = time.perf_counter()  # the probe's time is not the next window's training time
             window_start, window_tokens, window_flops, window_steps = now, 0.0, 0.0, 0
             window_loss = torch.zeros((), device=self.device)
             return loss
