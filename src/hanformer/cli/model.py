@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -19,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "Read config.json and the safetensors header of a checkpoint directory (no weights are "
                     "loaded) and print its architecture, size, parameter count, dtypes, task heads and "
                     "tokenizer files.\n\nexample:\n  hanformer inspect runs/demo/pretrain/final")
-    p.add_argument("directory", metavar="DIR", help="checkpoint directory (config.json + model.safetensors)")
+    p.add_argument("directory", metavar="DIR", help="checkpoint directory (config.json + model.safetensors), or a model "
+                   "name already in the Hugging Face cache, e.g. klue/bert-base")
     p.add_argument("--json", action="store_true", help="print the facts as one JSON object")
     p.set_defaults(func=_inspect)
 
@@ -29,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "config.json + model.safetensors with current tensor names, plus its tokenizer files. "
                     "The result loads in hanformer and in transformers.\n\nexample:\n"
                     "  hanformer convert old-bert/ bert-converted/ --dtype bfloat16")
-    p.add_argument("source", metavar="SRC", help="checkpoint directory to read")
+    p.add_argument("source", metavar="SRC",
+                   help="checkpoint directory to read, or a model name in the Hugging Face cache")
     p.add_argument("target", metavar="DST", help="directory to write (created if needed)")
     p.add_argument("--architecture", default=None,
                    help="model class to load as (e.g. BertModel to drop the heads); default: from config.json")
@@ -48,6 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--file", metavar="FILE", default=None, help="also embed every non-empty line of this UTF-8 file")
     p.add_argument("--json", action="store_true",
                    help="print {texts, embeddings, similarity} as JSON instead of the similarity table")
+    p.add_argument("--output", metavar="FILE", default=None,
+                   help="write {texts, embeddings, similarity} as JSON to FILE (replaced atomically)")
     add_config_arguments(p, EmbedConfig)
     p.set_defaults(func=_embed)
 
@@ -94,22 +99,28 @@ def _convert(args: argparse.Namespace) -> int:
 
 def _embed(args: argparse.Namespace) -> int:
     from hanformer.errors import InputError
-    from hanformer.models.embedding import EmbedConfig, embed, similarity
-    from hanformer.utils.files import iter_lines
+    from hanformer.models.embedding import EmbedConfig, check_texts, embed, similarity
+    from hanformer.utils.files import atomic_write, check_output_file, iter_lines
 
     texts = list(args.texts)
     if args.file:
         texts += [line.strip() for _, line in iter_lines(args.file) if line.strip()]
     if not texts:
         raise InputError("embed: give sentences as arguments or with --file")
+    check_texts(texts)
+    if args.output:
+        check_output_file(args.output, "--output", inputs=[args.file] if args.file else [])
     config = config_from_sources(EmbedConfig, None, args, source="embed")
     vectors = embed(args.model, texts, config=config)
     sims = similarity(vectors)
-    if args.json:
-        json.dump({"texts": texts, "embeddings": [[round(x, 6) for x in v] for v in vectors.tolist()],
-                   "similarity": [[round(x, 6) for x in row] for row in sims.tolist()]},
-                  sys.stdout, ensure_ascii=False)
-        print()
+    if args.json or args.output:
+        result = {"texts": texts, "embeddings": [[round(x, 6) for x in v] for v in vectors.tolist()],
+                  "similarity": [[round(x, 6) for x in row] for row in sims.tolist()]}
+        with atomic_write(args.output) if args.output else contextlib.nullcontext(sys.stdout) as out:
+            json.dump(result, out, ensure_ascii=False)
+            out.write("\n")
+        if args.output:
+            print(f"wrote {len(texts)} embedding(s) to {args.output}", file=sys.stderr)
         return 0
     print(f"{len(texts)} sentence(s), {vectors.shape[1]} dimensions")
     pairs = sorted(((float(sims[i, j]), i, j) for i in range(len(texts)) for j in range(i + 1, len(texts))),

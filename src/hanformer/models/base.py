@@ -15,6 +15,8 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import nn
 
+from hanformer.models.sizing import check_fits_in_memory
+
 P = TypeVar("P", bound="PreTrainedModel")
 
 
@@ -24,6 +26,10 @@ class PreTrainedModel(nn.Module):
 
     def __init__(self, config: Any) -> None:
         super().__init__()
+        # Refuse a model that cannot fit before its layers are allocated (a skeleton on the
+        # meta device, as checkpoint loading builds to check shapes, allocates nothing).
+        if torch.get_default_device().type == "cpu" and hasattr(config, "parameter_count"):
+            check_fits_in_memory(config, type(config).__name__)
         self.config = config
 
     def num_parameters(self) -> int:

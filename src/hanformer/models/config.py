@@ -12,13 +12,17 @@ Two extras describe variants the original BERT does not have:
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn, TypeVar
 
 from hanformer.errors import ConfigError
-from hanformer.utils.config import load_json_object, setting
+from hanformer.utils.config import load_config, load_json_object, setting
+
+C = TypeVar("C")
 
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "silu", "swish", "tanh")
+PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
 
 # name -> (layers, hidden, heads); the intermediate size is always 4 x hidden.
 PRESETS: dict[str, tuple[int, int, int]] = {
@@ -77,32 +81,48 @@ class BertConfig:
     # --- checks -------------------------------------------------------------------------
     def validate(self) -> None:
         """Reject shapes that cannot work, naming the field and the fix."""
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"BertConfig: {name} must be a positive integer, got {value!r}")
+        require_positive_ints(self, ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                                     "intermediate_size", "max_position_embeddings", "type_vocab_size",
+                                     "num_labels"))
         if self.hidden_size % self.num_attention_heads:
             raise ConfigError(
                 f"BertConfig: hidden_size {self.hidden_size} is not divisible by num_attention_heads "
                 f"{self.num_attention_heads} (each head gets hidden_size / heads dimensions; e.g. use "
                 f"{_nearest_divisor(self.hidden_size, self.num_attention_heads)} heads)")
-        if self.hidden_act not in ACTIVATIONS:
-            raise ConfigError(f"BertConfig: hidden_act {self.hidden_act!r} is not one of {', '.join(ACTIVATIONS)}")
+        require_choice(self, "hidden_act", ACTIVATIONS)
         if self.position_embedding_type not in ("absolute", "sinusoidal"):
             raise ConfigError(
                 f"BertConfig: position_embedding_type {self.position_embedding_type!r} is not supported "
                 "(use 'absolute' or 'sinusoidal'; relative position embeddings are not implemented)")
-        if self.norm_placement not in ("post", "pre"):
-            raise ConfigError(f"BertConfig: norm_placement must be 'post' or 'pre', got {self.norm_placement!r}")
-        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ConfigError(f"BertConfig: {name} must be in [0, 1), got {getattr(self, name)!r}")
-        if self.num_labels < 1:
-            raise ConfigError(f"BertConfig: num_labels must be >= 1, got {self.num_labels}")
-        if not 0 <= self.pad_token_id < self.vocab_size:
-            raise ConfigError(
-                f"BertConfig: pad_token_id {self.pad_token_id} is outside the vocabulary (size {self.vocab_size})")
+        require_choice(self, "norm_placement", ("post", "pre"))
+        require_choice(self, "classifier_pooling", ("cls", "mean"))
+        if self.problem_type is not None:
+            require_choice(self, "problem_type", PROBLEM_TYPES)
+        require_probabilities(self, ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"))
+        require_positive_numbers(self, ("initializer_range", "layer_norm_eps"))
+        require_token_ids(self, ("pad_token_id",))
+
+    def parameter_count(self) -> int:
+        """Parameters of the bare encoder (`BertModel` with its pooler), from the shape alone.
+
+        A cheap formula, so that a config.json asking for an impossible model is refused before
+        anything is allocated; equal to `BertModel(config).num_parameters()`.
+        """
+        h, i = self.hidden_size, self.intermediate_size
+        positions = self.max_position_embeddings * h if self.position_embedding_type == "absolute" else 0
+        embeddings = self.vocab_size * h + positions + self.type_vocab_size * h + 2 * h
+        final_norm = 2 * h if self.norm_placement == "pre" else 0
+        return embeddings + self.num_hidden_layers * block_parameters(h, i) + final_norm + h * h + h
+
+    @property
+    def layer_field(self) -> str:
+        """The config.json key that counts the Transformer layers."""
+        return "num_hidden_layers"
+
+    @property
+    def shape_fields(self) -> tuple[str, ...]:
+        """The config.json keys that decide the model's size (named when it is too large)."""
+        return ("vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size", "max_position_embeddings")
 
     @property
     def head_dim(self) -> int:
@@ -127,8 +147,6 @@ class BertConfig:
         With `strict=False` (reading config.json) keys that transformers writes for other
         purposes are ignored; anything else unknown is still an error, so typos are caught.
         """
-        from hanformer.utils.config import load_config
-
         data = dict(data)
         model_type = data.get("model_type", "bert")
         if model_type not in ("bert", None):
@@ -143,12 +161,7 @@ class BertConfig:
                               "(relative positions) is not supported; use 'absolute' or 'sinusoidal'")
         if "id2label" in data and data["id2label"] is not None:
             data["id2label"] = {int(k): v for k, v in data["id2label"].items()}
-        try:
-            return load_config(cls, data, source)
-        except ConfigError as e:
-            if e.message.startswith("BertConfig: "):  # a value check: say which file it came from
-                raise ConfigError(f"{source}: {e.message[len('BertConfig: '):]}") from None
-            raise
+        return load_model_config(cls, data, source)
 
     @classmethod
     def from_json_file(cls, path: str | Path) -> BertConfig:
@@ -180,6 +193,69 @@ class BertConfig:
         from hanformer.utils.files import atomic_write_json
 
         atomic_write_json(Path(directory) / "config.json", self.to_dict())
+
+
+# --- value checks shared by every model config (BertConfig, GPTConfig) -----------------------
+# They raise "<ClassName>: <key> ..." and `load_model_config` puts the file name in its place.
+
+def _fail(config: Any, message: str) -> NoReturn:
+    raise ConfigError(f"{type(config).__name__}: {message}")
+
+
+def require_positive_ints(config: Any, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            _fail(config, f"{name} must be a positive integer, got {value!r}")
+
+
+def require_probabilities(config: Any, names: tuple[str, ...]) -> None:
+    """Dropout rates: in [0, 1) (1 would drop everything); None means 'not set'."""
+    for name in names:
+        value = getattr(config, name)
+        if value is None:
+            continue
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
+            _fail(config, f"{name} must be in [0, 1), got {value!r}")
+
+
+def require_positive_numbers(config: Any, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 < value < math.inf:
+            _fail(config, f"{name} must be a positive number, got {value!r}")
+
+
+def require_choice(config: Any, name: str, choices: tuple[str, ...]) -> None:
+    value = getattr(config, name)
+    if value not in choices:
+        _fail(config, f"{name} {value!r} is not one of {', '.join(choices)}")
+
+
+def require_token_ids(config: Any, names: tuple[str, ...]) -> None:
+    """Special token ids (None = not set) must be rows of the embedding matrix."""
+    for name in names:
+        value = getattr(config, name)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < config.vocab_size:
+            _fail(config, f"{name} {value!r} is outside the vocabulary (size {config.vocab_size})")
+
+
+def load_model_config(cls: type[C], data: dict[str, Any], source: str) -> C:
+    """`load_config` for model configs: a value check names the file it came from, not the class."""
+    try:
+        return load_config(cls, data, source)
+    except ConfigError as e:
+        prefix = f"{cls.__name__}: "
+        if e.message.startswith(prefix):
+            raise ConfigError(f"{source}: {e.message[len(prefix):]}") from None
+        raise
+
+
+def block_parameters(hidden: int, intermediate: int) -> int:
+    """Parameters of one `TransformerBlock`: fused Q/K/V + output projection, feed-forward, two LayerNorms."""
+    return 4 * hidden * hidden + 2 * hidden * intermediate + 9 * hidden + intermediate
 
 
 def _nearest_divisor(hidden: int, heads: int) -> int:

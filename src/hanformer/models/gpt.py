@@ -27,8 +27,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hanformer.errors import ConfigError, InputError
+from hanformer.generation.config import GenerationConfig
+from hanformer.generation.search import decode
 from hanformer.models.base import PreTrainedModel
-from hanformer.models.config import ACTIVATIONS
+from hanformer.models.config import (
+    ACTIVATIONS,
+    block_parameters,
+    load_model_config,
+    require_choice,
+    require_positive_ints,
+    require_positive_numbers,
+    require_probabilities,
+    require_token_ids,
+)
 from hanformer.models.config import PRESETS as BERT_PRESETS
 from hanformer.models.layers import (
     KVCache,
@@ -38,7 +49,7 @@ from hanformer.models.layers import (
     causal_mask,
 )
 from hanformer.models.outputs import ModelOutput
-from hanformer.utils.config import load_json_object, setting
+from hanformer.utils.config import load_config, load_json_object, setting
 
 IGNORE_INDEX = -100
 
@@ -85,23 +96,34 @@ class GPTConfig:
         self.validate()
 
     def validate(self) -> None:
-        for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"GPTConfig: {name} must be a positive integer, got {value!r}")
+        """Reject shapes that cannot work, naming the field and the fix."""
+        require_positive_ints(self, ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"))
+        if self.n_inner is not None:
+            require_positive_ints(self, ("n_inner",))
         if self.n_embd % self.n_head:
             raise ConfigError(f"GPTConfig: n_embd {self.n_embd} is not divisible by n_head {self.n_head} "
                               "(each head gets n_embd / n_head dimensions)")
-        if self.activation_function not in ACTIVATIONS:
-            raise ConfigError(f"GPTConfig: activation_function {self.activation_function!r} is not one of "
-                              f"{', '.join(ACTIVATIONS)}")
-        for name in ("resid_pdrop", "embd_pdrop", "attn_pdrop"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ConfigError(f"GPTConfig: {name} must be in [0, 1), got {getattr(self, name)!r}")
-        for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
-            value = getattr(self, name)
-            if value is not None and not 0 <= value < self.vocab_size:
-                raise ConfigError(f"GPTConfig: {name} {value} is outside the vocabulary (size {self.vocab_size})")
+        require_choice(self, "activation_function", ACTIVATIONS)
+        require_probabilities(self, ("resid_pdrop", "embd_pdrop", "attn_pdrop"))
+        require_positive_numbers(self, ("layer_norm_epsilon", "initializer_range"))
+        require_token_ids(self, ("bos_token_id", "eos_token_id", "pad_token_id"))
+
+    def parameter_count(self) -> int:
+        """Parameters of the model (the head is tied, so it adds none), from the shape alone;
+        equal to `GPTForCausalLM(config).num_parameters()`."""
+        h = self.n_embd
+        embeddings = (self.vocab_size + self.n_positions) * h
+        return embeddings + self.n_layer * block_parameters(h, self.intermediate_size) + 2 * h
+
+    @property
+    def layer_field(self) -> str:
+        """The config.json key that counts the Transformer layers."""
+        return "n_layer"
+
+    @property
+    def shape_fields(self) -> tuple[str, ...]:
+        """The config.json keys that decide the model's size (named when it is too large)."""
+        return ("vocab_size", "n_embd", "n_layer", "n_inner", "n_positions")
 
     @property
     def intermediate_size(self) -> int:
@@ -120,8 +142,6 @@ class GPTConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config", strict: bool = False) -> GPTConfig:
         """Build from a (Hugging Face GPT-2) config dict; unknown keys are errors unless transformers writes them."""
-        from hanformer.utils.config import load_config
-
         data = dict(data)
         model_type = data.get("model_type", "gpt2")
         if model_type != "gpt2":
@@ -134,7 +154,7 @@ class GPTConfig:
             for key in list(data):
                 if key in _IGNORED_HF_KEYS:
                     del data[key]
-        return load_config(cls, data, source)
+        return load_model_config(cls, data, source)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> GPTConfig:
@@ -252,7 +272,7 @@ class GPTModel(GPTPreTrainedModel):
         is_causal = mask is None and seq_len > 1
         x = self.dropout(self.token_embeddings(input_ids) + self.position_embeddings(position_ids))
         hidden_states = [x] if output_hidden_states else None
-        attentions = [] if output_attentions else None
+        attentions: list[Tensor | None] | None = [] if output_attentions else None
         for block in self.layers:
             x, probs = block(x, mask, is_causal=is_causal, cache=cache, need_weights=output_attentions)
             if hidden_states is not None:
@@ -314,6 +334,97 @@ class GPTForCausalLM(GPTPreTrainedModel):
                                    ignore_index=IGNORE_INDEX)
         return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=out.past_key_values,
                                       hidden_states=out.hidden_states, attentions=out.attentions)
+
+    def generate(self, input_ids: Tensor, attention_mask: Tensor | None = None, *,
+                 generation_config: GenerationConfig | None = None, max_length: int | None = None,
+                 **settings: Any) -> Tensor:
+        """Continue token ids, as `transformers`' `model.generate(...)` does; returns prompt + new ids.
+
+        `input_ids`: (batch, prompt) LongTensor, left-padded when prompts differ in length.
+        `attention_mask`: 1 = real token, 0 = padding; without one, positions equal to
+        `pad_token_id` are padding (unless the pad token is also the EOS token), as in transformers.
+        Settings are `GenerationConfig` fields (`max_new_tokens`, `do_sample`, `temperature`,
+        `top_k`, `top_p`, `num_beams`, `num_return_sequences`, `repetition_penalty`,
+        `no_repeat_ngram_size`, `length_penalty`, `early_stopping`, `eos_token_id`,
+        `pad_token_id`, `seed`, `use_cache`, ...), given one by one and/or as `generation_config`;
+        `max_length` (prompt + new tokens) is accepted for transformers' sake, `max_new_tokens`
+        wins when both are given; without either, up to GenerationConfig's 50 new tokens, fewer
+        where the context window ends first (a length asked for that does not fit is an error).
+        EOS and padding default to the model's config (an explicit `eos_token_id=None` turns EOS
+        off, as in transformers); rows that end early are filled with the pad token (EOS when
+        there is none). Decoding is `hanformer.generation.search.decode`, which matches
+        transformers token for token.
+        """
+        prompt = self._check_prompt(input_ids)
+        config = self._generation_config(generation_config, settings, max_length, prompt.shape[1])
+        eos, pad = (self._special_token(name, config, settings) for name in ("eos_token_id", "pad_token_id"))
+        if attention_mask is None:
+            attention_mask = _infer_attention_mask(prompt, pad if pad is not None else eos, eos)
+        elif attention_mask.shape != prompt.shape:
+            raise InputError(f"generate: attention_mask has shape {tuple(attention_mask.shape)} but input_ids "
+                             f"{tuple(prompt.shape)}; pass one mask value per token")
+        was_training = self.training
+        self.eval()  # dropout off: generation is inference, whatever mode the model was left in
+        try:
+            out = decode(self, prompt, attention_mask.to(prompt.device), config, eos_token_id=eos, pad_token_id=pad)
+        finally:
+            self.train(was_training)
+        return out.sequences
+
+    def _special_token(self, name: str, config: GenerationConfig, settings: dict[str, Any]) -> int | None:
+        """A keyword given explicitly wins, None included (`eos_token_id=None`: no EOS, as in
+        transformers); otherwise the generation config's value, else the model's."""
+        value = getattr(config, name)
+        if name in settings or value is not None:
+            return value
+        return getattr(self.config, name)
+
+    def _check_prompt(self, input_ids: Tensor) -> Tensor:
+        if not isinstance(input_ids, Tensor) or input_ids.dim() != 2 or input_ids.is_floating_point():
+            shape = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids).__name__
+            raise InputError(f"generate: input_ids must be a (batch, length) tensor of token ids, got {shape}; "
+                             "for one prompt use input_ids[None]")
+        if input_ids.shape[1] == 0:
+            raise InputError("generate: input_ids holds no tokens; start a prompt from the model's bos_token_id")
+        if int(input_ids.min()) < 0 or int(input_ids.max()) >= self.config.vocab_size:
+            bad = int(input_ids.min()) if int(input_ids.min()) < 0 else int(input_ids.max())
+            raise InputError(f"generate: token id {bad} is outside the vocabulary (vocab_size "
+                             f"{self.config.vocab_size}); encode prompts with this model's tokenizer")
+        return input_ids.long().to(self.device)
+
+    def _generation_config(self, base: GenerationConfig | None, settings: dict[str, Any], max_length: int | None,
+                           prompt_length: int) -> GenerationConfig:
+        """`base` with `settings` applied (unknown names are errors that suggest the right one)."""
+        values = dataclasses.asdict(base) if base is not None else {}
+        if max_length is not None and "max_new_tokens" not in settings:
+            if max_length <= prompt_length:
+                raise ConfigError(f"generate: max_length = {max_length} leaves no room after the prompt of "
+                                  f"{prompt_length} tokens; max_length counts the prompt, use max_new_tokens")
+            settings = {**settings, "max_new_tokens": max_length - prompt_length}
+        room = self.config.n_positions - prompt_length
+        if base is None and "max_new_tokens" not in settings and 0 < room < GenerationConfig.max_new_tokens:
+            settings = {**settings, "max_new_tokens": room}  # the default length, fitted to the context window
+        config = load_config(GenerationConfig, {**values, **settings}, "generate")
+        if config.stop_strings:  # text-level: ids alone cannot be matched against strings
+            raise ConfigError("generate: stop_strings need the tokenizer; use hanformer.generation.generate(model, "
+                              "prompts, tokenizer=..., stop_strings=[...]) for text, or stop on eos_token_id")
+        if room < 1:
+            raise InputError(f"generate: the prompt of {prompt_length} tokens leaves no room in this model's context "
+                             f"window of {self.config.n_positions} tokens (n_positions); keep its last "
+                             f"{self.config.n_positions - 1} tokens or fewer")
+        if config.max_new_tokens > room:
+            raise InputError(f"generate: a prompt of {prompt_length} tokens + max_new_tokens {config.max_new_tokens} "
+                             f"exceeds this model's context window of {self.config.n_positions} tokens "
+                             f"(n_positions); lower max_new_tokens to {room} or shorten the prompt")
+        return config
+
+
+def _infer_attention_mask(input_ids: Tensor, pad: int | None, eos: int | None) -> Tensor:
+    """transformers' rule without an attention mask: pad tokens are padding, unless pad is EOS
+    (then a pad-coloured token may be a real EOS, and every position counts)."""
+    if pad is not None and pad != eos and bool((input_ids == pad).any()):
+        return (input_ids != pad).long()
+    return torch.ones_like(input_ids)
 
 
 # Architecture name in config.json -> class.

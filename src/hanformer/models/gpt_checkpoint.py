@@ -24,8 +24,26 @@ import torch
 from torch import Tensor
 
 from hanformer.errors import CheckpointError, ConfigError
-from hanformer.models.checkpoint import WEIGHTS_NAME, _require_dir, read_state_dict
-from hanformer.models.gpt import GPTConfig, GPTForCausalLM, GPTPreTrainedModel
+from hanformer.models.checkpoint import (
+    TOKENIZER_FILES,
+    WEIGHTS_NAME,
+    _require_dir,
+    _tensor_shapes,
+    check_weights_match,
+    header_tensors,
+    read_state_dict,
+    require_floating,
+    shape_keys,
+    weight_files,
+)
+from hanformer.models.gpt import (
+    GPT_ARCHITECTURES,
+    GPTConfig,
+    GPTForCausalLM,
+    GPTModel,
+    GPTPreTrainedModel,
+)
+from hanformer.models.sizing import check_fits_in_memory
 from hanformer.utils.files import atomic_save
 
 log = logging.getLogger("hanformer.models")
@@ -46,6 +64,14 @@ _NAME_MAP = [
 _CONV1D = re.compile(r"\.(c_attn|c_proj|c_fc)\.weight$")
 # Old transformers versions stored the causal mask as buffers; they are not weights.
 _BUFFERS = re.compile(r"\.attn\.(bias|masked_bias)$")
+# Layer numbers in GPT-2 tensor names (compared with n_layer).
+_LAYER_NUMBER = re.compile(r"(?:^|\.)h\.(\d+)\.")
+# Which config.json keys decide a tensor's shape (named when the shape is wrong); default n_embd.
+_SHAPE_KEYS = [
+    (re.compile(r"token_embeddings"), "vocab_size, n_embd"),
+    (re.compile(r"position_embeddings"), "n_positions, n_embd"),
+    (re.compile(r"ffn\."), "n_inner, n_embd"),
+]
 
 
 def _table(src: int, dst: int) -> list[tuple[re.Pattern[str], str]]:
@@ -95,6 +121,8 @@ def from_hf_state_dict(state: dict[str, Tensor], model: GPTPreTrainedModel, sour
     prefix = _prefix(model)
     ours: dict[str, Tensor] = {}
     unexpected: list[str] = []
+    # Old transformers versions stored the causal mask as (integer) buffers; they are not weights.
+    require_floating({k: v for k, v in state.items() if not _BUFFERS.search(k)}, source)
     head = state.get("lm_head.weight")
     for key, value in state.items():
         if key == "lm_head.weight" or _BUFFERS.search(key):
@@ -118,9 +146,11 @@ def from_hf_state_dict(state: dict[str, Tensor], model: GPTPreTrainedModel, sour
     for key, tensor in expected.items():
         if tuple(ours[key].shape) != tuple(tensor.shape):
             raise CheckpointError(f"{source}: tensor {key} has shape {tuple(ours[key].shape)} in the checkpoint but "
-                                  f"the model expects {tuple(tensor.shape)} (config.json does not match the weights)")
+                                  f"the model expects {tuple(tensor.shape)} from config.json's "
+                                  f"{shape_keys(key, _SHAPE_KEYS, 'n_embd')} (config.json does not match the weights)")
     embeddings = ours.get(prefix + "token_embeddings.weight")
-    if head is not None and embeddings is not None and not torch.equal(head.to(embeddings.dtype), embeddings):
+    if head is not None and embeddings is not None and not head.is_meta \
+            and not torch.equal(head.to(embeddings.dtype), embeddings):
         raise CheckpointError(f"{source}: lm_head.weight differs from the token embeddings; only GPT-2 models "
                               "with tied input/output embeddings are supported")
     return ours
@@ -149,6 +179,9 @@ def load_pretrained(cls: type[G], directory: str | Path, *, dtype: torch.dtype |
             config = dataclasses.replace(config, **config_overrides)
         except TypeError as e:
             raise ConfigError(f"from_pretrained: {e}") from None
+    # Everything that can fail is checked on the headers before the model is allocated.
+    check_weights_match(cls, config, d, header_tensors(d), from_hf_state_dict, _LAYER_NUMBER, "h.N.*")
+    check_fits_in_memory(config, str(d / "config.json"))
     model = cls(config)
     model.load_state_dict(from_hf_state_dict(read_state_dict(d), model, source=str(d)))
     if dtype is not None:
@@ -159,15 +192,17 @@ def load_pretrained(cls: type[G], directory: str | Path, *, dtype: torch.dtype |
 
 def inspect_gpt(directory: str | Path) -> dict[str, Any]:
     """`inspect_checkpoint` for GPT-2 layout checkpoints: the same keys, read without loading weights."""
-    from hanformer.models.checkpoint import TOKENIZER_FILES, _tensor_shapes, weight_files
-
     d = _require_dir(directory)
     config = GPTConfig.from_pretrained(d)
-    shapes = {k: v for k, v in _tensor_shapes(d).items() if not _BUFFERS.search(k) and k != "lm_head.weight"}
+    header = header_tensors(d)
+    lm = any(k.startswith("transformer.") or k == "lm_head.weight" for k in header)
+    named = (config.architectures or [""])[0]
+    check_weights_match(GPT_ARCHITECTURES.get(named, GPTForCausalLM if lm else GPTModel), config, d, header,
+                        from_hf_state_dict, _LAYER_NUMBER, "h.N.*")
+    shapes = {k: v for k, v in _tensor_shapes(header).items() if not _BUFFERS.search(k) and k != "lm_head.weight"}
     dtypes: dict[str, int] = {}
     for shape, dtype in shapes.values():
         dtypes[dtype] = dtypes.get(dtype, 0) + int(torch.Size(shape).numel())
-    lm = any(k.startswith("transformer.") for k in shapes)
     return {
         "path": str(d),
         "architectures": config.architectures or ["GPT2LMHeadModel" if lm else "GPT2Model"],

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hanformer.errors import CheckpointError, ConfigError
+from hanformer.models.hf_cache import locate_model
 from hanformer.tasks.finetune import (
     DataConfig,
     Log,
@@ -29,7 +30,7 @@ from hanformer.tasks.model_io import (
 )
 from hanformer.tasks.registry import TaskSpec, describe_majority, get_task, majority_scores
 from hanformer.utils.config import setting
-from hanformer.utils.files import atomic_write_json
+from hanformer.utils.files import atomic_write_json, check_output_file, require_file
 
 
 def _stderr(msg: str) -> None:
@@ -55,11 +56,18 @@ class EvaluateConfig:
             raise ConfigError("evaluate needs --model (a fine-tuned model directory)")
         if not self.data:
             raise ConfigError("evaluate needs --data (a labelled file)")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size {self.batch_size}: must be at least 1")
+        if self.max_examples < 0:
+            raise ConfigError(f"--max-examples {self.max_examples}: must be 0 (all) or more")
+        if self.threads < 0:
+            raise ConfigError(f"--threads {self.threads}: must be 0 (torch's default) or more")
 
 
 def resolve_model_dir(path: str | Path) -> Path:
-    """A directory with config.json: PATH itself, or PATH/best, or PATH/final."""
-    p = Path(path)
+    """A directory with config.json: PATH itself, or PATH/best, or PATH/final; a PATH that is not
+    a folder may name a model in the Hugging Face cache (`klue/bert-base`)."""
+    p = locate_model(path)
     for candidate in (p, p / "best", p / "final"):
         if (candidate / "config.json").is_file():
             return candidate
@@ -85,6 +93,8 @@ def load_for_task(model_dir: Path, task_name: str | None, device: str = "auto") 
     settings = TaskSettings.from_dict(info.get("settings", {}))
     labels = info.get("labels") or (checkpoint_labels(read_model_config(model_dir))
                                     if task.kind in ("classification", "token") else None)
+    if not info.get("labels") and labels and task.label_names and labels == list(task.label_names):
+        labels = list(task.labels or labels)  # config.json names the outputs; the data writes codes
     if task.kind in ("classification", "token") and task.labels is not None and labels is not None \
             and sorted(labels) != sorted(task.labels):
         raise CheckpointError(f"{model_dir} predicts labels {', '.join(labels)}, but task {task.name!r} "
@@ -114,13 +124,19 @@ def evaluate(config: EvaluateConfig | str | Path, task: str | None = None, data:
         torch.set_num_threads(config.threads)
     dirs = [resolve_model_dir(Path(config.model) / f"seed-{s}") for s in config.seeds] if config.seeds \
         else [resolve_model_dir(config.model)]
+    # Paths first: a wrong one fails at once, before any model is loaded.
+    require_file(config.data, "data file")
+    out = Path(config.out) if config.out else (Path(config.model) if config.seeds else dirs[0]) / "eval.json"
+    check_output_file(out, "--out" if config.out else "the metrics file (choose another with --out)",
+                      inputs=[config.data])
     runs = []
     skipped = 0
     for d in dirs:
         task, model, _, encoder, settings, labels = load_for_task(d, config.task, config.device)
         examples, skipped = read_examples(task, config.data, config.data_options, labels=task.labels, log=log)
         examples = subsample(examples, config.max_examples, config.seed)
-        metrics = score_examples(task, model, encoder, examples, settings, labels, config.batch_size)
+        metrics = score_examples(task, model, encoder, examples, settings, labels, config.batch_size,
+                                 source=str(d))
         log(f"{d}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         runs.append({"model": str(d), "task": task.name, "examples": len(examples), "metrics": metrics})
     # Every seed was fine-tuned on the same data, so they share one most frequent label.
@@ -136,7 +152,6 @@ def evaluate(config: EvaluateConfig | str | Path, task: str | None = None, data:
         log(f"over seeds {','.join(map(str, config.seeds))}: {format_mean_std(summary)}")
     if floor:
         report["majority_baseline"] = floor
-    out = Path(config.out) if config.out else (Path(config.model) if config.seeds else dirs[0]) / "eval.json"
     atomic_write_json(out, report)
     log(f"metrics written to {out}")
     return report
