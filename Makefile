@@ -3,6 +3,9 @@
 
 PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
+# Where torch comes from. Empty: pip's configured index. On Linux, PyPI's torch wheels are the
+# (huge) CUDA builds: make TORCH_INDEX=https://download.pytorch.org/whl/cpu gives the CPU build.
+TORCH_INDEX ?=
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -12,8 +15,9 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# Pin torch first so no later requirement pulls a (huge) CUDA build.
-	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	# Torch first, pinned (and from TORCH_INDEX if given): once it is installed no later
+	# requirement pulls another build.
+	$(BIN)/python -m pip install -q $(if $(TORCH_INDEX),--index-url "$(TORCH_INDEX)") "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 

@@ -41,6 +41,7 @@ _EXPORTS: dict[str, str] = {
     "evaluate": "hanformer.tasks.evaluate",
     "PredictConfig": "hanformer.tasks.predict",
     "predict": "hanformer.tasks.predict",
+    "Predictor": "hanformer.tasks.predictor",
     "BaselineConfig": "hanformer.tasks.baseline",
     "run_baseline": "hanformer.tasks.baseline",
     "get_task": "hanformer.tasks.registry",

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hanformer.cli._common import add_command
-from hanformer.utils.config import add_config_arguments, config_from_sources
+from hanformer.cli._common import add_command, add_settings, settings
 
 ORDER = 70
 
@@ -18,7 +17,7 @@ Run a checkpoint on one sentence (or a sentence pair) and write one HTML file wi
   aggregates   the mean over heads, and attention rollout through the layers below.
 
 The file has everything inline (no CDN, no notebook): open it in any browser, offline.
-Layers and heads are numbered from 0.
+The page numbers layers and heads from 1; --layer and --heads take indices from 0.
 
 examples:
   hanformer attention --model runs/demo/pretrain/final --text "나는 오늘 학교에 갔다." --out attention.html
@@ -33,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "attention", "write the attention views of a sentence as one offline HTML file", HELP)
     p.add_argument("--model", required=True, metavar="DIR", help="checkpoint directory (with its tokenizer files)")
     p.add_argument("--out", required=True, metavar="FILE.html", help="HTML file to write")
-    add_config_arguments(p, AttentionViewConfig)
+    add_settings(p, AttentionViewConfig)
     p.set_defaults(func=_run)
 
 
@@ -42,7 +41,7 @@ def _run(args: argparse.Namespace) -> int:
     from hanformer.visualization.config import AttentionViewConfig
     from hanformer.visualization.html import write_attention_view
 
-    config = config_from_sources(AttentionViewConfig, None, args, source="attention")
+    config = settings(args, AttentionViewConfig)
     check_output_file(args.out, "--out")  # before the model is loaded and run
     path = write_attention_view(args.model, args.out, config)
     print(f"wrote {path}")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from hanformer.cli._common import add_command
-from hanformer.utils.config import add_config_arguments, cli_overrides, load_config
+from hanformer.cli._common import add_command, add_settings, settings
 
 ORDER = 45
 
@@ -22,20 +21,15 @@ example:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from hanformer.tasks.baseline import BaselineConfig
-    from hanformer.tasks.finetune import DataConfig
 
     p = add_command(subparsers, "baseline", "TF-IDF + logistic-regression baseline for a classification task", HELP)
-    add_config_arguments(p, BaselineConfig)
-    add_config_arguments(p, DataConfig)
+    add_settings(p, BaselineConfig)
     p.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
     from hanformer.tasks.baseline import BaselineConfig, run_baseline
-    from hanformer.tasks.finetune import DataConfig
 
-    data = cli_overrides(BaselineConfig, args)
-    data["data"] = cli_overrides(DataConfig, args)
-    report = run_baseline(load_config(BaselineConfig, data, "command line"))
+    report = run_baseline(settings(args, BaselineConfig))
     print(json.dumps(report, ensure_ascii=False, indent=2))
     return 0

@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hanformer",
         description="Train a WordPiece tokenizer, pretrain and fine-tune BERT, inspect and serve it.",
+        epilog="Each command has its own --help. `python -m hanformer` is the same command line.",
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"hanformer {__version__}")
@@ -41,12 +42,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction | None:
+    return next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+
+
+def missing_subcommand(parser: argparse.ArgumentParser,
+                       args: argparse.Namespace) -> argparse.ArgumentParser | None:
+    """The command (group) that was named without one of its subcommands: the top level for a
+    bare `hanformer`, the `tokenizer` parser for `hanformer tokenizer`; None when complete."""
+    while (action := _subcommands(parser)) is not None:
+        chosen = getattr(args, action.dest, None)
+        if chosen is None:
+            return parser
+        parser = action.choices[chosen]
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 0 if args.command is None else 2
+    incomplete = missing_subcommand(parser, args)
+    if incomplete is not None or not getattr(args, "func", None):
+        # As argparse does for a missing required argument: the help on stderr, status 2,
+        # the same for `hanformer` and for every bare command group.
+        (incomplete or parser).print_help(sys.stderr)
+        return 2
     try:
         result = args.func(args)
     except HanformerError as e:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hanformer.cli._common import add_command
-from hanformer.utils.config import add_config_arguments, config_from_sources
+from hanformer.cli._common import add_command, add_settings, settings
 
 ORDER = 75
 
@@ -51,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = add_command(subparsers, "serve", "serve a checkpoint: a page to try it and a JSON API", HELP)
     p.add_argument("--model", required=True, metavar="DIR", help="checkpoint directory (with its tokenizer files)")
-    add_config_arguments(p, ServeConfig)
+    add_settings(p, ServeConfig)
     p.set_defaults(func=_run)
 
 
@@ -59,5 +58,5 @@ def _run(args: argparse.Namespace) -> int:
     from hanformer.serving.app import serve
     from hanformer.serving.config import ServeConfig
 
-    serve(args.model, config_from_sources(ServeConfig, None, args, source="serve"))
+    serve(args.model, settings(args, ServeConfig))
     return 0

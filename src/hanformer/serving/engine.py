@@ -324,6 +324,7 @@ class InferenceEngine:
         """
         from hanformer.tasks.examples import TextExample
         from hanformer.tasks.inference import predict_examples, prediction_record, raw_examples
+        from hanformer.tasks.model_io import model_label_names
 
         if self.task == "fill-mask":
             return self.fill_mask(texts, self.config.top_k)
@@ -341,7 +342,8 @@ class InferenceEngine:
                                        for i, t in enumerate(texts)])
         preds = predict_examples(task, self.model, self.encoder, examples, settings, self.labels,
                                  batch_size=self.config.max_batch)
-        return [prediction_record(task, e, label, detail)
+        names = model_label_names(self.model_dir, task, self.labels)
+        return [prediction_record(task, e, label, detail, names=names)
                 for e, label, detail in zip(examples, preds.labels, preds.details, strict=True)]
 
     def attention(self, text: str, pair: str | None = None, packed: bool = False) -> dict[str, Any]:
