@@ -62,9 +62,9 @@ _EXPORTS: dict[str, str] = {
     "Trainer": "hanformer.training.trainer",
     "TrainerConfig": "hanformer.training.config",
     # the main job: recipes, stage caching, the report
-    "run_recipe": "hanformer.pipeline.run",
-    "load_recipe": "hanformer.pipeline.recipe",
-    "Recipe": "hanformer.pipeline.recipe",
+    "run_recipe": "hanformer.recipes.run",
+    "load_recipe": "hanformer.recipes.recipe",
+    "Recipe": "hanformer.recipes.recipe",
     # GPT and generation
     "GPTConfig": "hanformer.models.gpt",
     "GPTModel": "hanformer.models.gpt",

@@ -11,9 +11,9 @@ import json
 import pytest
 
 from hanformer.errors import ConfigError
-from hanformer.pipeline.recipe import parse_recipe
-from hanformer.pipeline.run import run_stages
-from hanformer.pipeline.stages import MANIFEST, Stage
+from hanformer.recipes.recipe import parse_recipe
+from hanformer.recipes.run import run_stages
+from hanformer.recipes.stages import MANIFEST, Stage
 
 
 class Toy:
@@ -177,7 +177,7 @@ def test_training_stage_stopped_by_a_signal_stops_the_run(toy):
     the stage had finished, and the next run resumes it."""
     from types import SimpleNamespace
 
-    from hanformer.pipeline.adapters import StageInterrupted, _stop_if_interrupted
+    from hanformer.recipes.adapters import StageInterrupted, _stop_if_interrupted
 
     _stop_if_interrupted(SimpleNamespace(stopped="max_steps"), "pretrain")  # finished: nothing happens
     stages = toy.stages()

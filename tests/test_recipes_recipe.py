@@ -11,7 +11,7 @@ import pytest
 
 from hanformer.cli.main import main
 from hanformer.errors import ConfigError
-from hanformer.pipeline import load_recipe, run_recipe
+from hanformer.recipes import load_recipe, run_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "nsmc-sample"

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hanformer.pipeline import plots
+from hanformer.recipes import plots
 
 # Keys the trainer's metrics.jsonl uses for the curves we draw, in order of preference.
 _LOSS_KEYS = ("loss",)
@@ -186,7 +186,7 @@ def collect_report_data(recipe: Any, run_dir: Path, stages: list[dict[str, Any]]
 
 
 def _manifest(stage_dir: Path) -> dict[str, Any] | None:
-    from hanformer.pipeline.stages import read_manifest
+    from hanformer.recipes.stages import read_manifest
 
     man = read_manifest(stage_dir)
     return man if man and man.get("status") == "complete" else None

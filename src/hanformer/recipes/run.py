@@ -1,6 +1,6 @@
 """`run_recipe`: one call from raw text to an evaluated model and its report.
 
-    from hanformer.pipeline import run_recipe
+    from hanformer.recipes import run_recipe
     result = run_recipe("recipes/demo-ko.toml")              # runs what changed
     result = run_recipe("recipes/demo-ko.toml", dry_run=True) # only shows the plan
     result = run_recipe("recipes/demo-ko.toml", force=["pretrain"])
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from hanformer.errors import ConfigError
-from hanformer.pipeline.recipe import Recipe, load_recipe
-from hanformer.pipeline.stages import Decision, InputHashes, Stage, decide, read_manifest, run_stage
+from hanformer.recipes.recipe import Recipe, load_recipe
+from hanformer.recipes.stages import Decision, InputHashes, Stage, decide, read_manifest, run_stage
 
 
 @dataclass
@@ -95,7 +95,7 @@ def run_recipe(path: str | Path, *, force: Sequence[str] = (), dry_run: bool = F
 
     `out_dir` replaces the recipe's `[run] out_dir` (the run goes to `out_dir/<name>/`).
     """
-    from hanformer.pipeline.adapters import build_stages
+    from hanformer.recipes.adapters import build_stages
 
     recipe = load_recipe(path)
     if out_dir is not None:
@@ -154,7 +154,7 @@ def _publish_report(recipe: Recipe, report_dir: Path, records: list[dict[str, An
     their hash (and the cache) does not change."""
     import json
 
-    from hanformer.pipeline.report import render_report
+    from hanformer.recipes.report import render_report
     from hanformer.utils.files import atomic_write, atomic_write_json
 
     path = report_dir / "metrics.json"

@@ -5,7 +5,7 @@ settings, the stage's input is available) and returns a `Stage` whose run functi
 component's public API: `train_tokenizer`, `prepare_data`, `pretrain`, `finetune`, `evaluate`,
 `predict`, `attention_data`. No training or scoring logic lives here.
 
-The pipeline fills in some component settings itself (where outputs go, which tokenizer or
+The recipe runner fills in some component settings itself (where outputs go, which tokenizer or
 checkpoint a stage reads, the run's seed); a recipe that sets one of those gets a clear error
 instead of having it silently overwritten.
 """
@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from hanformer.errors import ConfigError
-from hanformer.pipeline.recipe import EvaluateSection, FinetuneSection, Recipe, parse_stage_config
-from hanformer.pipeline.stages import Stage, StageContext
+from hanformer.recipes.recipe import EvaluateSection, FinetuneSection, Recipe, parse_stage_config
+from hanformer.recipes.stages import Stage, StageContext
 from hanformer.utils.config import config_to_dict
 from hanformer.utils.files import atomic_write_json
 
@@ -64,12 +64,12 @@ def _nested_default(cls: type, name: str) -> dict[str, Any]:
 
 def build_config(cls: type, settings: dict[str, Any], injected: dict[str, Any], source: str,
                  defaults: dict[str, Any] | None = None) -> Any:
-    """`cls` from a recipe table's settings plus what the pipeline fills in.
+    """`cls` from a recipe table's settings plus what the recipe runner fills in.
 
     Keys of a nested config (the trainer's `lr`, `max_steps`, ...) may be written flat in the
     stage table; they go where they belong, on top of the component's own defaults for that
     nested config. `injected` (dotted for nested fields, e.g. "trainer.output_dir") is what the
-    pipeline sets; a recipe that sets one of those is refused. `defaults` (e.g. the run's seed,
+    recipe runner sets; a recipe that sets one of those is refused. `defaults` (e.g. the run's seed,
     the stage budget as `max_time`) apply unless the table sets the key. Keys the config does
     not have are skipped in `injected` and `defaults`, so one call fits several config shapes.
     """
@@ -114,7 +114,7 @@ def build_config(cls: type, settings: dict[str, Any], injected: dict[str, Any], 
     fixed = {place: v for k, v in injected.items() if (place := owner(k)) is not None}
     clash = [f"{p[0]}.{p[1]}" if p[0] else p[1] for p in user if p in fixed]
     if clash:
-        raise ConfigError(f"{source}: {clash[0]!r} is set by the pipeline (it wires the stages together); "
+        raise ConfigError(f"{source}: {clash[0]!r} is set by the recipe runner (it wires the stages together); "
                           "remove it from the recipe")
     values = {place: v for k, v in (defaults or {}).items() if (place := owner(k)) is not None}
     values.update(user)
@@ -154,7 +154,7 @@ def _stage_settings(config: Any, drop: tuple[str, ...] = (), **extra: Any) -> di
 
 def _settings_record(config: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:
     """The config as the stage's hashed settings, without fields that do not change results:
-    paths the pipeline fills in (`drop`, dotted for nested fields), progress displays, and
+    paths the recipe runner fills in (`drop`, dotted for nested fields), progress displays, and
     `overwrite` (a stage that runs afresh starts in an emptied folder anyway)."""
     data = config_to_dict(config)
     for key in (*drop, "progress", "tensorboard", "overwrite"):
@@ -331,7 +331,7 @@ class StageInterrupted(KeyboardInterrupt):
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    from hanformer.pipeline.report import read_jsonl
+    from hanformer.recipes.report import read_jsonl
 
     return read_jsonl(path)
 
@@ -528,8 +528,8 @@ def report_stage(recipe: Recipe, stage_keys: list[str]) -> Stage:
         component("hanformer.visualization.attention", "attention_data", "report")
 
     def run(ctx: StageContext) -> dict[str, Any]:
-        from hanformer.pipeline.report import collect_report_data, render_report
-        from hanformer.pipeline.stages import read_manifest
+        from hanformer.recipes.report import collect_report_data, render_report
+        from hanformer.recipes.stages import read_manifest
         from hanformer.utils.files import atomic_write
 
         records = []

@@ -10,7 +10,7 @@
     [evaluate]            score every fine-tuned model on the task's held-out file
     [report]              runs/<name>/report.html + runs/<name>/metrics.json
 
-Each stage table holds the pipeline's own keys (declared below: input files, budgets, ...) and,
+Each stage table holds the runner's own keys (declared below: input files, budgets, ...) and,
 beside them, the settings of the component that does the work (`TokenizerConfig`, the data
 preparation config, the pretraining config, the fine-tuning config). Both kinds are checked
 when the recipe is loaded (`validate_recipe` in `stages.py`), before any stage runs, so a typo
@@ -127,7 +127,7 @@ class ReportSection:
     attention_layer: int = setting(-1, "layer drawn in the attention picture (-1 = last)")
 
 
-# The pipeline's own keys per table; everything else in a stage table is the component's.
+# The runner's own keys per table; everything else in a stage table is the component's.
 _SECTIONS: dict[str, type] = {
     "tokenizer": TokenizerSection,
     "data": DataSection,
@@ -235,7 +235,7 @@ def _check_budget(budget: str | None, source: str) -> None:
 
 
 def parse_recipe(data: dict[str, Any], path: str | Path) -> Recipe:
-    """Build a `Recipe` from a TOML dict; unknown tables and pipeline keys are named with the file.
+    """Build a `Recipe` from a TOML dict; unknown tables and runner keys are named with the file.
 
     The component settings (the rest of each stage table) are checked later against the
     component's own config class, in `stages.validate_recipe`.
@@ -282,5 +282,5 @@ def parse_recipe(data: dict[str, Any], path: str | Path) -> Recipe:
 
 
 def load_recipe(path: str | Path) -> Recipe:
-    """Read and parse a recipe file (checks tables and pipeline keys; see `validate_recipe`)."""
+    """Read and parse a recipe file (checks tables and runner keys; see `validate_recipe`)."""
     return parse_recipe(load_toml(path), path)
