@@ -11,7 +11,7 @@ Set `model.unpad = False` to compute on the padded grid as transformers does.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -56,9 +56,12 @@ class BertPreTrainedModel(PreTrainedModel):
 class BertModel(BertPreTrainedModel):
     """The bare encoder: returns `last_hidden_state` and `pooler_output`."""
 
+    # Families that differ only in their embeddings (ELECTRA's projection) swap this class.
+    embeddings_class: ClassVar[type[BertEmbeddings]] = BertEmbeddings
+
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True) -> None:
         super().__init__(config)
-        self.embeddings = BertEmbeddings(config)
+        self.embeddings = self.embeddings_class(config)
         self.layers = nn.ModuleList(
             TransformerBlock(config.hidden_size, config.num_attention_heads, config.intermediate_size,
                              act=config.hidden_act, dropout=config.hidden_dropout_prob,

@@ -19,16 +19,19 @@ import json
 import logging
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
 
-from hanformer.errors import CheckpointError, ConfigError
+from hanformer.errors import CheckpointError, ConfigError, where
 from hanformer.models.bert import BertModel, BertPreTrainedModel
 from hanformer.models.config import BertConfig
+from hanformer.models.encoder_family import FAMILY_MODEL_TYPES
+from hanformer.models.hf_cache import locate_model
+from hanformer.models.sizing import check_fits_in_memory, check_layer_count
 from hanformer.utils.files import atomic_save
 
 log = logging.getLogger("hanformer.models")
@@ -55,6 +58,24 @@ _QKV_OURS = re.compile(r"^(.*)layers\.(\d+)\.attention\.qkv\.(weight|bias)$")
 _QKV_HF = re.compile(r"^(.*)encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.(weight|bias)$")
 # Tensors that belong to a task head (or the pooler, which only heads use): may be absent or extra.
 _HEAD_PREFIXES = ("mlm.", "nsp.", "classifier.", "qa_outputs.", "pooler.", "bert.pooler.")
+# Stored by some checkpoints but not learned: integer buffers, and the tied copy of the word embeddings.
+_DERIVED = ("embeddings.position_ids", "embeddings.token_type_ids", "cls.predictions.decoder.weight")
+# Layer numbers in transformers' BERT tensor names (compared with num_hidden_layers).
+_LAYER_NUMBER = re.compile(r"(?:^|\.)encoder\.layer\.(\d+)\.")
+# Which config.json keys decide a tensor's shape (named when the shape is wrong); default hidden_size.
+_SHAPE_KEYS = [
+    (re.compile(r"word_embeddings"), "vocab_size, hidden_size"),
+    (re.compile(r"position_embeddings"), "max_position_embeddings, hidden_size"),
+    (re.compile(r"token_type_embeddings"), "type_vocab_size, hidden_size"),
+    (re.compile(r"predictions\.bias"), "vocab_size"),
+    (re.compile(r"intermediate\.dense|layer\.\d+\.output\.dense"), "intermediate_size, hidden_size"),
+    (re.compile(r"classifier|qa_outputs"), "num_labels, hidden_size"),
+]
+
+
+def shape_keys(name: str, table: list[tuple[re.Pattern[str], str]], default: str) -> str:
+    """The config.json keys that `name`'s shape comes from."""
+    return next((keys for pattern, keys in table if pattern.search(name)), default)
 
 
 def _compile(template: str) -> re.Pattern[str]:
@@ -98,8 +119,8 @@ def _drop_legacy(state: dict[str, Tensor]) -> dict[str, Tensor]:
     for key, value in state.items():
         key = re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", key)
         key = re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key)
-        if key.endswith("embeddings.position_ids") or key.endswith("cls.predictions.decoder.weight"):
-            continue  # a buffer / the tied copy of the word embeddings
+        if key.endswith(_DERIVED):
+            continue
         out[key] = value
     # Some checkpoints store the MLM bias only as decoder.bias.
     if "cls.predictions.decoder.bias" in out:
@@ -116,6 +137,7 @@ def from_hf_state_dict(state: dict[str, Tensor], model: BertPreTrainedModel,
     head tensors of the checkpoint this model has no use for).
     """
     state = _drop_legacy(state)
+    require_floating(state, source)
     is_base = isinstance(model, BertModel)
     has_prefix = any(k.startswith("bert.") for k in state)
     head_keys = ("cls.", "classifier.", "qa_outputs.")
@@ -162,9 +184,11 @@ def from_hf_state_dict(state: dict[str, Tensor], model: BertPreTrainedModel,
             continue
         want = tuple(expected[key].shape)
         if tuple(ours[key].shape) != want:
+            name = _hf_names([key])[0]
             raise CheckpointError(
-                f"{source}: tensor {_hf_names([key])[0]} has shape {tuple(ours[key].shape)} in the checkpoint "
-                f"but the model expects {want} (config.json does not match the weights"
+                f"{source}: tensor {name} has shape {tuple(ours[key].shape)} in the checkpoint but the model "
+                f"expects {want} from config.json's {shape_keys(name, _SHAPE_KEYS, 'hidden_size')} (config.json "
+                "does not match the weights"
                 + ("; pass num_labels matching the checkpoint" if "classifier" in key or "qa_outputs" in key else "")
                 + ")")
     return ours, missing, unexpected
@@ -187,12 +211,61 @@ def _listing(keys: list[str], limit: int = 8) -> str:
 # --- reading and writing files ----------------------------------------------------------------
 
 def _require_dir(directory: str | Path) -> Path:
-    d = Path(directory)
-    if not d.exists():
-        raise CheckpointError(f"checkpoint directory not found: {d}")
+    """The checkpoint folder: a local path, or a model name found in the Hugging Face cache."""
+    d = locate_model(directory)
     if not d.is_dir():
         raise CheckpointError(f"{d} is a file; pass the checkpoint directory (with config.json and model.safetensors)")
     return d
+
+
+def _containing_roots(directory: Path) -> list[Path]:
+    """Folders a checkpoint's files may live in: the checkpoint itself, and for a Hugging Face
+    cache snapshot (snapshots/<hash>/ whose files link into ../../blobs/) the repository's blobs."""
+    root = directory.resolve()
+    roots = [root]
+    blobs = root.parent.parent / "blobs"
+    if root.parent.name == "snapshots" and blobs.is_dir():
+        roots.append(blobs.resolve())
+    return roots
+
+
+def checkpoint_member(directory: Path, name: object, source: str, what: str) -> Path:
+    """`directory / name` for a file name read from the checkpoint's own files (a shard index).
+
+    Such names are data, not trusted paths: one that is absolute, climbs with `..`, or leads out
+    of the folder through a link would make loading read any file on the machine.
+    """
+    problem = _unsafe_name(directory, name)
+    if problem is not None:
+        raise CheckpointError(f"{source}: {what} {name!r}, which {problem}; a checkpoint may only name files "
+                              f"inside its own folder {directory} (the file is damaged or was not written by a "
+                              "model library)")
+    return directory / str(name)
+
+
+def _unsafe_name(directory: Path, name: object) -> str | None:
+    """Why `name` may not be opened inside `directory`, or None when it may."""
+    if not isinstance(name, str) or not name.strip() or "\0" in name:
+        return "is not a file name"
+    if Path(name).is_absolute() or name.startswith(("/", "\\")):
+        return "is an absolute path"
+    if ".." in Path(name).parts or ".." in name.split("\\"):
+        return "climbs out of the folder with '..'"
+    target = (directory / name).resolve()
+    if not any(target.is_relative_to(root) for root in _containing_roots(directory)):
+        return f"leads out of the folder (to {target}) through a link"
+    return None
+
+
+def _index_weight_map(index: Path) -> dict[str, str]:
+    try:
+        data = json.loads(index.read_text(encoding="utf-8"))
+        weight_map = data["weight_map"]
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{index}: not a valid shard index ({_one_line(e)})") from None
+    if not isinstance(weight_map, dict):
+        raise CheckpointError(f"{where(index, field='weight_map')}: must map tensor names to shard file names")
+    return weight_map
 
 
 def weight_files(directory: str | Path) -> list[Path]:
@@ -201,10 +274,9 @@ def weight_files(directory: str | Path) -> list[Path]:
     for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
         index = d / index_name
         if index.is_file():
-            try:
-                weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-            except (json.JSONDecodeError, KeyError, UnicodeDecodeError) as e:
-                raise CheckpointError(f"{index}: not a valid shard index ({e})") from None
+            weight_map = _index_weight_map(index)
+            for tensor, name in weight_map.items():
+                checkpoint_member(d, name, where(index, field="weight_map"), f"entry {tensor!r} names")
             return [d / name for name in sorted(set(weight_map.values()))]
     for name in (WEIGHTS_NAME, "pytorch_model.bin"):
         if (d / name).is_file():
@@ -212,30 +284,113 @@ def weight_files(directory: str | Path) -> list[Path]:
     raise CheckpointError(f"{d}: no model.safetensors or pytorch_model.bin found")
 
 
+def _existing_shard(path: Path) -> Path:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: shard listed in the index is missing")
+    return path
+
+
+def _unreadable_safetensors(path: Path, e: BaseException) -> CheckpointError:
+    return CheckpointError(f"{path}: cannot read safetensors file ({_one_line(e)}); the file is "
+                           "truncated or corrupt, copy or save it again")
+
+
+def _read_torch_file(path: Path) -> dict[str, Tensor]:
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{path}: cannot read PyTorch weights safely ({_one_line(e)}); only plain "
+                              "tensor files load (weights_only=True); convert it to safetensors") from None
+    if not isinstance(loaded, dict) or not all(isinstance(v, Tensor) for v in loaded.values()):
+        raise CheckpointError(f"{path}: expected a dict of tensors (a state dict)")
+    return loaded
+
+
 def read_state_dict(directory: str | Path) -> dict[str, Tensor]:
     """All tensors of a checkpoint directory, on the CPU, never unpickling arbitrary objects."""
-    state: dict[str, Tensor] = {}
-    for path in weight_files(directory):
-        if not path.is_file():
-            raise CheckpointError(f"{path}: shard listed in the index is missing")
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    from safetensors.torch import load_file
 
+    state: dict[str, Tensor] = {}
+    for path in map(_existing_shard, weight_files(directory)):
+        if path.suffix == ".safetensors":
             try:
                 state.update(load_file(str(path), device="cpu"))
             except Exception as e:  # SafetensorError, OSError: truncated / corrupt header
-                raise CheckpointError(f"{path}: cannot read safetensors file ({_one_line(e)}); the file is "
-                                      "truncated or corrupt, copy or save it again") from None
+                raise _unreadable_safetensors(path, e) from None
         else:
-            try:
-                loaded = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as e:
-                raise CheckpointError(f"{path}: cannot read PyTorch weights safely ({_one_line(e)}); only plain "
-                                      "tensor files load (weights_only=True); convert it to safetensors") from None
-            if not isinstance(loaded, dict) or not all(isinstance(v, Tensor) for v in loaded.values()):
-                raise CheckpointError(f"{path}: expected a dict of tensors (a state dict)")
-            state.update(loaded)
+            state.update(_read_torch_file(path))
     return state
+
+
+# safetensors header dtype names <-> torch dtypes.
+SAFETENSORS_DTYPES: dict[str, torch.dtype] = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+    "U64": torch.uint64, "U32": torch.uint32, "U16": torch.uint16, "U8": torch.uint8, "BOOL": torch.bool,
+}
+_DTYPE_NAMES = {dtype: name for name, dtype in SAFETENSORS_DTYPES.items()}
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """'F32', 'BF16', 'I32', ... as safetensors headers (and `inspect`) name dtypes."""
+    return _DTYPE_NAMES.get(dtype, str(dtype).replace("torch.", ""))
+
+
+def _meta_tensor(shape: list[int], dtype: str, key: str, path: Path) -> Tensor:
+    if dtype not in SAFETENSORS_DTYPES:
+        raise CheckpointError(f"{path}: tensor {key} has dtype {dtype}, which PyTorch cannot load here; "
+                              "model weights are F32, F16 or BF16")
+    return torch.empty(shape, dtype=SAFETENSORS_DTYPES[dtype], device="meta")
+
+
+def header_tensors(directory: str | Path) -> dict[str, Tensor]:
+    """Every tensor of a checkpoint as a meta tensor (name, shape, dtype; no data).
+
+    safetensors files give this from their headers without reading the weights, so shapes can be
+    checked against config.json before a model is built; PyTorch files have to be loaded.
+    """
+    from safetensors import safe_open
+
+    out: dict[str, Tensor] = {}
+    for path in map(_existing_shard, weight_files(directory)):
+        if path.suffix != ".safetensors":
+            out.update({k: t.to("meta") for k, t in _read_torch_file(path).items()})
+            continue
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                slices = {key: f.get_slice(key) for key in f.keys()}
+                header = {key: (list(s.get_shape()), str(s.get_dtype())) for key, s in slices.items()}
+        except Exception as e:
+            raise _unreadable_safetensors(path, e) from None
+        out.update({key: _meta_tensor(shape, dtype, key, path) for key, (shape, dtype) in header.items()})
+    return out
+
+
+def require_floating(state: dict[str, Tensor], source: str) -> None:
+    """Refuse integer or bool tensors where weights belong (call after dropping known buffers such
+    as position_ids): `load_state_dict` would cast them to float silently, giving a model of
+    garbage that loads without complaint."""
+    for key, value in state.items():
+        if not value.is_floating_point():
+            raise CheckpointError(f"{source}: tensor {key} has dtype {dtype_name(value.dtype)}, but model weights "
+                                  "are floating point (F32, F16 or BF16); the file is damaged or was not saved "
+                                  "from a model")
+
+
+def check_weights_match(cls: type[Any], config: Any, directory: Path, header: dict[str, Tensor],
+                        convert: Callable[..., Any], layer_pattern: re.Pattern[str], layer_example: str) -> None:
+    """Check the weights' names, shapes and dtypes against config.json without allocating anything.
+
+    The layer count is compared first (from the tensor names), so that a config asking for
+    200,000 layers fails at once; then `convert` (the family's `from_hf_state_dict`) maps the
+    header's meta tensors onto a skeleton of the model built on the meta device, which names any
+    missing, unexpected, misshapen or non-float tensor exactly as a real load would.
+    """
+    check_layer_count(config, header, layer_pattern, str(directory / "config.json"), layer_example)
+    with torch.device("meta"):
+        skeleton = cls(config)
+    convert(header, skeleton, str(directory))
 
 
 def _one_line(e: BaseException) -> str:
@@ -257,6 +412,10 @@ def save_pretrained(model: BertPreTrainedModel, directory: str | Path, dtype: to
 def load_pretrained(cls: type[M], directory: str | Path, *, dtype: torch.dtype | None = None,
                     **config_overrides: Any) -> M:
     d = _require_dir(directory)
+    if _model_type(d) in FAMILY_MODEL_TYPES:  # RoBERTa, XLM-R, ELECTRA: models/family_checkpoint.py
+        from hanformer.models import family_checkpoint
+
+        return family_checkpoint.load_pretrained(cls, d, dtype=dtype, **config_overrides)
     if not (d / "config.json").is_file():
         raise CheckpointError(f"{d}: no config.json (not a checkpoint directory in the Hugging Face layout)")
     config = BertConfig.from_pretrained(d)
@@ -267,9 +426,11 @@ def load_pretrained(cls: type[M], directory: str | Path, *, dtype: torch.dtype |
             config = dataclasses.replace(config, **config_overrides)
         except TypeError as e:
             raise ConfigError(f"from_pretrained: {e}") from None
-    state = read_state_dict(d)
+    # Everything that can fail is checked on the headers before the model is allocated.
+    check_weights_match(cls, config, d, header_tensors(d), from_hf_state_dict, _LAYER_NUMBER, "encoder.layer.N.*")
+    check_fits_in_memory(config, str(d / "config.json"))
     model = cls(config)
-    ours, missing, unused = from_hf_state_dict(state, model, source=str(d))
+    ours, missing, unused = from_hf_state_dict(read_state_dict(d), model, source=str(d))
     model.load_state_dict(ours, strict=False)
     if missing:
         log.warning("%s: %s not in the checkpoint, newly initialised (train before use): %s",
@@ -298,26 +459,9 @@ def _architecture_from_keys(keys: Iterable[str]) -> str:
     return "BertModel"
 
 
-def _tensor_shapes(directory: Path) -> dict[str, tuple[tuple[int, ...], str]]:
-    """name -> (shape, dtype) without loading the weights (safetensors headers only)."""
-    out: dict[str, tuple[tuple[int, ...], str]] = {}
-    for path in weight_files(directory):
-        if path.suffix == ".safetensors":
-            from safetensors import safe_open
-
-            try:
-                with safe_open(str(path), framework="pt") as f:
-                    for key in f.keys():
-                        s = f.get_slice(key)
-                        out[key] = (tuple(s.get_shape()), str(s.get_dtype()))
-            except Exception as e:
-                raise CheckpointError(f"{path}: cannot read safetensors file ({_one_line(e)}); the file is "
-                                      "truncated or corrupt, copy or save it again") from None
-        else:
-            for key, t in read_state_dict(directory).items():
-                out[key] = (tuple(t.shape), str(t.dtype).replace("torch.", ""))
-            break
-    return out
+def _tensor_shapes(header: dict[str, Tensor]) -> dict[str, tuple[tuple[int, ...], str]]:
+    """name -> (shape, dtype name) of `header_tensors`."""
+    return {key: (tuple(t.shape), dtype_name(t.dtype)) for key, t in header.items()}
 
 
 def _model_type(directory: Path) -> str | None:
@@ -346,10 +490,14 @@ def load_model(directory: str | Path, architecture: str | None = None, *, dtype:
             raise CheckpointError(f"{d}: architecture {gpt_name!r} is not supported; choose one of "
                                   f"{', '.join(GPT_ARCHITECTURES)}")
         return GPT_ARCHITECTURES[gpt_name].from_pretrained(d, dtype=dtype, **config_overrides)  # type: ignore[return-value]
+    if _model_type(d) in FAMILY_MODEL_TYPES:
+        from hanformer.models.family_checkpoint import load_family_model
+
+        return load_family_model(d, architecture, dtype=dtype, **config_overrides)
     config = BertConfig.from_pretrained(d)
     name = architecture or (config.architectures[0] if config.architectures else None)
     if name is None:
-        name = _architecture_from_keys(_tensor_shapes(d))
+        name = _architecture_from_keys(header_tensors(d))
     if name not in ARCHITECTURES:
         raise CheckpointError(f"{d}: architecture {name!r} is not supported; choose one of {', '.join(ARCHITECTURES)}")
     return ARCHITECTURES[name].from_pretrained(d, dtype=dtype, **config_overrides)
@@ -362,10 +510,21 @@ def inspect_checkpoint(directory: str | Path) -> dict[str, Any]:
         from hanformer.models.gpt_checkpoint import inspect_gpt
 
         return inspect_gpt(d)
+    if _model_type(d) in FAMILY_MODEL_TYPES:
+        from hanformer.models.family_checkpoint import inspect_family
+
+        return inspect_family(d)
+    from hanformer.models.heads import ARCHITECTURES
+
     config = BertConfig.from_pretrained(d)
-    shapes = _tensor_shapes(d)
+    header = header_tensors(d)
+    guessed = _architecture_from_keys(header)
+    named = (config.architectures or [guessed])[0]
+    check_weights_match(ARCHITECTURES.get(named, ARCHITECTURES[guessed]), config, d, header, from_hf_state_dict,
+                        _LAYER_NUMBER, "encoder.layer.N.*")
+    shapes = _tensor_shapes(header)
     counted = {k: v for k, v in shapes.items()
-               if not k.endswith(("position_ids", "cls.predictions.decoder.weight", "cls.predictions.decoder.bias"))}
+               if not k.endswith((*_DERIVED, "cls.predictions.decoder.bias"))}
     dtypes: dict[str, int] = {}
     total = 0
     for shape, dt in counted.values():
@@ -391,7 +550,7 @@ def inspect_checkpoint(directory: str | Path) -> dict[str, Any]:
     legacy = any(k.endswith(("LayerNorm.gamma", "LayerNorm.beta")) for k in keys)
     return {
         "path": str(d),
-        "architectures": config.architectures or [_architecture_from_keys(keys)],
+        "architectures": config.architectures or [guessed],
         "layers": config.num_hidden_layers,
         "hidden_size": config.hidden_size,
         "attention_heads": config.num_attention_heads,

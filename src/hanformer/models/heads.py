@@ -10,7 +10,7 @@ the same. Without labels they return logits for every position, as transformers 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -94,9 +94,11 @@ class BertForPreTraining(BertPreTrainedModel):
 class BertForMaskedLM(BertPreTrainedModel):
     """Masked-LM only (no pooler, no NSP), e.g. for RoBERTa-style pretraining or fill-mask."""
 
+    encoder_class: ClassVar[type[BertModel]] = BertModel  # RoBERTa/ELECTRA heads swap the encoder
+
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)
-        self.bert = BertModel(config, add_pooling_layer=False)
+        self.bert = self.encoder_class(config, add_pooling_layer=False)
         self.mlm = MaskedLMHead(config, self.bert.embeddings.word_embeddings)
         self.init_weights()
 
@@ -165,10 +167,12 @@ class BertForSequenceClassification(BertPreTrainedModel):
 class BertForTokenClassification(BertPreTrainedModel):
     """A label per token (NER, POS); labels of -100 (padding, sub-word continuations) are ignored."""
 
+    encoder_class: ClassVar[type[BertModel]] = BertModel  # RoBERTa/ELECTRA heads swap the encoder
+
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.bert = BertModel(config, add_pooling_layer=False)
+        self.bert = self.encoder_class(config, add_pooling_layer=False)
         self.dropout = nn.Dropout(_classifier_dropout(config))
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.init_weights()
@@ -189,12 +193,14 @@ class BertForTokenClassification(BertPreTrainedModel):
 class BertForQuestionAnswering(BertPreTrainedModel):
     """Extractive QA: a start and an end logit per token; the answer is the best span."""
 
+    encoder_class: ClassVar[type[BertModel]] = BertModel  # RoBERTa/ELECTRA heads swap the encoder
+
     def __init__(self, config: BertConfig) -> None:
         if config.num_labels != 2:  # transformers sizes qa_outputs by num_labels: keep the file loadable there
             config = dataclasses.replace(config, num_labels=2, id2label=None)
         super().__init__(config)
         self.num_labels = 2
-        self.bert = BertModel(config, add_pooling_layer=False)
+        self.bert = self.encoder_class(config, add_pooling_layer=False)
         self.qa_outputs = nn.Linear(config.hidden_size, 2)
         self.init_weights()
 

@@ -109,7 +109,8 @@ class InferenceEngine:
         self.tokenizer = Tokenizer.from_pretrained(self.model_dir)
         architecture = type(self.model).__name__
         self.architecture = architecture
-        self.task = TASKS.get(architecture, "embeddings")
+        # RoBERTa / XLM-R / ELECTRA heads are subclasses of the BERT head of their task
+        self.task = next((TASKS[c.__name__] for c in type(self.model).__mro__ if c.__name__ in TASKS), "embeddings")
         self.causal_lm = self.task == "text-generation"
         if architecture == "GPTModel":
             raise CheckpointError(f"{self.model_dir}: a GPTModel checkpoint (GPT without its language-model head) "

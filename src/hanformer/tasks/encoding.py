@@ -18,6 +18,7 @@ import torch
 
 from hanformer.errors import ConfigError
 from hanformer.tasks.examples import TextExample, TokenExample
+from hanformer.tokenization.hf_file import sequence_frame
 
 IGNORE = -100
 Alignment = Literal["first", "all"]
@@ -60,25 +61,24 @@ class PieceEncoder:
         self.cls_id = special("cls_token_id", "[CLS]")
         self.sep_id = special("sep_token_id", "[SEP]")
         self.pad_id = special("pad_token_id", "[PAD]")
+        # The tokenizer's own frame: `<s> a </s></s> b </s>` for RoBERTa / XLM-R files.
+        self.layout = sequence_frame(self.engine, self.cls_id, self.sep_id)
 
     def pieces(self, texts: Sequence[str]) -> list[Pieces]:
         encs = self._encode_batch(list(texts), add_special_tokens=False)
         return [Pieces(list(e.ids), [tuple(o) for o in e.offsets]) for e in encs]
 
     def frame(self, a: Sequence[int], b: Sequence[int] | None = None) -> tuple[list[int], list[int]]:
-        """input_ids and token_type_ids of `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`."""
-        ids = [self.cls_id, *a, self.sep_id]
-        types = [0] * len(ids)
-        if b is not None:
-            ids += [*b, self.sep_id]
-            types += [1] * (len(b) + 1)
-        return ids, types
+        """input_ids and token_type_ids of `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` (the
+        tokenizer's frame: RoBERTa's `<s> a </s></s> b </s>`)."""
+        return self.layout.apply(list(a), None if b is None else list(b))
 
 
-def truncate_pair(a: list[int], b: list[int] | None, max_length: int) -> tuple[list[int], list[int] | None]:
+def truncate_pair(a: list[int], b: list[int] | None, max_length: int,
+                  specials: int | None = None) -> tuple[list[int], list[int] | None]:
     """Longest-first truncation (BERT's rule): drop from the end of the longer side until
-    `[CLS] a [SEP] b [SEP]` fits in `max_length`."""
-    budget = max_length - (3 if b is not None else 2)
+    `[CLS] a [SEP] b [SEP]` (or a frame of `specials` special tokens) fits in `max_length`."""
+    budget = max_length - (specials if specials is not None else 3 if b is not None else 2)
     if budget < 2:
         raise ConfigError(f"max_length {max_length} is too small to hold any text")
     if b is None:
@@ -102,7 +102,7 @@ def encode_text_examples(encoder: PieceEncoder, examples: Sequence[TextExample],
     features = []
     for ex, a in zip(examples, first, strict=False):
         b = next(second).ids if ex.text_pair is not None else None
-        ta, tb = truncate_pair(a.ids, b, max_length)
+        ta, tb = truncate_pair(a.ids, b, max_length, encoder.layout.added(b is not None))
         ids, types = encoder.frame(ta, tb)
         f: dict[str, Any] = {"input_ids": ids, "token_type_ids": types}
         if ex.label is not None:

@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from hanformer.errors import CheckpointError
-from hanformer.tasks.registry import TaskSpec
+from hanformer.errors import CheckpointError, ConfigError, HanformerError, where
+from hanformer.tasks.registry import TaskSpec, get_task, label_names
+from hanformer.utils.config import load_config
 from hanformer.utils.files import atomic_write_json
 
 TASK_FILE = "task.json"
@@ -33,9 +34,10 @@ class TaskSettings:
     n_best: int = 20
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TaskSettings:
+    def from_dict(cls, data: dict[str, Any], source: str = "task settings") -> TaskSettings:
+        """The settings of a task.json (keys of other versions ignored; values type-checked)."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return load_config(cls, {k: v for k, v in data.items() if k in names}, f"{source} [settings]")
 
 
 def head_class(task: TaskSpec) -> type:
@@ -60,8 +62,49 @@ def read_model_config(model_dir: str | Path) -> dict[str, Any]:
 
 
 def read_task_file(model_dir: str | Path) -> dict[str, Any] | None:
+    """The model's task.json (None when it has none), checked: an object naming a known task and
+    its kind, with settings and labels of the right shape. Anything else is a CheckpointError
+    naming the file and the key, since `evaluate`, `predict` and `serve` rely on every one."""
     path = Path(model_dir) / TASK_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: not valid JSON ({e}); fine-tune the model again, or fix the file") from None
+    if not isinstance(info, dict):
+        raise CheckpointError(f"{path}: expected a JSON object with 'task', 'kind' and 'settings'")
+    _check_task_info(info, path)
+    return info
+
+
+def _check_task_info(info: dict[str, Any], path: Path) -> None:
+    def fail(key: str, problem: str) -> CheckpointError:
+        return CheckpointError(f"{where(path, field=key)}: {problem}; fine-tune the model again, or fix the file")
+
+    for key in ("task", "kind"):
+        if not isinstance(info.get(key), str) or not info[key]:
+            raise fail(key, "missing" if key not in info else f"{info[key]!r} is not a name")
+    try:
+        task = get_task(info["task"])
+    except ConfigError as e:
+        raise fail("task", e.message) from None
+    if info["kind"] != task.kind:
+        raise fail("kind", f"{info['kind']!r}, but task {task.name!r} is a {task.kind} task")
+    settings = info.get("settings", {})
+    if not isinstance(settings, dict):
+        raise fail("settings", f"{settings!r} is not an object")
+    try:
+        TaskSettings.from_dict(settings, str(path))
+    except HanformerError as e:
+        raise CheckpointError(f"{e.message}; fine-tune the model again, or fix the file") from None
+    for key in ("labels", "label_names"):
+        value = info.get(key)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise fail(key, f"{value!r} is not a list of label names")
+    names = info.get("label_names")
+    if names is not None and len(names) != len(info.get("labels") or []):
+        raise fail("label_names", f"{len(names)} names for {len(info.get('labels') or [])} labels")
 
 
 def checkpoint_labels(cfg: dict[str, Any]) -> list[str] | None:
@@ -76,11 +119,14 @@ def _is_placeholder(labels: list[str]) -> bool:
     return all(name == f"LABEL_{i}" for i, name in enumerate(labels))
 
 
-def check_head(task: TaskSpec, model_dir: str | Path, labels: list[str] | None, reinit_head: bool) -> bool:
-    """Whether the checkpoint's head can be kept; raises when it does not fit and reinit_head is off."""
+def check_head(task: TaskSpec, model_dir: str | Path, labels: list[str] | None, reinit_head: bool,
+               names: list[str] | None = None) -> bool:
+    """Whether the checkpoint's head can be kept; raises when it does not fit and reinit_head is off.
+    A head fits when its config.json names its outputs with `labels` or with their `names`."""
     cfg = read_model_config(model_dir)
     cls = head_class(task)
-    if cls.__name__ not in (cfg.get("architectures") or []):
+    # "RobertaForTokenClassification" is a token-classification head as much as "BertFor..." is
+    if not any(name.endswith(cls.__name__.removeprefix("Bert")) for name in cfg.get("architectures") or []):
         return False  # no head of this kind: a fresh one is made either way
     if task.kind == "qa":
         return True
@@ -93,7 +139,7 @@ def check_head(task: TaskSpec, model_dir: str | Path, labels: list[str] | None, 
     elif cfg.get("problem_type") == "regression" or len(ck) != len(want):
         mismatch = "a regression head" if cfg.get("problem_type") == "regression" else \
             f"a {len(ck)}-label head ({', '.join(ck)})"
-    elif not _is_placeholder(ck) and ck != want:
+    elif not _is_placeholder(ck) and ck != want and ck != names:
         mismatch = f"a head with labels {', '.join(ck)}"
     else:
         return True
@@ -104,32 +150,61 @@ def check_head(task: TaskSpec, model_dir: str | Path, labels: list[str] | None, 
                           f"pass --reinit-head to replace the head with a new one")
 
 
+def head_label_names(task: TaskSpec, model_dir: str | Path, labels: list[str],
+                     given: list[str] | None = None) -> list[str]:
+    """The names the head's outputs get in config.json: `given` (`--label-names`), else those of
+    a model fine-tuned before on the same labels (its task.json), else the task's own names."""
+    if not given:
+        recorded = read_task_file(model_dir) or {}
+        if recorded.get("labels") == labels and recorded.get("label_names"):
+            given = recorded["label_names"]
+    return label_names(task, labels, given)
+
+
+def model_label_names(model_dir: str | Path, task: TaskSpec, labels: list[str] | None) -> dict[str, str]:
+    """label -> name for a fine-tuned model's predictions: task.json's `label_names`, else the
+    names config.json gives its outputs (a foreign or older checkpoint), else the task's own."""
+    if task.kind != "classification" or not labels:
+        return {}
+    recorded = (read_task_file(model_dir) or {}).get("label_names")
+    configured = checkpoint_labels(read_model_config(model_dir))
+    if not recorded and configured and len(configured) == len(labels) and not _is_placeholder(configured) \
+            and configured != labels:  # names that only repeat the labels say nothing new
+        recorded = configured
+    names = recorded if recorded and len(recorded) == len(labels) else label_names(task, labels)
+    return dict(zip(labels, names, strict=True))
+
+
 def load_task_model(task: TaskSpec, model_dir: str | Path, labels: list[str] | None, *,
                     from_scratch: bool = False, reinit_head: bool = False, dropout: float | None = None,
-                    pooling: str | None = None) -> Any:
+                    pooling: str | None = None, names: list[str] | None = None) -> Any:
     """A model with the task's head: pretrained encoder (+ the checkpoint's head when it fits),
     or everything freshly initialised with the same architecture (`from_scratch`). `dropout` and
-    `pooling` (sentence-level heads only) override the checkpoint's config."""
+    `pooling` (sentence-level heads only) override the checkpoint's config. The head's outputs
+    are named in config.json (`id2label`) by `head_label_names` (`names`: `--label-names`)."""
     from hanformer.models.bert import BertModel
-    from hanformer.models.config import BertConfig
+    from hanformer.models.family_checkpoint import checkpoint_class
 
-    cls = head_class(task)
+    cls: type[Any] = checkpoint_class(head_class(task), model_dir)  # RoBERTa / ELECTRA checkpoints: their family's head
+    if names and task.kind in ("regression", "qa"):
+        label_names(task, [], names)  # raises: such a head has no labels to name
     overrides: dict[str, Any] = {}
     if task.kind == "regression":
         overrides = {"num_labels": 1, "id2label": {0: "score"}, "problem_type": "regression"}
     elif task.kind in ("classification", "token"):
         assert labels is not None
-        overrides = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
+        names = head_label_names(task, model_dir, labels, names)
+        overrides = {"num_labels": len(labels), "id2label": dict(enumerate(names)),
                      "problem_type": "single_label_classification" if task.kind == "classification" else None}
     if dropout is not None:
         overrides.update(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     if pooling is not None and task.kind in ("classification", "regression"):
         overrides["classifier_pooling"] = pooling
-    keep_head = check_head(task, model_dir, labels, reinit_head) if not from_scratch else False
+    keep_head = check_head(task, model_dir, labels, reinit_head, names) if not from_scratch else False
     if from_scratch or (reinit_head and not keep_head):
         import dataclasses
 
-        config = dataclasses.replace(BertConfig.from_pretrained(model_dir), **overrides)
+        config = dataclasses.replace(cls.config_class.from_pretrained(model_dir), **overrides)
         model = cls(config)
         if not from_scratch:
             encoder = BertModel.from_pretrained(model_dir)
@@ -142,8 +217,13 @@ def load_task_model(task: TaskSpec, model_dir: str | Path, labels: list[str] | N
 
 def save_task_model(model: Any, tokenizer: Any, directory: Path, task: TaskSpec,
                     settings: TaskSettings, extra: dict[str, Any] | None = None) -> None:
-    """Weights + config (with label names) + tokenizer files + task.json, in one directory."""
+    """Weights + config (with label names) + tokenizer files + task.json, in one directory.
+    task.json keeps the labels as the data writes them (`labels`, which `evaluate` compares
+    with a file's) and, for classification, their names (`label_names`, config.json's id2label)."""
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
-    atomic_write_json(directory / TASK_FILE, {"task": task.name, "kind": task.kind,
-                                              "settings": asdict(settings), **(extra or {})})
+    info = {"task": task.name, "kind": task.kind, "settings": asdict(settings), **(extra or {})}
+    id2label = getattr(model.config, "id2label", None)
+    if task.kind == "classification" and id2label:
+        info["label_names"] = [str(id2label[i]) for i in sorted(id2label)]
+    atomic_write_json(directory / TASK_FILE, info)

@@ -49,7 +49,7 @@ def encode_qa_examples(encoder: PieceEncoder, examples: Sequence[QAExample], set
     features: list[dict[str, Any]] = []
     for idx, (ex, q, c) in enumerate(zip(examples, questions, contexts, strict=False)):
         q_ids = q.ids[: settings.max_query_length]
-        room = settings.max_length - len(q_ids) - 3
+        room = settings.max_length - len(q_ids) - encoder.layout.added(pair=True)
         if room < 8:
             raise ConfigError(f"max_length {settings.max_length} leaves no room for the context after a "
                               f"{len(q_ids)}-piece question; raise --max-length or lower --max-query-length")
@@ -63,7 +63,7 @@ def encode_qa_examples(encoder: PieceEncoder, examples: Sequence[QAExample], set
         while True:
             end = min(start + room, n)
             ids, types = encoder.frame(q_ids, c.ids[start:end])
-            base = len(q_ids) + 2
+            base = encoder.layout.second_start(len(q_ids))
             offsets: list[tuple[int, int] | None] = [None] * len(ids)
             for i in range(start, end):
                 offsets[base + i - start] = c.offsets[i]
