@@ -35,21 +35,14 @@ from typing import Any
 
 import torch
 
+from hanformer.training.mfu import gemm_flops
+from hanformer.utils.machine import cpu_model
+
 BENCH_DIR = Path(__file__).resolve().parent
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
 
 
 # --- machine facts ------------------------------------------------------------------------
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 def bf16_is_native(device: torch.device | str = "cpu") -> bool:
     """Whether bfloat16 matmuls run on native instructions here (else they are far slower than fp32)."""
@@ -107,21 +100,7 @@ def gemm_peak(dtype: torch.dtype, device: torch.device | str = "cpu", n: int = 2
     Non-native bfloat16 on CPU is ~100x slower than fp32, so there it is measured at n=512.
     """
     device = torch.device(device)
-    if dtype == torch.bfloat16 and not bf16_is_native(device):
-        n = min(n, 512)
-    if device.type == "cuda":
-        n = max(n, 8192)
-    a = torch.randn(n, n, device=device).to(dtype)
-    b = torch.randn(n, n, device=device).to(dtype)
-    a @ b
-    synchronize(device)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
+    return gemm_flops(device, dtype, max(n, 8192) if device.type == "cuda" else n, repeats)
 
 
 class Timer:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hanformer.recipes import plots
+from hanformer.utils.machine import cpu_model
 
 # Keys the trainer's metrics.jsonl uses for the curves we draw, in order of preference.
 _LOSS_KEYS = ("loss",)
@@ -39,15 +40,7 @@ def machine_facts(threads: int = 0) -> dict[str, Any]:
 
     from hanformer import __version__
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model()
     facts = {
         "hanformer": __version__,
         "python": platform.python_version(),

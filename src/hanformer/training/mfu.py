@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 import torch
 
+from hanformer.utils.machine import cpu_has_fast_bf16
+
 # Dense bfloat16 tensor-core peaks (FLOP/s) by device name; float32 gets half.
 KNOWN_GPU_PEAKS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}
 REPROBE_SECONDS = 300.0
@@ -37,16 +39,19 @@ def _synchronize(device: torch.device) -> None:
 
 
 def measure_peak_flops(device: torch.device, dtype: torch.dtype, n: int = 1024, repeats: int = 5) -> float:
-    """Matmul throughput (FLOP/s): the fastest of `repeats` timed `n x n` products.
-
-    The matrices come from a private generator, never the global random state."""
+    """The peak for MFU: a known GPU's data-sheet number, else `gemm_flops` here."""
     known = known_gpu_peak(device, dtype)
     if known is not None:
         return known
+    return gemm_flops(device, dtype, max(n, 4096) if device.type == "cuda" else n, repeats)
+
+
+def gemm_flops(device: torch.device, dtype: torch.dtype, n: int = 1024, repeats: int = 5) -> float:
+    """Matmul throughput (FLOP/s): the fastest of `repeats` timed `n x n` products.
+
+    The matrices come from a private generator, never the global random state."""
     if dtype == torch.bfloat16 and device.type == "cpu" and not cpu_has_fast_bf16():
         n = min(n, 512)  # emulated bfloat16 is ~100x slower than float32
-    if device.type == "cuda":
-        n = max(n, 4096)  # smaller products do not fill a GPU
     generator = torch.Generator(device=device).manual_seed(0)
     a = torch.empty(n, n, device=device, dtype=dtype).uniform_(generator=generator)
     b = torch.empty(n, n, device=device, dtype=dtype).uniform_(generator=generator)
@@ -59,19 +64,6 @@ def measure_peak_flops(device: torch.device, dtype: torch.dtype, n: int = 1024, 
         _synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / max(best, 1e-9)
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True when the CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-    return torch.backends.cpu.get_cpu_capability() not in ("DEFAULT", "NO AVX", "AVX2")
 
 
 class PeakFlops:

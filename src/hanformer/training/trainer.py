@@ -45,11 +45,12 @@ from hanformer.training.distributed import (
     init_distributed,
     resolve_device,
 )
-from hanformer.training.mfu import PeakFlops, cpu_has_fast_bf16
+from hanformer.training.mfu import PeakFlops
 from hanformer.training.optim import build_optimizer
 from hanformer.training.progress import MetricsLog, ProgressBar
 from hanformer.training.schedule import Schedule
 from hanformer.utils.config import config_to_dict
+from hanformer.utils.machine import cpu_has_fast_bf16
 
 
 class TrainingError(HanformerError):
