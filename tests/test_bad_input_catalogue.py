@@ -220,7 +220,7 @@ CATALOGUE: list[BadInput] = [
     BadInput("generate --temperature -1", lambda e: generate("--temperature", "-1"), "temperature = -1.0: must be > 0"),
     BadInput("generate --top-p 1.5", lambda e: generate("--top-p", "1.5"), "top_p = 1.5: must be in (0, 1]"),
     BadInput("generate --top-k -1", lambda e: generate("--top-k", "-1"), "top_k = -1: must be >= 0"),
-    BadInput("generate --top-k abc", lambda e: generate("--top-k", "abc"), "top_k must be an integer"),
+    BadInput("generate --top-k abc", lambda e: generate("--top-k", "abc"), "command line: --top-k must be an integer"),
     BadInput("generate --max-new-tokens 0", lambda e: generate("--max-new-tokens", "0"),
              "max_new_tokens = 0: must be at least 1"),
     BadInput("generate --num-beams 0", lambda e: generate("--num-beams", "0"), "num_beams = 0: must be at least 1"),

@@ -241,3 +241,170 @@ def test_the_real_training_configs_register_and_keep_their_table_defaults(tmp_pa
                                                     "--lr", "1e-3"]))
     assert cfg.model_config == {"hidden_size": 64}
     assert (cfg.trainer.lr, cfg.trainer.output_dir) == (1e-3, "runs/pretrain")
+
+
+# ---- every command reads its settings through the one resolver --------------------------------
+
+# The commands that take a config class, and that class.
+SETTINGS_COMMANDS = {
+    "pretrain": "PretrainConfig", "finetune": "FinetuneConfig", "evaluate": "EvaluateConfig",
+    "predict": "PredictConfig", "baseline": "BaselineConfig", "generate": "GenerationConfig",
+    "embed": "EmbedConfig", "attention": "AttentionViewConfig", "serve": "ServeConfig",
+    "data prepare": "PrepareConfig",
+}
+
+
+def _all_commands(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, argparse.ArgumentParser]:
+    """Every runnable command by its full name ('finetune', 'data prepare')."""
+    action = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    if action is None:
+        return {prefix.strip(): parser}
+    out: dict[str, argparse.ArgumentParser] = {}
+    for name, sub in action.choices.items():
+        out.update(_all_commands(sub, f"{prefix}{name} "))
+    return out
+
+
+def test_every_command_with_a_config_class_takes_config_and_a_flag_per_field():
+    from hanformer.cli._common import SETTINGS_DEST
+
+    commands = _all_commands(build_parser())
+    registered = {name: p.get_default(SETTINGS_DEST) for name, p in commands.items()
+                  if p.get_default(SETTINGS_DEST) is not None}
+    assert {name: spec.cls.__name__ for name, spec in registered.items()} == SETTINGS_COMMANDS
+    for name, spec in registered.items():
+        options = commands[name]._option_string_actions
+        assert "--config" in options, name
+        assert all(binding.flag in options for binding in spec.flags), name
+    # The flags the README and the recipes use are still there.
+    assert {"--model-config", "--max-time", "--output-dir", "--resume", "--print-config"} <= set(
+        commands["pretrain"]._option_string_actions)
+    assert {"--out", "--max-steps", "--lr", "--text-column", "--list-tasks", "--seeds"} <= set(
+        commands["finetune"]._option_string_actions)
+    assert "--output-dir" not in commands["finetune"]._option_string_actions  # --out places the run
+
+
+class Captured(Exception):
+    """Raised by the stand-in for a command's library function, with the config it was given."""
+
+    def __init__(self, config: object) -> None:
+        super().__init__("captured")
+        self.config = config
+
+
+def _capture(*args, **kwargs):
+    raise Captured(next(a for a in (*args, *kwargs.values()) if dataclasses.is_dataclass(a)))
+
+
+# command, the library function it calls, the TOML file, the flags, what the config must hold
+FILE_THEN_FLAGS = [
+    ("evaluate", "hanformer.tasks.evaluate.evaluate",
+     'model = "m"\ndata = "d.tsv"\nseed = 3\nbatch_size = 8\n[data_options]\ntext_column = "review"\n',
+     ["--batch-size", "16"],
+     lambda c: (c.model, c.data, c.seed, c.batch_size, c.data_options.text_column) == ("m", "d.tsv", 3, 16, "review")),
+    ("predict", "hanformer.tasks.predict.predict", 'model = "m"\nbatch_size = 4\ntop_k = 2\n', ["--top-k", "7"],
+     lambda c: (c.model, c.batch_size, c.top_k) == ("m", 4, 7)),
+    ("embed", "hanformer.models.embedding.embed", 'pooling = "cls"\nbatch_size = 4\n',
+     ["--model", "m", "--batch-size", "2", "a", "b"],
+     lambda c: (c.pooling, c.batch_size, c.normalize) == ("cls", 2, True)),
+    ("pretrain", "hanformer.training.pretrain.pretrain",
+     'data = "shards"\nseq_len = 64\n[model_config]\nhidden_size = 64\n[trainer]\nlr = 0.01\nmax_steps = 5\n',
+     ["--lr", "0.002", "--batch-size", "4"],
+     lambda c: (c.data, c.seq_len, c.batch_size, c.model_config, c.trainer.lr, c.trainer.max_steps,
+                c.trainer.output_dir) == ("shards", 64, 4, {"hidden_size": 64}, 0.002, 5, "runs/pretrain")),
+    ("finetune", "hanformer.tasks.finetune.finetune",
+     'task = "nsmc"\nmodel = "m"\ntrain = "t.tsv"\nbatch_size = 8\n[data]\non_error = "fail"\n'
+     '[trainer]\nlr = 1e-4\nwarmup_ratio = 0.2\n',
+     ["--lr", "3e-5", "--batch-size", "4"],
+     lambda c: (c.task, c.batch_size, c.data.on_error, c.trainer.lr, c.trainer.warmup_ratio,
+                c.trainer.weight_decay) == ("nsmc", 4, "fail", 3e-5, 0.2, 0.01)),  # 0.01: fine-tuning's default
+    ("generate", "hanformer.generation.api.generate", "max_new_tokens = 7\ntop_k = 3\nstop_strings = ['.']\n",
+     ["--model", "m", "--prompt", "x", "--top-k", "9"],
+     lambda c: (c.max_new_tokens, c.top_k, c.stop_strings) == (7, 9, ["."])),
+]
+
+
+@pytest.mark.parametrize(("command", "function", "toml", "flags", "check"), FILE_THEN_FLAGS,
+                         ids=[row[0] for row in FILE_THEN_FLAGS])
+def test_a_toml_file_sets_a_commands_settings_and_a_flag_overrides_it(tmp_path, monkeypatch, command, function,
+                                                                     toml, flags, check):
+    module, _, name = function.rpartition(".")
+    monkeypatch.setattr(f"{module}.{name}", _capture)
+    if command == "generate":  # no checkpoint: the settings are what is looked at
+        monkeypatch.setattr("hanformer.generation.api.load_generator", lambda model: (None, None))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Captured) as captured:
+        main([command, "--config", _toml(tmp_path, toml), *flags])
+    assert check(captured.value.config), captured.value.config
+
+
+def test_a_bad_key_in_a_commands_toml_file_is_named_with_the_file(tmp_path, capsys):
+    path = _toml(tmp_path, "model = 'm'\ntopk = 3\n")
+    assert main(["predict", "--config", path]) == 2
+    assert capsys.readouterr().err == (f"hanformer: error: {path}: unknown key 'topk' (did you mean 'top_k'?); "
+                                       "valid keys: model, input, output, task, batch_size, top_k, threads, device\n")
+
+
+# ---- fine-tuning checks --model before it reads any data ---------------------------------------
+
+
+@pytest.mark.parametrize(("model", "message"), [
+    ("runs/x/no-model", "--model: checkpoint directory not found: runs/x/no-model"),
+    ("empty", "--model: empty: no model here (no config.json in it, nor in best/ or final/)"),
+    ("klue/bert-base", "--model: klue/bert-base: not a folder and not in the Hugging Face cache at "),
+])
+def test_finetune_names_a_bad_model_before_it_reads_any_data(tmp_path, monkeypatch, capsys, model, message):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    (tmp_path / "empty").mkdir()
+    # The training file does not exist: an error about it would mean the data was read first.
+    assert main(["finetune", "--task", "nsmc", "--model", model, "--train", "no-such-train.tsv",
+                 "--out", "out"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"hanformer: error: {message}") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+# ---- a model named by its Hugging Face cache name brings its tokenizer -------------------------
+
+
+def _tiny_vocabulary():
+    from hanformer.tokenization.tokenizer import Tokenizer
+
+    chars = sorted(set("좋아요정말싫어너무재밌다"))
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *("##" + c for c in chars)]
+    return Tokenizer.build({t: i for i, t in enumerate(tokens)})
+
+
+def _cached(tmp_path, monkeypatch, repo_id: str, checkpoint: Path) -> None:
+    """`checkpoint` laid out in a fresh Hugging Face cache as `repo_id`; no folder of that name here."""
+    from test_hf_cache import lay_out_cache
+
+    lay_out_cache(tmp_path / "hub", repo_id, checkpoint)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.chdir(tmp_path)
+
+
+def test_finetune_reads_the_tokenizer_of_a_cached_hub_model(tmp_path, monkeypatch, capsys):
+    from _tiny_checkpoints import make_checkpoint
+
+    base = make_checkpoint(tmp_path / "base", _tiny_vocabulary(), "BertForPreTraining")
+    _cached(tmp_path, monkeypatch, "owner/tiny-bert", base)
+    rows = "".join(f"{i}\t{'정말 좋아요' if i % 2 else '너무 싫어요'}\t{i % 2}\n" for i in range(20))
+    (tmp_path / "train.tsv").write_text("id\tdocument\tlabel\n" + rows, encoding="utf-8")
+    assert main(["finetune", "--task", "nsmc", "--model", "owner/tiny-bert", "--train", "train.tsv",
+                 "--out", "run", "--max-steps", "1", "--batch-size", "4", "--max-length", "16",
+                 "--device", "cpu", "--no-progress", "--no-tensorboard", "--peak-tflops", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["best_model"] == str(Path("run") / "best")
+    assert (tmp_path / "run" / "best" / "vocab.txt").read_text(encoding="utf-8") == (
+        base / "vocab.txt").read_text(encoding="utf-8")
+
+
+def test_generate_reads_the_tokenizer_of_a_cached_hub_model(tmp_path, monkeypatch, capsys):
+    from _tiny_checkpoints import make_gpt_checkpoint
+
+    _cached(tmp_path, monkeypatch, "owner/tiny-gpt", make_gpt_checkpoint(tmp_path / "gpt", _tiny_vocabulary()))
+    assert main(["generate", "--model", "owner/tiny-gpt", "--prompt", "정말", "--max-new-tokens", "3",
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["prompt"] == "정말" and result["generated_tokens"] == 3

@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
-from hanformer.cli._common import add_command
-from hanformer.utils.config import add_config_arguments, cli_overrides, load_config, load_toml
+from hanformer.cli._common import add_command, add_settings, settings
 
 ORDER = 40
 
@@ -55,67 +53,38 @@ examples:
 """
 
 
-def _set_default_help(parser: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
-    """Show the fine-tuning defaults (not the pretraining ones) in --help."""
-    for action in parser._actions:
-        if action.dest in defaults and action.help:
-            head = action.help.rsplit(" [default:", 1)[0]
-            action.help = f"{head} [default: {defaults[action.dest]!r}]"
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     from hanformer.tasks.evaluate import EvaluateConfig
-    from hanformer.tasks.finetune import FINETUNE_TRAINER_DEFAULTS, DataConfig, FinetuneConfig
+    from hanformer.tasks.finetune import FinetuneConfig
     from hanformer.tasks.predict import PredictConfig
-    from hanformer.training.config import TrainerConfig
 
     p = add_command(subparsers, "finetune", "fine-tune a checkpoint on a task (classification, NER, QA, ...)",
                     FINETUNE_HELP)
-    p.add_argument("--config", metavar="TOML", default=None,
-                   help="TOML file with these settings (CLI flags win); [data] and [trainer] tables allowed")
     p.add_argument("--list-tasks", action="store_true", help="list the tasks and their formats, then exit")
-    add_config_arguments(p, FinetuneConfig)
-    add_config_arguments(p, DataConfig)
-    add_config_arguments(p, TrainerConfig, skip=("output_dir", "max_steps"))
-    _set_default_help(p, FINETUNE_TRAINER_DEFAULTS)
+    # --out places the trainer's output and --max-steps/--epochs its length: no trainer flags for them.
+    add_settings(p, FinetuneConfig, skip=("trainer.output_dir", "trainer.max_steps"))
     p.set_defaults(func=_finetune)
 
     p = add_command(subparsers, "evaluate", "score a fine-tuned model with the task's official metrics",
                     EVALUATE_HELP)
-    add_config_arguments(p, EvaluateConfig)
-    add_config_arguments(p, DataConfig)
+    add_settings(p, EvaluateConfig)
     p.set_defaults(func=_evaluate)
 
     p = add_command(subparsers, "predict", "predict labels, entities or answers as JSON lines", PREDICT_HELP)
-    add_config_arguments(p, PredictConfig)
+    add_settings(p, PredictConfig)
     p.set_defaults(func=_predict)
 
 
 def _finetune(args: argparse.Namespace) -> int:
-    from hanformer.tasks.finetune import (
-        FINETUNE_TRAINER_DEFAULTS,
-        DataConfig,
-        FinetuneConfig,
-        finetune,
-    )
+    from hanformer.tasks.finetune import FinetuneConfig, finetune
     from hanformer.tasks.registry import TASKS
-    from hanformer.training.config import TrainerConfig
     from hanformer.training.distributed import env_dist_info
 
     if args.list_tasks:
         for t in TASKS.values():
             print(f"{t.name:<20} {t.kind:<15} {t.description}")
         return 0
-    toml = load_toml(args.config) if args.config else {}
-    source = args.config or "command line"
-    data = {k: v for k, v in toml.items() if k not in ("data", "trainer")}
-    data.update(cli_overrides(FinetuneConfig, args))
-    data["data"] = {**toml.get("data", {}), **cli_overrides(DataConfig, args)}
-    trainer = {**FINETUNE_TRAINER_DEFAULTS, **toml.get("trainer", {}), **cli_overrides(TrainerConfig, args)}
-    trainer.pop("max_steps", None)
-    data["trainer"] = trainer
-    config = load_config(FinetuneConfig, data, source)
-    result = finetune(config)
+    result = finetune(settings(args, FinetuneConfig))
     interrupted = 130 if result.stopped == "interrupted" else 0  # as pretrain: the checkpoint is saved
     if interrupted or not env_dist_info().is_main:  # rank 0 prints the result of a finished run
         return interrupted
@@ -127,11 +96,8 @@ def _finetune(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from hanformer.tasks.evaluate import EvaluateConfig, evaluate
-    from hanformer.tasks.finetune import DataConfig
 
-    data = cli_overrides(EvaluateConfig, args)
-    data["data_options"] = cli_overrides(DataConfig, args)
-    report = evaluate(load_config(EvaluateConfig, data, "command line"))
+    report = evaluate(settings(args, EvaluateConfig))
     print(json.dumps(report.get("summary") or report["metrics"], ensure_ascii=False, indent=2))
     return 0
 
@@ -139,7 +105,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from hanformer.tasks.predict import PredictConfig, predict
 
-    config = load_config(PredictConfig, cli_overrides(PredictConfig, args), "command line")
+    config = settings(args, PredictConfig)
     records = predict(config)
     if config.output not in ("-", ""):
         print(f"wrote {len(records)} predictions to {config.output}", file=sys.stderr)

@@ -6,8 +6,7 @@ import argparse
 import json
 import sys
 
-from hanformer.cli._common import add_command
-from hanformer.utils.config import add_config_arguments
+from hanformer.cli._common import add_command, add_settings, settings
 
 ORDER = 45
 
@@ -31,12 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt", action="append", default=None, metavar="TEXT",
                    help="text to continue (repeat for a batch; '' starts from the document-start token)")
     p.add_argument("--file", metavar="FILE", default=None, help="also use every non-empty line of this UTF-8 file as a prompt")
-    p.add_argument("--config", metavar="TOML", default=None, help="TOML file with the settings below")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per result (prompt, text, finish_reason, token counts) instead of text")
     p.add_argument("--output", metavar="FILE", default=None,
                    help="write the results to FILE (replaced atomically) instead of printing them")
-    add_config_arguments(p, GenerationConfig)
+    add_settings(p, GenerationConfig)
     p.set_defaults(func=_generate)
 
 
@@ -44,11 +42,9 @@ def _generate(args: argparse.Namespace) -> int:
     from hanformer.errors import InputError
     from hanformer.generation.api import generate, load_generator
     from hanformer.generation.config import GenerationConfig
-    from hanformer.utils.config import config_from_sources, load_toml
     from hanformer.utils.files import atomic_write, check_output_file, iter_lines
 
-    config = config_from_sources(GenerationConfig, load_toml(args.config) if args.config else None, args,
-                                 source=args.config or "command line")
+    config = settings(args, GenerationConfig)
     prompts = list(args.prompt or [])
     if args.file:
         prompts += [line for _, line in iter_lines(args.file) if line.strip()]

@@ -7,8 +7,7 @@ import contextlib
 import json
 import sys
 
-from hanformer.cli._common import add_command
-from hanformer.utils.config import add_config_arguments, config_from_sources
+from hanformer.cli._common import add_command, add_settings, settings
 
 ORDER = 60
 
@@ -53,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="print {texts, embeddings, similarity} as JSON instead of the similarity table")
     p.add_argument("--output", metavar="FILE", default=None,
                    help="write {texts, embeddings, similarity} as JSON to FILE (replaced atomically)")
-    add_config_arguments(p, EmbedConfig)
+    add_settings(p, EmbedConfig)
     p.set_defaults(func=_embed)
 
 
@@ -102,6 +101,7 @@ def _embed(args: argparse.Namespace) -> int:
     from hanformer.models.embedding import EmbedConfig, check_texts, embed, similarity
     from hanformer.utils.files import atomic_write, check_output_file, iter_lines
 
+    config = settings(args, EmbedConfig)  # a bad --config file is said before any text is read
     texts = list(args.texts)
     if args.file:
         texts += [line.strip() for _, line in iter_lines(args.file) if line.strip()]
@@ -110,7 +110,6 @@ def _embed(args: argparse.Namespace) -> int:
     check_texts(texts)
     if args.output:
         check_output_file(args.output, "--output", inputs=[args.file] if args.file else [])
-    config = config_from_sources(EmbedConfig, None, args, source="embed")
     vectors = embed(args.model, texts, config=config)
     sims = similarity(vectors)
     if args.json or args.output:

@@ -15,6 +15,7 @@ from typing import Any
 
 from hanformer.errors import ConfigError, InputError
 from hanformer.generation.config import GenerationConfig
+from hanformer.models.hf_cache import locate_model
 
 log = logging.getLogger("hanformer.generation")
 
@@ -41,6 +42,7 @@ def load_generator(model_dir: str | Path) -> tuple[Any, Any]:
     from hanformer.models.gpt import GPTForCausalLM
     from hanformer.tokenization.tokenizer import Tokenizer
 
+    model_dir = locate_model(model_dir)  # a hub name in the cache: the tokenizer is read from there too
     model = load_model(model_dir)
     if not isinstance(model, GPTForCausalLM):
         raise InputError(f"{model_dir}: a {type(model).__name__} checkpoint cannot generate text; generation needs "

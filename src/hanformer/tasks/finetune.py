@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from hanformer.errors import ConfigError, InputError
+from hanformer.errors import CheckpointError, ConfigError, InputError
 from hanformer.tasks.model_io import (
     TaskSettings,
     checkpoint_labels,
@@ -232,6 +232,17 @@ def task_tokenizer(task: TaskSpec, tokenizer: Any, morpheme_split: bool | None, 
                      settings=tokenizer.settings)
 
 
+def base_model_dir(model: str) -> Path:
+    """The checkpoint `--model` names: a folder with config.json (or its best/ or final/), or a
+    model in the Hugging Face cache; an error names --model."""
+    from hanformer.tasks.evaluate import resolve_model_dir  # tasks.evaluate imports this module
+
+    try:
+        return resolve_model_dir(model)
+    except CheckpointError as e:
+        raise CheckpointError(f"--model: {e}") from None
+
+
 def finetune(config: FinetuneConfig, resume: str | Path | bool | None = None, log: Log = _stderr) -> FinetuneResult:
     """Fine-tune `config.model` on `config.task`; see the module docstring.
 
@@ -240,6 +251,9 @@ def finetune(config: FinetuneConfig, resume: str | Path | bool | None = None, lo
     from hanformer.training.distributed import env_dist_info, resolve_device
 
     config.validate()
+    # Before any data is read, so a wrong --model costs no time; the tokenizer of a model in the
+    # Hugging Face cache is then read from its snapshot too.
+    config = dataclasses.replace(config, model=str(base_model_dir(config.model)))
     if resume not in (None, False, ""):
         config = dataclasses.replace(config, resume=str(resume) if not isinstance(resume, bool) else "auto")
     # Under torchrun each rank takes its own slice of every global batch (batch size x processes).

@@ -14,9 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from hanformer.errors import ConfigError, InputError
-from hanformer.tasks.evaluate import load_for_task, resolve_model_dir
-from hanformer.tasks.model_io import model_label_names
+from hanformer.errors import ConfigError
 from hanformer.tasks.readers import read_squad, read_texts
 from hanformer.utils.config import setting
 from hanformer.utils.files import atomic_write, check_output_file, iter_stream_lines, require_file
@@ -64,33 +62,22 @@ def predict(config: PredictConfig | str | Path, inputs: Iterable[str | tuple[str
         check_output_file(config.output, "--output", inputs=[config.input] if from_file else [])
     import torch
 
-    from hanformer.tasks.inference import predict_examples, prediction_record, raw_examples
+    from hanformer.tasks.inference import raw_examples
+    from hanformer.tasks.predictor import Predictor
 
     if config.threads:
         torch.set_num_threads(config.threads)
-    model_dir = resolve_model_dir(config.model)
-    task, model, _, encoder, settings, labels = load_for_task(model_dir, config.task, config.device)
-    if task.kind == "qa" and from_file and Path(config.input).suffix.lower() == ".json":
+    # Predictor checks the examples against the task and names the labels, as it does in Python.
+    predictor = Predictor(config.model, task=config.task, device=config.device, batch_size=config.batch_size,
+                          top_k=config.top_k)
+    if predictor.task.kind == "qa" and from_file and Path(config.input).suffix.lower() == ".json":
         examples = read_squad(config.input, require_answers=False).examples
     else:
         if lines is None and not from_file:  # standard input, decoded here to report bad bytes by line
             lines = [line for _, line in iter_stream_lines(sys.stdin)]
         texts = read_texts(config.input if from_file else None, lines=lines)
-        examples = raw_examples(task, texts)
-    if task.kind == "qa" and any(not e.context for e in examples):
-        bad = next(e for e in examples if not e.context)
-        raise InputError(f"{bad.source}: QA input needs 'QUESTION<TAB>CONTEXT' on each line")
-    if task.kind in ("classification", "regression") and task.pair:
-        bad = next((e for e in examples if e.text_pair is None), None)
-        if bad is not None:
-            raise InputError(f"{bad.source}: task {task.name!r} takes sentence pairs: write 'TEXT<TAB>PAIR'")
-    if not examples:
-        return []
-    preds = predict_examples(task, model, encoder, examples, settings, labels, config.batch_size,
-                             source=str(model_dir))
-    names = model_label_names(model_dir, task, labels)
-    records = [prediction_record(task, e, lab, det, config.top_k, names=names)
-               for e, lab, det in zip(examples, preds.labels, preds.details, strict=False)]
+        examples = raw_examples(predictor.task, texts)
+    records = predictor.predict_examples(examples)
     if config.output:
         _write(records, config.output)
     return records

@@ -1,16 +1,18 @@
 """Typed configs: one dataclass per concern, loadable from TOML, every field also a CLI flag.
 
-Declare fields with `setting(default, "help text")`. Then:
+Declare fields with `setting(default, "help text")`. Then `load_config(Cls, toml_dict, source)`
+builds the dataclass, rejecting unknown keys by name.
 
-* `load_config(Cls, toml_dict, source)` builds the dataclass, rejecting unknown keys by name;
-* `add_config_arguments(parser, Cls)` adds `--field-name` flags whose help is the field's help;
-* `config_from_sources(Cls, toml_path, args)` merges: defaults < TOML file < CLI flags.
+Every command that takes a config class uses the one resolver (through `cli._common.add_settings`
+and `settings`): `add_settings_arguments(parser, Cls)` registers `--config FILE.toml` and a flag
+per field (nested dataclass fields become TOML tables, `[trainer]`, whose fields are flags too)
+and returns a `SettingsSpec`; at run time `resolve_settings(spec, args)` merges defaults < the
+TOML file < the flags given, each layer checked on its own, so an error names the file and key
+(or the flag) it came from.
 
-A command that takes a whole config class uses the one resolver: `add_settings_arguments(parser,
-Cls)` registers `--config FILE.toml` and a flag per field (nested dataclass fields become TOML
-tables, `[trainer]`, whose fields are flags too) and returns a `SettingsSpec`; at run time
-`resolve_settings(spec, args)` merges defaults < the TOML file < the flags given, each layer
-checked on its own, so an error names the file and key (or the flag) it came from.
+The building blocks underneath: `add_config_arguments(parser, Cls)` adds the `--field-name` flags
+of one class; `config_from_sources(Cls, toml_dict, args)` merges one flat table with them (left for
+`tokenizer train`, whose file may hold its settings at the top level or in a [tokenizer] table).
 """
 
 from __future__ import annotations
