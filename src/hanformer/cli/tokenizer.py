@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from hanformer.cli._common import add_command
 from hanformer.utils.config import add_config_arguments
@@ -21,7 +22,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       "Train a BERT WordPiece vocabulary (Hangul stays whole syllables), encode and decode "
                       "text with it, and measure it ([UNK] rate, tokens per eojeol).")
     sub = top.add_subparsers(dest="tokenizer_command", metavar="SUBCOMMAND", title="subcommands")
-    top.set_defaults(func=lambda args: top.print_help() or 2)
 
     p = add_command(sub, "train", "train a vocabulary from text files",
                     "Train a WordPiece vocabulary from plain text (one sentence per line, blank line between "
@@ -125,7 +125,8 @@ def _encode(args: argparse.Namespace) -> int:
                     pairs.append("")
     if not texts:
         raise InputError("tokenizer encode: give texts as arguments or with --input")
-    truncation = args.truncation or ("longest_first" if args.max_length else "none")
+    truncation = args.truncation or ("longest_first" if args.max_length is not None else "none")
+    _note_room_for_text(tok, args, truncation, pairs is not None)
     encs = tok.encode_batch(texts, pairs, add_special_tokens=not args.no_special_tokens, max_length=args.max_length,
                             truncation=False if truncation == "none" else truncation,
                             padding=False if args.padding == "none" else args.padding)
@@ -138,6 +139,16 @@ def _encode(args: argparse.Namespace) -> int:
         else:
             print(f"{len(enc)} tokens: " + " ".join(f"{t}:{i}" for t, i in zip(enc.tokens, enc.ids, strict=True)))
     return 0
+
+
+def _note_room_for_text(tok: Any, args: argparse.Namespace, truncation: str, pairs: bool) -> None:
+    """Say so when --max-length leaves room for the special tokens only (smaller is an error)."""
+    if args.max_length is None or truncation == "none" or args.no_special_tokens:
+        return
+    specials = tok.num_special_tokens_to_add(pairs)
+    if args.max_length == specials:
+        print(f"hanformer: note: --max-length {args.max_length} leaves room for the {specials} special tokens "
+              f"only, no text; give {specials + 1} or more to keep text", file=sys.stderr)
 
 
 def _decode(args: argparse.Namespace) -> int:

@@ -5,13 +5,20 @@ with `workers > 1` in a process pool, which pays off for the Kiwi splitter), tok
 batches by the `tokenizers` engine (parallel in Rust) and appended to the shard files. Which
 documents are held out depends only on their content and the seed (a hash of title and first
 line), so the split survives reordering or adding input files.
+
+The shards are written to a hidden folder beside the output (`.NAME.partial-PID-*`) that takes the
+output's place, by renames, only once complete; a run that is killed leaves that folder behind,
+and the next run into the same output removes it (once no process of that number is alive).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import multiprocessing
+import os
+import re
 import shutil
 import tempfile
 import time
@@ -137,10 +144,13 @@ def prepare_data(files: str | Path | Iterable[str | Path], tokenizer_dir: str | 
     if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / "meta.json").is_file())):
         raise InputError(f"output {out} exists and is not a shard directory; choose another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    remove_stale_partials(out)
+    tmp = _partial_dir(out)
     started = time.perf_counter()
     try:
         writers = {s: ShardWriter(tmp / s, tokenizer.vocab_size) for s in ("train", "valid")}
+        # The engine's offsets are off at the ends of composed characters (NFD input), never at
+        # their starts, which are all the word-start flags use.
         backend = tokenizer.backend
         pool = None
         splitter = get_splitter(cfg.splitter) if cfg.workers == 1 else None
@@ -209,14 +219,63 @@ def prepare_data(files: str | Path | Iterable[str | Path], tokenizer_dir: str | 
             "seconds": round(elapsed, 2),
         }
         atomic_write_json(tmp / "meta.json", meta)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        _replace(out, tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return {"out_dir": str(out), "documents_read": n_read, "splits": counts, "seconds": round(elapsed, 2),
             "tokens_per_s": round(n_tokens / max(elapsed, 1e-9))}
+
+
+_PARTIAL = "partial"
+
+
+def _partial_dir(out: Path) -> Path:
+    """A new hidden folder beside `out`, named with this process's id so that a later run can
+    tell whether the run that made it is still alive."""
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.{_PARTIAL}-{os.getpid()}-", dir=out.parent))
+
+
+def remove_stale_partials(out: Path) -> list[Path]:
+    """Remove the hidden folders that killed runs into `out` left beside it; returns them.
+    Folders of a run still in progress (its process is alive) are left alone."""
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.{_PARTIAL}-(\d+)-[^/]+")
+    removed = []
+    for path in sorted(out.parent.glob(f".{glob.escape(out.name)}.{_PARTIAL}-*")):
+        match = pattern.fullmatch(path.name)
+        if match is None or not path.is_dir() or _process_alive(int(match.group(1))):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # our own earlier run in this process finished or failed: its folder is stale
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _replace(out: Path, complete: Path) -> None:
+    """Put the complete folder `complete` in the place of `out` by renames only: `out` is at every
+    moment the old shards, absent, or the new ones, never half of either. The old shards go
+    to a partial folder first, so a kill before they are deleted leaves them to the next run's
+    clean-up."""
+    trash = None
+    if out.exists():
+        trash = _partial_dir(out)
+        out.rename(trash / out.name)
+    complete.rename(out)
+    if trash is not None:
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 def describe(summary: dict[str, Any]) -> str:

@@ -12,6 +12,10 @@ from hanformer.utils.config import setting
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 BERT_SPECIAL_TOKENS: tuple[str, ...] = (PAD, UNK, CLS, SEP, MASK)
 
+# The trainer reserves memory for every entry up front (10^9 aborts the process), and real BERT
+# vocabularies hold 30,000-250,000 tokens: a million leaves ample room.
+MAX_VOCAB_SIZE = 1_000_000
+
 
 @dataclasses.dataclass
 class TokenizerConfig:
@@ -49,6 +53,10 @@ class TokenizerConfig:
     def validate(self) -> None:
         if self.vocab_size < len(BERT_SPECIAL_TOKENS) + len(self.extra_special_tokens) + 1:
             raise ConfigError(f"vocab_size = {self.vocab_size} is too small to hold the special tokens")
+        if self.vocab_size > MAX_VOCAB_SIZE:
+            raise ConfigError(
+                f"vocab_size = {self.vocab_size:,} is too large: at most {MAX_VOCAB_SIZE:,} (BERT vocabularies "
+                f"hold 30,000-250,000 tokens, and training reserves memory for every entry); lower --vocab-size")
         if self.min_frequency < 1:
             raise ConfigError(f"min_frequency = {self.min_frequency} must be at least 1")
         if self.limit_alphabet < 1:

@@ -19,6 +19,7 @@ from typing import Any
 from tokenizers import NormalizedString, PreTokenizedString, pre_tokenizers
 
 from hanformer.errors import ConfigError
+from hanformer.tokenization.hf_file import word_split_after_morphemes
 
 # Kiwi is given bounded pieces of text: its cost grows with the length of what it analyses.
 _CHUNK_CHARS = 2000
@@ -113,6 +114,7 @@ def _load_kiwi() -> tuple[Any, threading.Lock]:
 
 
 def attach_morpheme_splitter(backend: Any, splitter: KiwiMorphemeSplitter) -> None:
-    """Run Kiwi first on the whole normalized text (it needs context), then BERT's split."""
+    """Run Kiwi first on the whole normalized text (it needs context), then the tokenizer's own
+    word split (BERT's for our files; byte-level or metaspace for BPE and Unigram ones)."""
     backend.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.PreTokenizer.custom(splitter), build_pre_tokenizer()])
+        [pre_tokenizers.PreTokenizer.custom(splitter), word_split_after_morphemes(backend, build_pre_tokenizer())])

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import re
 import threading
+import unicodedata
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -31,6 +34,7 @@ from hanformer.tokenization.config import (
     UNK,
     TokenizerConfig,
 )
+from hanformer.tokenization.hf_file import resolve_special_tokens, tokenizer_class
 from hanformer.tokenization.model import (
     CONTINUATION_PREFIX,
     build_wordpiece,
@@ -49,12 +53,41 @@ from hanformer.utils.config import config_to_dict, load_config
 from hanformer.utils.files import atomic_write, atomic_write_json
 from hanformer.utils.hashing import hash_json
 
+log = logging.getLogger("hanformer.tokenization")
+
 TextInput = str | Sequence[str]  # a text, or a list of words with is_split_into_words=True
 Truncation = bool | Literal["longest_first", "only_first", "only_second", "do_not_truncate"] | None
 Padding = bool | Literal["longest", "max_length", "do_not_pad"] | None
 
 _CLEANUP = [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
             (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")]
+
+
+class Alignment:
+    """Character positions of a text composed in Python (NFC/NFKC) -> spans of the text the caller
+    passed. The engine's composition keeps only the first original character of each composed one
+    (NFD `한` = 3 jamo -> offsets (0, 1)), so texts not already in the normalizer's form are composed
+    here, where every composed character keeps the span of the characters it came from."""
+
+    __slots__ = ("_starts", "_ends", "_to_composed", "length")
+
+    def __init__(self, starts: list[int], ends: list[int], to_composed: list[int], length: int) -> None:
+        self._starts, self._ends, self._to_composed, self.length = starts, ends, to_composed, length
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """The original span of composed characters `start:end`."""
+        if end > start:
+            return self._starts[start], self._ends[end - 1]
+        at = self._starts[start] if start < len(self._starts) else self.length
+        return at, at
+
+    def composed_index(self, original_index: int) -> int:
+        return self._to_composed[original_index] if 0 <= original_index < self.length else original_index
+
+
+# What one sequence's offsets need: nothing (already in normal form), one Alignment (a text), or
+# one per word (with is_split_into_words, whose offsets the engine counts within each word).
+SequenceAlignment = Alignment | list[Alignment | None] | None
 
 
 class Encoding:
@@ -65,30 +98,54 @@ class Encoding:
     sequence (None for special tokens); `sequence_ids` say which sequence (0 or 1) a token belongs to.
     """
 
-    __slots__ = ("_enc",)
+    __slots__ = ("_enc", "_alignments")
 
-    def __init__(self, encoding: tokenizers.Encoding) -> None:
+    def __init__(self, encoding: tokenizers.Encoding,
+                 alignments: tuple[SequenceAlignment, SequenceAlignment] | None = None) -> None:
         self._enc = encoding
+        self._alignments = alignments  # None: the engine's offsets index the caller's texts already
 
     ids = property(lambda self: self._enc.ids, doc="token ids")
     tokens = property(lambda self: self._enc.tokens, doc="token strings")
     type_ids = property(lambda self: self._enc.type_ids, doc="segment ids: 0 for A, 1 for B")
     attention_mask = property(lambda self: self._enc.attention_mask, doc="1 for real tokens, 0 for padding")
-    offsets = property(lambda self: self._enc.offsets, doc="(start, end) character spans in the input text")
     word_ids = property(lambda self: self._enc.word_ids, doc="word index of each token (None for specials)")
     sequence_ids = property(lambda self: self._enc.sequence_ids, doc="0/1 sequence of each token (None for specials)")
     special_tokens_mask = property(lambda self: self._enc.special_tokens_mask, doc="1 for special tokens")
 
     @property
+    def offsets(self) -> list[tuple[int, int]]:
+        """(start, end) character spans in the input text."""
+        engine = self._enc.offsets
+        if self._alignments is None:
+            return engine
+        sequences, words = self._enc.sequence_ids, self._enc.word_ids
+        return [self._original_span(span, seq, word) for span, seq, word in zip(engine, sequences, words, strict=True)]
+
+    @property
     def overflowing(self) -> list[Encoding]:
         """The windows cut off by truncation (with `stride` tokens of overlap), for long inputs."""
-        return [Encoding(e) for e in self._enc.overflowing]
+        return [Encoding(e, self._alignments) for e in self._enc.overflowing]
 
     def char_to_token(self, char_index: int, sequence_index: int = 0) -> int | None:
+        alignment = self._alignments[sequence_index] if self._alignments else None
+        if isinstance(alignment, Alignment):
+            char_index = alignment.composed_index(char_index)
         return self._enc.char_to_token(char_index, sequence_index)
 
     def token_to_chars(self, token_index: int) -> tuple[int, int] | None:
-        return self._enc.token_to_chars(token_index)
+        chars = self._enc.token_to_chars(token_index)
+        if chars is None or self._alignments is None:
+            return chars
+        return self.offsets[token_index]
+
+    def _original_span(self, span: tuple[int, int], sequence: int | None, word: int | None) -> tuple[int, int]:
+        if sequence is None:  # a special token
+            return span
+        alignment = self._alignments[sequence]  # type: ignore[index]
+        if isinstance(alignment, list):
+            alignment = alignment[word] if word is not None else None
+        return span if alignment is None else alignment.span(*span)
 
     def __len__(self) -> int:
         return len(self._enc.ids)
@@ -132,6 +189,7 @@ class Tokenizer:
         self.pad_token, self.mask_token = pad_token, mask_token
         self.extra_special_tokens = list(extra_special_tokens)
         self._settings = dict(settings or {})
+        self._composition = _composing_form(backend.normalizer)
         self._call_lock = threading.Lock()  # held from setting truncation/padding to the reset
         self._splitter: KiwiMorphemeSplitter | None = None
         if self.morpheme_split:
@@ -183,17 +241,16 @@ class Tokenizer:
             except Exception as e:  # the engine reports serde errors with line/column
                 raise InputError(f"{tok_json}: cannot read tokenizer ({e})") from None
             source = str(tok_json)
+            specials = resolve_special_tokens(backend, cfg, specials)  # <s>, </s>, ... of RoBERTa/XLM-R files
         elif vocab_txt.is_file():
             vocab = read_vocab_txt(vocab_txt)
             check_special_tokens(vocab, [specials["unk"], specials["cls"], specials["sep"]], str(vocab_txt))
             if config is not None:
                 return cls.build(vocab, config, source=str(vocab_txt), settings=_without(ours, "config"))
-            # Build what transformers' BertTokenizer builds from the same files, for identical ids.
-            normalizer = normalizers.BertNormalizer(
-                clean_text=True, handle_chinese_chars=bool(cfg.get("tokenize_chinese_chars", True)),
-                strip_accents=cfg.get("strip_accents"), lowercase=bool(cfg.get("do_lower_case", True)))
             named = [specials[n] for n in ("pad", "unk", "cls", "sep", "mask") if specials[n] in vocab]
-            backend = _assemble(vocab, normalizer, named + extras, 100, specials["unk"], specials["cls"], specials["sep"])
+            backend = _assemble(vocab, _vocab_txt_normalizer(vocab, cfg), named + extras, 100,
+                                specials["unk"], specials["cls"], specials["sep"])
+            _warn_if_vocabulary_unreachable(backend, vocab, named + extras, specials["unk"], vocab_txt)
             source = str(vocab_txt)
         else:
             raise InputError(f"{folder}: no tokenizer.json or vocab.txt (is this a tokenizer folder?)")
@@ -224,7 +281,7 @@ class Tokenizer:
                           "single_word": t.single_word, "special": t.special}
                  for i, t in sorted(self._base.get_added_tokens_decoder().items())}
         config = {
-            "tokenizer_class": "BertTokenizer",
+            "tokenizer_class": tokenizer_class(self._base),
             "do_lower_case": bert.get("lowercase", False),
             "strip_accents": bert.get("strip_accents", False),
             "tokenize_chinese_chars": bert.get("handle_chinese_chars", True),
@@ -250,21 +307,24 @@ class Tokenizer:
         _check_text(text, is_split_into_words, "text")
         if pair is not None:
             _check_text(pair, is_split_into_words, "pair")
-        with self._settings_for_call(max_length, truncation, padding, stride, pad_to_multiple_of):
+        (text, pair), alignments = self._composed(text, pair, is_split_into_words)
+        specials = self._specials_added(pair is not None, add_special_tokens)
+        with self._settings_for_call(max_length, truncation, padding, stride, pad_to_multiple_of, specials):
             enc = self._run(lambda: self._backend.encode(text, pair, is_pretokenized=is_split_into_words,
                                                          add_special_tokens=add_special_tokens))
-        return Encoding(enc)
+        return Encoding(enc, alignments)
 
     def encode_batch(self, texts: Sequence[TextInput], pairs: Sequence[TextInput] | None = None, *,
                      add_special_tokens: bool = True, max_length: int | None = None, truncation: Truncation = False,
                      padding: Padding = False, stride: int = 0, pad_to_multiple_of: int | None = None,
                      is_split_into_words: bool = False) -> list[Encoding]:
         """Encode many texts (or pairs) in parallel in the engine; same options as `encode`."""
-        inputs = self._batch_inputs(texts, pairs, is_split_into_words)
-        with self._settings_for_call(max_length, truncation, padding, stride, pad_to_multiple_of):
+        inputs, alignments = self._composed_batch(texts, pairs, is_split_into_words)
+        specials = self._specials_added(pairs is not None, add_special_tokens)
+        with self._settings_for_call(max_length, truncation, padding, stride, pad_to_multiple_of, specials):
             encs = self._run(lambda: self._backend.encode_batch(inputs, is_pretokenized=is_split_into_words,
                                                                 add_special_tokens=add_special_tokens))
-        return [Encoding(e) for e in encs]
+        return [Encoding(e, a) for e, a in zip(encs, alignments, strict=True)]
 
     def __call__(self, texts: TextInput | Sequence[TextInput], pairs: TextInput | Sequence[TextInput] | None = None, *,
                  max_length: int | None = None, truncation: Truncation = True, padding: Padding = "longest",
@@ -280,8 +340,12 @@ class Tokenizer:
         single = isinstance(texts, str) or (is_split_into_words and texts and isinstance(texts[0], str))
         batch = [texts] if single else list(texts)  # type: ignore[list-item]
         pair_batch = None if pairs is None else ([pairs] if single else list(pairs))  # type: ignore[list-item]
-        inputs = self._batch_inputs(batch, pair_batch, is_split_into_words)
-        with self._settings_for_call(max_length, truncation, padding, 0, pad_to_multiple_of):
+        specials = self._specials_added(pair_batch is not None, add_special_tokens)
+        if return_offsets_mapping:
+            inputs, alignments = self._composed_batch(batch, pair_batch, is_split_into_words)
+        else:  # the ids are the same either way: the engine composes too, only its offsets are off
+            inputs, alignments = self._batch_inputs(batch, pair_batch, is_split_into_words), [None] * len(batch)
+        with self._settings_for_call(max_length, truncation, padding, 0, pad_to_multiple_of, specials):
             if return_offsets_mapping:
                 run = self._backend.encode_batch
             else:  # skips offset tracking: the fast path for training and inference
@@ -294,7 +358,7 @@ class Tokenizer:
             "attention_mask": [e.attention_mask for e in encs],
         }
         if return_offsets_mapping:
-            out["offset_mapping"] = [e.offsets for e in encs]
+            out["offset_mapping"] = [Encoding(e, a).offsets for e, a in zip(encs, alignments, strict=True)]
         if return_tensors is None:
             return out
         if len({len(ids) for ids in out["input_ids"]}) > 1:
@@ -406,7 +470,9 @@ class Tokenizer:
         return [i for i in (self._id(t) for t in self.all_special_tokens) if i is not None]
 
     def num_special_tokens_to_add(self, pair: bool = False) -> int:
-        return 3 if pair else 2
+        """How many special tokens encoding adds to one text (or pair): 2 (3) for BERT's frame."""
+        processor = self._backend.post_processor
+        return 0 if processor is None else int(processor.num_special_tokens_to_add(pair))
 
     def __getstate__(self) -> dict[str, Any]:
         # A lock cannot be pickled (spawned DataLoader workers pickle the tokenizer); each copy gets its own.
@@ -441,11 +507,47 @@ class Tokenizer:
             _check_text(p, split, f"pairs[{i}]")
         return list(zip(texts, pairs, strict=True))
 
+    def _composed(self, text: TextInput, pair: TextInput | None, split: bool,
+                  ) -> tuple[tuple[TextInput, TextInput | None], tuple[SequenceAlignment, SequenceAlignment] | None]:
+        """The text (and pair) as the engine should see them, and the alignments that take its
+        offsets back to the caller's text (None when nothing had to be composed)."""
+        if self._composition is None:
+            return (text, pair), None
+        text, text_alignment = self._composed_sequence(text, split)
+        pair, pair_alignment = (pair, None) if pair is None else self._composed_sequence(pair, split)
+        if text_alignment is None and pair_alignment is None:
+            return (text, pair), None
+        return (text, pair), (text_alignment, pair_alignment)
+
+    def _composed_sequence(self, text: TextInput, split: bool) -> tuple[TextInput, SequenceAlignment]:
+        form = self._composition
+        assert form is not None
+        if not split:
+            return compose(text, form)  # type: ignore[arg-type]
+        words = [compose(word, form) for word in text]
+        if all(alignment is None for _, alignment in words):
+            return text, None
+        return [word for word, _ in words], [alignment for _, alignment in words]
+
+    def _composed_batch(self, texts: Sequence[TextInput], pairs: Sequence[TextInput] | None, split: bool,
+                        ) -> tuple[list[Any], list[tuple[SequenceAlignment, SequenceAlignment] | None]]:
+        inputs = self._batch_inputs(texts, pairs, split)
+        if self._composition is None:
+            return inputs, [None] * len(inputs)
+        composed, alignments = [], []
+        for item in inputs:
+            text, pair = item if pairs is not None else (item, None)
+            (text, pair), alignment = self._composed(text, pair, split)
+            composed.append((text, pair) if pairs is not None else text)
+            alignments.append(alignment)
+        return composed, alignments
+
     @contextlib.contextmanager
     def _settings_for_call(self, max_length: int | None, truncation: Truncation, padding: Padding,
-                           stride: int, pad_to_multiple_of: int | None) -> Iterator[None]:
+                           stride: int, pad_to_multiple_of: int | None, specials: int = 0) -> Iterator[None]:
         """Set the engine's truncation/padding for one call and always reset them afterwards,
-        holding the instance's lock throughout so no other thread's call sees these settings."""
+        holding the instance's lock throughout so no other thread's call sees these settings.
+        `specials`: how many special tokens each sequence gets, the least a truncation length can be."""
         strategy = {True: "longest_first", "longest_first": "longest_first", "only_first": "only_first",
                     "only_second": "only_second", False: None, None: None, "do_not_truncate": None}.get(truncation, "?")
         if strategy == "?":
@@ -455,6 +557,12 @@ class Tokenizer:
         if pad_mode == "?":
             raise ConfigError(f"padding={padding!r}: use True/'longest', 'max_length' or False")
         length = self.model_max_length if max_length is None else int(max_length)
+        if strategy and length < specials:
+            # The engine would silently give up truncating and return the whole text.
+            raise ConfigError(
+                f"max_length = {length} is too small: the special tokens ({self.cls_token}, {self.sep_token}) "
+                f"take {specials} positions, so the minimum is {specials} (only those tokens) and {specials + 1} "
+                f"keeps text")
         if (strategy or pad_mode == "max_length") and length < 1:
             raise ConfigError(f"max_length = {length} must be at least 1")
         with self._call_lock, self._engine_settings(strategy, pad_mode, length, stride, pad_to_multiple_of):
@@ -476,6 +584,9 @@ class Tokenizer:
         finally:
             self._backend.no_truncation()
             self._backend.no_padding()
+
+    def _specials_added(self, pair: bool, add_special_tokens: bool) -> int:
+        return self.num_special_tokens_to_add(pair) if add_special_tokens else 0
 
     @staticmethod
     def _run(fn: Any) -> Any:
@@ -501,20 +612,127 @@ def _assemble(vocab: dict[str, int], normalizer: normalizers.Normalizer, special
     return backend
 
 
-def _bert_normalizer_settings(normalizer: normalizers.Normalizer | None) -> dict[str, Any]:
-    """lowercase/strip_accents/handle_chinese_chars of the BertNormalizer inside `normalizer`."""
+def _normalizer_steps(normalizer: normalizers.Normalizer | None) -> list[dict[str, Any]]:
+    """The serialized steps of `normalizer`, in order, with Sequences flattened."""
     if normalizer is None:
-        return {"lowercase": False, "strip_accents": False, "handle_chinese_chars": False}
+        return []
     holder = tokenizers.Tokenizer(build_wordpiece({UNK: 0}, UNK))
     holder.normalizer = normalizer
-    node = json.loads(holder.to_str())["normalizer"]
-    stack = [node]
+    steps, stack = [], [json.loads(holder.to_str())["normalizer"]]
     while stack:
         item = stack.pop()
-        if item.get("type") == "BertNormalizer":
-            return {k: item[k] for k in ("lowercase", "strip_accents", "handle_chinese_chars")}
-        stack.extend(item.get("normalizers", []))
+        if item.get("type") == "Sequence":
+            stack.extend(reversed(item.get("normalizers", [])))
+        else:
+            steps.append(item)
+    return steps
+
+
+def _bert_normalizer_settings(normalizer: normalizers.Normalizer | None) -> dict[str, Any]:
+    """lowercase/strip_accents/handle_chinese_chars of the BertNormalizer inside `normalizer`."""
+    for step in _normalizer_steps(normalizer):
+        if step.get("type") == "BertNormalizer":
+            return {k: step[k] for k in ("lowercase", "strip_accents", "handle_chinese_chars")}
     return {"lowercase": False, "strip_accents": False, "handle_chinese_chars": False}
+
+
+def _composing_form(normalizer: normalizers.Normalizer | None) -> str | None:
+    """"NFC" or "NFKC" when `normalizer` composes characters (whose offsets the engine gets wrong)."""
+    forms = [step["type"] for step in _normalizer_steps(normalizer) if step.get("type") in ("NFC", "NFKC")]
+    return forms[0] if forms else None
+
+
+def compose(text: str, form: str) -> tuple[str, Alignment | None]:
+    """`text` in normal form `form` ("NFC" or "NFKC") and the alignment back to `text`; None when
+    `text` is in that form already (the usual case, checked in C)."""
+    if unicodedata.is_normalized(form, text):
+        return text, None
+    whole = unicodedata.normalize(form, text)
+    spans = [span for m in _RUNS.finditer(text) for span in _composition_units(text, m.start(), m.end(), form)]
+    pieces = [text[a:b] if same else unicodedata.normalize(form, text[a:b]) for a, b, same in spans]
+    if "".join(pieces) != whole:  # a composition across our cuts: one unit, coarse but true
+        spans, pieces = [(0, len(text), False)], [whole]
+    starts: list[int] = []
+    ends: list[int] = []
+    to_composed: list[int] = []
+    for (a, b, _), piece in zip(spans, pieces, strict=True):
+        if piece == text[a:b]:
+            to_composed.extend(range(len(starts), len(starts) + b - a))
+            starts.extend(range(a, b))
+            ends.extend(range(a + 1, b + 1))
+        else:  # every composed character spans all the characters it came from
+            to_composed.extend([len(starts)] * (b - a))
+            starts.extend([a] * len(piece))
+            ends.extend([b] * len(piece))
+    return whole, Alignment(starts, ends, to_composed, len(text))
+
+
+# Whitespace never composes with its neighbours, so runs between spaces are normalized on their own.
+_RUNS = re.compile(r"\s+|\S+")
+
+
+def _composition_units(text: str, start: int, end: int, form: str) -> Iterator[tuple[int, int, bool]]:
+    """(start, end, unchanged) spans of text[start:end] that the normal form changes independently:
+    a run already in normal form is one unchanged span; otherwise each span is a character with
+    what composes with it (combining marks, Hangul vowel and final jamo)."""
+    if unicodedata.is_normalized(form, text[start:end]):
+        yield start, end, True
+        return
+    unit_start = start
+    for i in range(start + 1, end):
+        unit, ch = text[unit_start:i], text[i]
+        joins = unicodedata.combining(ch) or (
+            unicodedata.normalize(form, unit + ch) != unicodedata.normalize(form, unit) + unicodedata.normalize(form, ch))
+        if not joins:
+            yield unit_start, i, False
+            unit_start = i
+    yield unit_start, end, False
+
+
+def _vocab_txt_normalizer(vocab: dict[str, int], cfg: dict[str, Any]) -> normalizers.Normalizer:
+    """The normalizer of a folder with vocab.txt and no tokenizer.json: the settings that
+    tokenizer_config.json gives, as transformers' BertTokenizer applies them (identical ids on NFC
+    text), and those it leaves out (or sets to null) read off the vocabulary instead of assumed.
+
+    BertTokenizer assumes an uncased English model (lowercase, strip accents). Stripping accents
+    decomposes Hangul into jamo, so on a vocabulary of Hangul syllables every Korean word would be
+    [UNK]. A vocabulary that holds characters with accents or Hangul syllables was therefore made
+    without stripping (the text is then composed to NFC first, as our own pipeline does); one that
+    holds the capital letters A-Z is cased. An uncased English vocabulary has neither, and gets
+    BertTokenizer's defaults."""
+    lowercase = cfg.get("do_lower_case")
+    if not isinstance(lowercase, bool):
+        lowercase = not any(letter in vocab for letter in "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    strip_accents = cfg.get("strip_accents")  # null means "follow do_lower_case", like absent
+    if not isinstance(strip_accents, bool) and _has_composed_characters(vocab):
+        strip_accents = False
+    bert = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=bool(cfg.get("tokenize_chinese_chars", True)),
+                                      strip_accents=strip_accents, lowercase=lowercase)
+    keeps_accents = strip_accents is False or (strip_accents is None and not lowercase)
+    return normalizers.Sequence([normalizers.NFC(), bert]) if keeps_accents else bert
+
+
+def _has_composed_characters(vocab: dict[str, int]) -> bool:
+    """True when some single-character token is one that accent stripping would take apart (é, 한)."""
+    return any(unicodedata.normalize("NFD", body) != body
+               for body in (token.removeprefix(CONTINUATION_PREFIX) for token in vocab) if len(body) == 1)
+
+
+def _warn_if_vocabulary_unreachable(backend: tokenizers.Tokenizer, vocab: dict[str, int], specials: list[str],
+                                    unk: str, source: Path) -> None:
+    """Warn when the settings turn many of the vocabulary's own characters into [UNK]: then
+    tokenizer_config.json does not describe this vocabulary (e.g. strip_accents on Hangul)."""
+    characters = sorted({body for body in (t.removeprefix(CONTINUATION_PREFIX) for t in vocab if t not in specials)
+                         if len(body) == 1 and not body.isspace()})
+    if not characters:
+        return
+    encoded = backend.encode_batch(characters, add_special_tokens=False)
+    lost = [c for c, enc in zip(characters, encoded, strict=True) if unk in enc.tokens]
+    if len(lost) > max(10, len(characters) // 20):
+        log.warning("%s: %d of the vocabulary's %d characters encode to %s with the settings of "
+                    "tokenizer_config.json (do_lower_case, strip_accents), e.g. %s: they do not fit this "
+                    "vocabulary; for Korean set \"strip_accents\": false", source, len(lost), len(characters),
+                    unk, " ".join(lost[:5]))
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -10,12 +10,18 @@ The engine alone does not: it numbers `##c` symbols in hash-map order as it meet
 numbers break ties between merges of equal count, and its `limit_alphabet` cut breaks ties between
 equally frequent characters arbitrarily. So a first, cheap pass counts the characters here, the
 alphabet is chosen with a fixed tie-break, and every `##c` is numbered before the engine starts.
+
+Words longer than `max_input_chars_per_word` are left out of training: encoding turns them into a
+single [UNK] whatever the vocabulary holds, so counting them is wasted, and the engine's merging
+takes quadratic time on one very long word (a million characters would never finish).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
+import re
 import string
 import sys
 import time
@@ -60,8 +66,12 @@ def train_tokenizer(
             lines = itertools.islice(lines, config.max_lines)
         return _counted(lines, counter, total_bytes, progress, desc)
 
-    alphabet, continuations = _choose_alphabet(read_lines({"lines": 0, "bytes": 0}, "counting characters"),
-                                               backend.normalizer, config)
+    long_words = _LongWords(config.max_input_chars_per_word)
+    # With Kiwi, morphemes (not whitespace words) are what must fit, so the cut waits for the split.
+    lines_with_long_words = None if config.morpheme_split else long_words
+    alphabet, continuations, shortened = _choose_alphabet(
+        read_lines({"lines": 0, "bytes": 0}, "counting characters"), backend.normalizer, config,
+        lines_with_long_words)
     trainer = trainers.WordPieceTrainer(
         vocab_size=config.vocab_size,
         min_frequency=config.min_frequency,
@@ -78,7 +88,9 @@ def train_tokenizer(
         splitter = KiwiMorphemeSplitter()
         normalizer = backend.normalizer
         # Kiwi sees normalized text, exactly as it does when encoding.
-        texts = splitter.split_texts(normalizer.normalize_str(t) for t in texts)
+        texts = map(long_words.drop, splitter.split_texts(normalizer.normalize_str(t) for t in texts))
+    else:
+        texts = long_words.drop_from_lines(texts, shortened)
     backend.train_from_iterator(texts, trainer=trainer)
     if counter["lines"] == 0:
         raise InputError(f"no text in {', '.join(map(str, paths))}")
@@ -103,10 +115,57 @@ def train_tokenizer(
     return tokenizer
 
 
+class _LongWords:
+    """Removes the words that encoding would turn into a single [UNK] for being longer than
+    `max_input_chars_per_word` (counted, as the engine does, in characters of the normalized word
+    that BERT's pre-tokenizer cuts at whitespace and at each punctuation character).
+
+    Regular expressions find them in linear time: the engine's own pre-tokenizer costs about a
+    second per million characters from Python, too slow to run on every long line."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._long_run = _long_run_pattern(limit)
+
+    def drop(self, normalized: str) -> str:
+        """`normalized` with each over-long word replaced by a space."""
+        if len(normalized) <= self.limit:
+            return normalized
+        return self._long_run.sub(self._cut_run, normalized)
+
+    def _cut_run(self, run: re.Match[str]) -> str:
+        """A run of non-space characters longer than the limit, without its over-long words."""
+        text = run.group()
+        punctuation = "".join(sorted(c for c in set(text) if _is_punctuation(c)))
+        if not punctuation:
+            return " "
+        return re.sub(f"[^{re.escape(punctuation)}]{{{self.limit + 1},}}", " ", text)
+
+    def drop_from_lines(self, lines: Iterable[str], shortened: dict[int, str]) -> Iterator[str]:
+        """The lines as read, except those numbered in `shortened` (by `_choose_alphabet`), which
+        are given normalized and without their long words; normalizing again in the engine changes
+        nothing, so their other words are counted exactly as before."""
+        if not shortened:
+            yield from lines
+            return
+        for number, line in enumerate(lines):
+            yield shortened.get(number, line)
+
+
+@functools.lru_cache(maxsize=4)
+def _long_run_pattern(limit: int) -> re.Pattern[str]:
+    # The characters Rust's `char::is_whitespace` (the pre-tokenizer's split) counts as spaces.
+    spaces = "\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+    return re.compile(f"[^{spaces}]{{{limit + 1},}}")
+
+
 def _choose_alphabet(lines: Iterable[str], normalizer: tokenizers.normalizers.Normalizer,
-                     config: TokenizerConfig) -> tuple[list[str], list[str]]:
+                     config: TokenizerConfig, long_words: _LongWords | None = None,
+                     ) -> tuple[list[str], list[str], dict[int, str]]:
     """The base characters, and the `##c` symbols to hand the engine up front so that it numbers
-    them in this fixed order instead of in hash-map order.
+    them in this fixed order instead of in hash-map order; and, with `long_words`, the lines that
+    held words too long to encode, by number, normalized and without them (those words' characters
+    are not counted either).
 
     The alphabet: the configured base characters, then the most frequent characters of the
     normalized text up to `limit_alphabet`, ties broken by code point (the engine's choice, minus
@@ -117,8 +176,13 @@ def _choose_alphabet(lines: Iterable[str], normalizer: tokenizers.normalizers.No
     may still be broken differently from run to run."""
     counts: Counter[str] = Counter()
     initial: Counter[str] = Counter()
-    for line in lines:
+    shortened: dict[int, str] = {}
+    for number, line in enumerate(lines):
         text = normalizer.normalize_str(line)
+        if long_words is not None:
+            shorter = long_words.drop(text)
+            if shorter != text:
+                shortened[number] = text = shorter
         counts.update(text)
         initial.update(word[0] for word in text.split())
     base = sorted({c for c in map(normalizer.normalize_str, config.base_characters) if len(c) == 1})
@@ -127,7 +191,7 @@ def _choose_alphabet(lines: Iterable[str], normalizer: tokenizers.normalizers.No
     inside = {c: counts[c] - initial[c] for c in alphabet if counts[c] > initial[c] and not _is_punctuation(c)}
     room = (config.vocab_size - len(config.special_tokens) - len(alphabet)) // 2
     continuations = sorted(inside, key=lambda c: (-inside[c], c))[:max(0, room)]
-    return alphabet, [f"{CONTINUATION_PREFIX}{c}" for c in continuations]
+    return alphabet, [f"{CONTINUATION_PREFIX}{c}" for c in continuations], shortened
 
 
 def _is_punctuation(char: str) -> bool:
