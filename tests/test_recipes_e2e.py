@@ -27,7 +27,7 @@ def test_tiny_recipe_runs_every_stage_then_skips(tmp_path, monkeypatch, capsys):
 
     stages = [s["key"] for s in metrics["stages"]]
     assert stages == ["tokenizer", "data", "pretrain", "finetune/nsmc/pretrained", "finetune/nsmc/scratch",
-                      "evaluate", "report"]
+                      "finetune/nsmc/tfidf", "evaluate", "report"]
     assert all(s["action"] == "run" for s in metrics["stages"])
 
     tok = metrics["tokenizer"]
@@ -53,6 +53,10 @@ def test_tiny_recipe_runs_every_stage_then_skips(tmp_path, monkeypatch, capsys):
     assert comp["metric"] == "accuracy" and comp["gain"] == pytest.approx(comp["pretrained"] - comp["scratch"])
     # the floor on the same held-out reviews: always one class, named as the report names labels
     assert comp["majority_label"] in ("negative", "positive") and 0.3 < comp["majority"] < 0.7
+    # the TF-IDF baseline on the same 200 training reviews and the same 200 held-out ones
+    baseline = nsmc["tfidf_baseline"]
+    assert (baseline["train_examples"], baseline["valid_examples"], baseline["test_examples"]) == (200, 64, 200)
+    assert comp["tfidf"] == baseline["test"]["accuracy"] and 0.5 < comp["tfidf"] < 0.9
     valid_floor = nsmc["runs"]["scratch"]["valid_majority"]
     assert valid_floor["label"] in ("negative", "positive") and 0.3 < valid_floor["accuracy"] < 0.7
 

@@ -2,8 +2,8 @@
 
 Each `*_stage` function checks one recipe table (files exist, the component's config accepts the
 settings, the stage's input is available) and returns a `Stage` whose run function calls the
-component's public API: `train_tokenizer`, `prepare_data`, `pretrain`, `finetune`, `evaluate`,
-`predict`, `attention_data`. No training or scoring logic lives here.
+component's public API: `train_tokenizer`, `prepare_data`, `pretrain`, `finetune`, `run_baseline`,
+`evaluate`, `predict`, `attention_data`. No training or scoring logic lives here.
 
 The recipe runner fills in some component settings itself (where outputs go, which tokenizer or
 checkpoint a stage reads, the run's seed); a recipe that sets one of those gets a clear error
@@ -15,8 +15,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import importlib.util
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,8 @@ def _nested_fields(cls: type) -> dict[str, type]:
 
 def _nested_default(cls: type, name: str) -> dict[str, Any]:
     f = next(f for f in dataclasses.fields(cls) if f.name == name)
-    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        return config_to_dict(f.default_factory())  # type: ignore[misc]
+    if f.default_factory is not dataclasses.MISSING:
+        return config_to_dict(f.default_factory())
     if f.default is not dataclasses.MISSING:
         return config_to_dict(f.default)
     return {}
@@ -269,11 +270,11 @@ def _plain(obj: Any) -> dict[str, Any]:
     """A component's result as JSON-ready numbers for the manifest and report."""
     if obj is None:
         return {}
-    if dataclasses.is_dataclass(obj):
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):  # an instance, not the class
         obj = dataclasses.asdict(obj)
     if not isinstance(obj, dict):
         return {}
-    out = {}
+    out: dict[str, Any] = {}
     for k, v in obj.items():
         if isinstance(v, (int, float, str, bool)) or v is None:
             out[k] = v
@@ -375,7 +376,9 @@ def finetune_stages(recipe: Recipe, name: str, sec: FinetuneSection) -> list[Sta
             run=_finetune_run(finetune, config), **_stage_settings(config, _FINETUNE_PATHS),
             inputs=inputs, upstream=up, outputs=[str(d.relative_to(out_dir)) for d in best_dirs(out_dir, sec)],
             resumable=True, budget=sec.budget))
-    return stages
+    # Both runs read the same examples (only the initialisation differs), and so does the baseline.
+    baseline = baseline_stage(recipe, name, sec, config)
+    return stages + ([baseline] if baseline else [])
 
 
 def task_seeds(sec: FinetuneSection) -> list[int]:
@@ -412,6 +415,70 @@ def _finetune_run(finetune: Callable[..., Any], config: Any) -> Callable[[StageC
     return run
 
 
+# ----------------------------------------------------------------------------- TF-IDF baseline
+
+def baseline_absence(recipe: Recipe, name: str, sec: FinetuneSection) -> str | None:
+    """Why the classification task of [finetune.<name>] gets no TF-IDF baseline; None when it gets
+    one, or when the task is not classification (such tasks never have one). `baseline = true`
+    that cannot be honoured is an error naming the table and the key."""
+    from hanformer.tasks.registry import get_task
+
+    source = f"{recipe.path} [finetune.{name}]"
+    kind = get_task(sec.task).kind
+    if kind != "classification":
+        if sec.baseline:
+            raise ConfigError(f"{source}: baseline = true: the TF-IDF baseline is for classification tasks, "
+                              f"and {sec.task} is a {kind} task; remove the key")
+        return None
+    if sec.baseline is False:
+        return "switched off in the recipe (baseline = false)"
+    if importlib.util.find_spec("sklearn") is None:
+        if sec.baseline:
+            raise ConfigError(f"{source}: baseline = true needs scikit-learn: pip install "
+                              "'hanformer[baselines]', or set baseline = false")
+        return "scikit-learn is not installed (pip install 'hanformer[baselines]')"
+    return None
+
+
+def baseline_stage(recipe: Recipe, name: str, sec: FinetuneSection, finetune_config: Any) -> Stage | None:
+    """The TF-IDF + logistic-regression baseline of a classification task, trained on the examples
+    the fine-tuning runs read (the settings of `finetune_config`) and, when the recipe has an
+    [evaluate] stage, scored on the held-out examples the models are scored on; None when the
+    task gets no baseline (`baseline_absence`)."""
+    from hanformer.tasks.registry import get_task
+
+    if get_task(sec.task).kind != "classification" or baseline_absence(recipe, name, sec) is not None:
+        return None
+    table = f"finetune.{name}"
+    config_cls = component("hanformer.tasks.baseline", "BaselineConfig", table)
+    run_baseline = component("hanformer.tasks.baseline", "run_baseline", table)
+    ft = finetune_config
+    test = sec.test if recipe.evaluate is not None else None
+    config = config_cls(task=ft.task, train=ft.train, valid=ft.valid, valid_fraction=ft.valid_fraction,
+                        split_seed=ft.split_seed, max_train_examples=ft.max_train_examples,
+                        max_valid_examples=ft.max_valid_examples, test=test,
+                        max_test_examples=recipe.evaluate.max_examples if recipe.evaluate else 0,
+                        test_seed=recipe.run.seed, data=dataclasses.replace(ft.data))
+    try:
+        config.validate()
+    except ConfigError as e:
+        raise ConfigError(f"{recipe.path} [{table}]: baseline: {e.message}") from None
+
+    def run(ctx: StageContext) -> dict[str, Any]:
+        report = run_baseline(dataclasses.replace(config, out=str(ctx.dir / "baseline.json")), log=ctx.log)
+        summary = {k: report[k] for k in ("model", "train_examples", "valid_examples")}
+        summary["valid"] = report["metrics"]
+        if "test" in report:
+            summary.update(test=report["test"]["metrics"], test_examples=report["test"]["examples"])
+        return summary
+
+    return Stage(key=f"finetune/{name}/tfidf",
+                 title=f"train the TF-IDF + logistic-regression baseline on {sec.task} (the same labels)",
+                 run=run, **_stage_settings(config, ("train", "valid", "test", "out")),
+                 inputs=[Path(p) for p in (config.train, config.valid, config.test) if p],
+                 outputs=["baseline.json"])
+
+
 # ----------------------------------------------------------------------------- evaluate
 
 def evaluate_stage(recipe: Recipe) -> Stage:
@@ -439,7 +506,8 @@ def evaluate_stage(recipe: Recipe) -> Stage:
             run_result: dict[str, Any] = {}
             if task.test:
                 scores = []
-                for model_dir, seed in zip(model_dirs, task_seeds(task) or [None], strict=True):
+                run_seeds: Sequence[int | None] = task_seeds(task) or [None]  # None: one unseeded run
+                for model_dir, seed in zip(model_dirs, run_seeds, strict=True):
                     suffix = f"-seed{seed}" if seed is not None else ""
                     report = evaluate(model_dir, task.task, task.test, batch_size=sec.batch_size,
                                       max_examples=sec.max_examples, seed=recipe.run.seed,
@@ -522,6 +590,8 @@ def report_stage(recipe: Recipe, stage_keys: list[str]) -> Stage:
     sec = recipe.report
     assert sec is not None
     upstream = {k: "" for k in stage_keys}
+    no_baseline = {name: why for name, task in recipe.finetune.items()
+                   if (why := baseline_absence(recipe, name, task)) is not None}
     attention_model = None
     if recipe.pretrain is not None:
         attention_model = recipe.run_dir / "pretrain" / "final"
@@ -542,6 +612,9 @@ def report_stage(recipe: Recipe, stage_keys: list[str]) -> Stage:
             extra["attention"] = _attention(attention_model, sec.attention_text, sec.attention_layer,
                                             ctx.dir / "attention.html")
         data = collect_report_data(recipe, recipe.run_dir, records, extra)
+        for name, why in no_baseline.items():
+            if name in data["tasks"]:
+                data["tasks"][name]["tfidf_baseline_absent"] = why
         atomic_write_json(ctx.dir / "metrics.json", data)
         with atomic_write(ctx.dir / "report.html") as f:
             f.write(render_report(data))

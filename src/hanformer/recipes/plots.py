@@ -16,7 +16,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 # One colour per model initialisation, used in every figure so the reader learns it once.
-COLORS = {"pretrained": "#1f6feb", "scratch": "#d97706", "train": "#1f6feb", "eval": "#b91c1c"}
+COLORS = {"pretrained": "#1f6feb", "scratch": "#d97706", "train": "#1f6feb", "eval": "#b91c1c",
+          "TF-IDF": "#4b5563", "majority": "#c4c9d0"}
 FONT_STACK = ["DejaVu Sans", "Noto Sans CJK KR", "NanumGothic", "Malgun Gothic", "Apple SD Gothic Neo",
               "sans-serif"]
 
@@ -140,7 +141,7 @@ def confusion_matrices(labels: list[str], matrices: dict[str, list[list[int]]]) 
 
 
 def bar_comparison(metric: str, values: dict[str, float], percent: bool = True) -> str:
-    """One bar per model (pretrained vs scratch) for the task's main held-out metric."""
+    """One bar per model (pretrained, scratch, the TF-IDF and majority baselines) for the task's main metric."""
     with _drawing() as plt:
         fig, ax = plt.subplots(figsize=(1.3 + 1.1 * len(values), 2.4))
         names = list(values)

@@ -5,8 +5,9 @@
     [data]                text -> token shards                  -> runs/<name>/data/
     [pretrain]            masked-LM + NSP pretraining           -> runs/<name>/pretrain/
     [finetune.<task>]     one table per task; each task is fine-tuned from the pretrained
-                          model AND from scratch (same architecture and settings)
-                                                                -> runs/<name>/finetune/<task>/{pretrained,scratch}/
+                          model AND from scratch (same architecture and settings), and a
+                          classification task also trains the TF-IDF baseline on the same labels
+                                                                -> runs/<name>/finetune/<task>/{pretrained,scratch,tfidf}/
     [evaluate]            score every fine-tuned model on the task's held-out file
     [report]              runs/<name>/report.html + runs/<name>/metrics.json
 
@@ -96,6 +97,9 @@ class FinetuneSection:
     test: str | None = setting(None, "held-out file scored by [evaluate] (default: the validation part)")
     model: str | None = setting(None, "an existing checkpoint to fine-tune, instead of the [pretrain] output")
     scratch: bool = setting(True, "also fine-tune the same architecture from random initialisation, for comparison")
+    baseline: bool | None = setting(None, "classification tasks: also train the TF-IDF + logistic-regression "
+                                    "baseline on the same labels and carve, for comparison (default: when "
+                                    "scikit-learn is installed; false: never)")
     budget: str | None = setting(None, "stated wall-clock budget for each of the two fine-tuning runs")
     settings: dict[str, Any] = setting({}, "(the component's own settings)")
 

@@ -169,6 +169,9 @@ def collect_report_data(recipe: Any, run_dir: Path, stages: list[dict[str, Any]]
                    **{k: summary[k] for k in ("valid_std", "seeds", "valid_runs", "valid_majority") if k in summary}}
             run.update(results.get(name, {}).get("runs", {}).get(init, {}))
             entry["runs"][init] = run
+        baseline = _tfidf_baseline(run_dir, name, {str(s.get("key")) for s in stages})
+        if baseline:
+            entry["tfidf_baseline"] = baseline
         if entry["runs"]:
             tasks[name] = entry
     data["tasks"] = tasks
@@ -176,6 +179,16 @@ def collect_report_data(recipe: Any, run_dir: Path, stages: list[dict[str, Any]]
     if extra:
         data.update(extra)
     return data
+
+
+def _tfidf_baseline(run_dir: Path, name: str, stage_keys: set[str]) -> dict[str, Any] | None:
+    """The TF-IDF baseline of task `name` (scores on the validation carve and the held-out file),
+    when this recipe has that stage: the folder of an earlier run that had one is not read."""
+    key = f"finetune/{name}/tfidf"
+    man = _manifest(run_dir / key) if key in stage_keys else None
+    if not man:
+        return None
+    return {**man.get("summary", {}), "seconds": man.get("seconds")}
 
 
 def _manifest(stage_dir: Path) -> dict[str, Any] | None:
@@ -205,8 +218,14 @@ def _comparison(tasks: dict[str, Any]) -> dict[str, Any]:
             floor = run.get(f"{part}_majority") or {}
             if isinstance(floor.get(metric), (int, float)):
                 row["majority"], row["majority_label"] = floor[metric], floor.get("label")
-        if isinstance(row.get("pretrained"), (int, float)) and isinstance(row.get("scratch"), (int, float)):
-            row["gain"] = row["pretrained"] - row["scratch"]
+        tfidf = (entry.get("tfidf_baseline") or {}).get("test" if row["on"] == "held-out" else "valid") or {}
+        if isinstance(tfidf.get(metric), (int, float)):
+            row["tfidf"] = tfidf[metric]
+        pretrained = row.get("pretrained")
+        if isinstance(pretrained, (int, float)):
+            for other, key in (("scratch", "gain"), ("tfidf", "gain_over_tfidf"), ("majority", "gain_over_majority")):
+                if isinstance(row.get(other), (int, float)):
+                    row[key] = pretrained - row[other]
         out[name] = row
     return out
 
@@ -236,6 +255,7 @@ th { background: var(--bg); font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .tag { white-space: nowrap; }
 .pre { color: var(--pre); font-weight: 600; } .scr { color: var(--scr); font-weight: 600; }
+.base { color: #4b5563; font-weight: 600; } p.gaps { margin: 4px 0 8px; }
 .row { display: flex; flex-wrap: wrap; gap: 24px; align-items: flex-start; }
 .fig { margin: 8px 0 4px; overflow-x: auto; } .fig svg { max-width: 100%; height: auto; }
 .note { color: var(--muted); font-size: 13px; }
@@ -321,7 +341,7 @@ def _pretrain_section(pre: dict[str, Any]) -> str:
     tok_s = _first_key(train, ("tokens_per_s", "tokens_per_second"), ("tokens",))
     lr = _first_key(train, ("lr", "learning_rate"))
     eval_loss = _first_key(evals, ("loss", "eval_loss", "mlm_loss"))
-    panels = [
+    panels: list[dict[str, Any]] = [
         {"title": "loss", "series": [
             {"label": "train", "color": plots.COLORS["train"], **_xy(train, "loss")},
             {"label": "held-out masked-LM", "color": plots.COLORS["eval"], **_xy(evals, eval_loss)}]},
@@ -376,36 +396,18 @@ def _task_section(name: str, entry: dict[str, Any], comparison: dict[str, Any]) 
         out.append(f'<p class="lead">{", ".join(desc)}.</p>')
 
     # Final numbers side by side.
-    inits = list(runs)
-    metric_names: list[str] = []
-    for run in runs.values():
-        for part in ("test", "valid"):
-            for k, v in (run.get(part) or {}).items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and (part, k) not in metric_names:
-                    metric_names.append((part, k))  # type: ignore[arg-type]
-    rows = []
-    for part, k in metric_names:  # type: ignore[misc]
-        vals = [(runs[i].get(part) or {}).get(k) for i in inits]
-        diff = ""
-        if len(inits) == 2 and all(isinstance(v, (int, float)) for v in vals):
-            d = vals[0] - vals[1]
-            shown = f"{100 * d:+.2f} pts" if _is_fraction(k, *vals) else f"{d:+.4g}"
-            diff = f'<span class="{"good" if d > 0 else "bad" if d < 0 else ""}">{shown}</span>'
-        label = {"test": "held-out", "valid": "validation (best)"}[part]
-        spreads = [(runs[i].get(f"{part}_std") or {}).get(k) for i in inits]
-        rows.append([f"{label}: {_e(k)}", *(_fmt_spread(v, sd, k) for v, sd in zip(vals, spreads, strict=True)),
-                     diff])
-    rows.append(["fine-tuning time", *(_seconds(runs[i].get("seconds")) for i in inits), ""])
-    headers = ["", *(f'<span class="{"pre" if i == "pretrained" else "scr"}">{_e(i)}</span>' for i in inits),
-               "pretrained − scratch" if len(inits) == 2 else ""]
-    table = _table(headers, rows, tuple(range(1, len(inits) + 2)))
-
+    baseline = entry.get("tfidf_baseline")
+    table = _scores_table(runs, baseline)
     comp = comparison.get(name)
-    bars = {i: (runs[i].get("test") or runs[i].get("valid") or {}).get(comp["metric"]) for i in inits} if comp else {}
-    if len(bars) == 2 and all(isinstance(v, (int, float)) for v in bars.values()):
-        svg = plots.bar_comparison(comp["metric"], bars, _is_fraction(comp["metric"], *bars.values()))  # type: ignore[index]
+    bars = {label: comp[key] for key, label, _ in _COMPARED
+            if isinstance(comp.get(key), (int, float))} if comp else {}
+    if comp and len(bars) >= 2:
+        svg = plots.bar_comparison(comp["metric"], bars, _is_fraction(comp["metric"], *bars.values()))
         table = f'<div class="row"><div>{table}</div><div class="fig">{svg}</div></div>'
     out.append(table)
+    if comp:
+        out.append(_gaps_sentence(comp))
+    out.append(_baseline_note(baseline, entry.get("tfidf_baseline_absent")))
     out.append(_majority_note(next(iter(runs.values()))))
 
     # Curves: training loss and the validation metric, both initialisations on one axis.
@@ -418,7 +420,7 @@ def _task_section(name: str, entry: dict[str, Any], comparison: dict[str, Any]) 
         loss_series.append({"label": init, "color": color, **_xy(train, "loss")})
         eval_key = eval_key or _first_key(evals, _PRIMARY_METRICS)
         eval_series.append({"label": init, "color": color, **_xy(evals, eval_key)})
-    panels = [{"title": "training loss", "series": loss_series}]
+    panels: list[dict[str, Any]] = [{"title": "training loss", "series": loss_series}]
     if eval_key:
         panels.append({"title": f"validation {eval_key}", "ylabel": eval_key,
                        "percent": _is_fraction(eval_key, *(v for s in eval_series for v in s["y"])),
@@ -452,6 +454,88 @@ def _task_section(name: str, entry: dict[str, Any], comparison: dict[str, Any]) 
     return "\n".join(out)
 
 
+TFIDF = "TF-IDF"  # the classic baseline's name in the tables and the figure
+# The scores a task's comparison row holds: key, name in the figure, name in the sentence.
+_COMPARED = (("pretrained", "pretrained", "pretrained"), ("scratch", "scratch", "from scratch"),
+             ("tfidf", TFIDF, TFIDF), ("majority", "majority", "majority class"))
+_GAINS = (("gain", "from scratch"), ("gain_over_tfidf", TFIDF), ("gain_over_majority", "majority class"))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _gap(d: float, metric: str, *values: Any, unit: str = "pts") -> str:
+    """A difference of two scores: in points for percentages."""
+    return f"{100 * d:+.2f} {unit}" if _is_fraction(metric, *values) else f"{d:+.4g}"
+
+
+def _diff_cell(a: Any, b: Any, metric: str) -> str:
+    if not (_is_number(a) and _is_number(b)):
+        return ""
+    d = a - b
+    return f'<span class="{"good" if d > 0 else "bad" if d < 0 else ""}">{_gap(d, metric, a, b)}</span>'
+
+
+def _column_name(column: str) -> str:
+    css = {"pretrained": "pre", "scratch": "scr"}.get(column, "base")
+    return f'<span class="{css}">{_e(column)}</span>'
+
+
+def _scores_table(runs: dict[str, Any], baseline: dict[str, Any] | None) -> str:
+    """Every score of the models (mean ± std over seeds) and of the TF-IDF baseline, and the
+    pretrained model's lead over the others."""
+    columns: dict[str, dict[str, Any]] = {**runs, **({TFIDF: baseline} if baseline else {})}
+    gaps = [(a, b) for a, b in (("pretrained", "scratch"), ("pretrained", TFIDF)) if a in columns and b in columns]
+    metric_names: list[tuple[str, str]] = []
+    for run in runs.values():
+        for part in ("test", "valid"):
+            for k, v in (run.get(part) or {}).items():
+                if _is_number(v) and (part, k) not in metric_names:
+                    metric_names.append((part, k))
+    rows = []
+    for part, k in metric_names:
+        vals: dict[str, Any] = {c: (col.get(part) or {}).get(k) for c, col in columns.items()}  # read from JSON
+        spreads = {c: (col.get(f"{part}_std") or {}).get(k) for c, col in columns.items()}
+        label = {"test": "held-out", "valid": "validation (best)"}[part]
+        rows.append([f"{label}: {_e(k)}", *(_fmt_spread(vals[c], spreads[c], k) for c in columns),
+                     *(_diff_cell(vals[a], vals[b], k) for a, b in gaps)])
+    rows.append(["training time", *(_seconds(col.get("seconds")) for col in columns.values()), *([""] * len(gaps))])
+    headers = ["", *(_column_name(c) for c in columns), *(f"{a} − {b}" for a, b in gaps)]
+    return _table(headers, rows, tuple(range(1, len(columns) + len(gaps) + 1)))
+
+
+def _gaps_sentence(comp: dict[str, Any]) -> str:
+    """'held-out accuracy: pretrained X / from scratch Y / TF-IDF Z / majority class W. Pretrained
+    − from scratch = +0.50 points; pretrained − TF-IDF = +1.30 points; ...': the task's main score of
+    every model side by side, and the pretrained model's lead over each."""
+    m = comp["metric"]
+    scores = [f"{word} {_fmt_spread(comp[key], comp.get(f'{key}_std'), m)}"
+              for key, _, word in _COMPARED if _is_number(comp.get(key))]
+    gaps = [f"pretrained − {word} = {_gap(comp[key], m, comp.get('pretrained'), unit='points')}"
+            for key, word in _GAINS if _is_number(comp.get(key))]
+    if not gaps:
+        return ""
+    said = "; ".join(gaps)
+    return f'<p class="gaps">{_e(comp["on"])} {_e(m)}: {" / ".join(scores)}. {said[0].upper()}{said[1:]}.</p>'
+
+
+def _baseline_note(baseline: dict[str, Any] | None, absent: str | None) -> str:
+    """What the TF-IDF column is, or why there is none."""
+    if absent:
+        return f'<p class="note">No TF-IDF baseline: {_e(absent)}.</p>'
+    if not baseline:
+        return ""
+    held_out = (f" and the same {baseline['test_examples']:,} held-out examples"
+                if _is_number(baseline.get("test_examples")) else "")
+    return (f'<p class="note">{TFIDF}: character n-gram TF-IDF + logistic regression '
+            f'(<code>hanformer baseline</code>, {_e(baseline.get("model", ""))}), trained on the same '
+            f'{baseline.get("train_examples", 0):,} training examples and scored on the same '
+            f'{baseline.get("valid_examples", 0):,} validation examples{held_out}; it is deterministic '
+            "(no spread over seeds). The models' validation scores are of their best epoch, chosen on "
+            "that carve; the baseline chose nothing there.</p>")
+
+
 def _majority_note(run: dict[str, Any]) -> str:
     """The floor under a classifier's scores: what always answering one class gets."""
     parts, label = [], None
@@ -480,6 +564,11 @@ def _headline(data: dict[str, Any]) -> str:
             seeds = f" · mean of {comp['seeds']} seeds" if comp.get("seeds") else ""
             sub = (f'<div class="s">from scratch {_fmt_spread(scr, comp.get("scratch_std"), m)} · '
                    f'<span class="{cls}">{g} from pretraining</span>{seeds}</div>')
+        if _is_number(comp.get("gain_over_tfidf")):
+            lead = comp["gain_over_tfidf"]
+            sub += (f'<div class="s">{TFIDF} + logistic regression {_fmt(comp["tfidf"], m)} · '
+                    f'<span class="{"good" if lead > 0 else "bad"}">pretrained '
+                    f'{_gap(lead, m, pre, comp["tfidf"])}</span></div>')
         if comp.get("majority") is not None:
             sub += (f'<div class="s">always answering the most frequent class '
                     f'({_e(comp.get("majority_label"))}): {_fmt(comp["majority"], m)}</div>')
