@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import Any, Literal
 
 from hanformer.cli._common import add_command
 from hanformer.utils.config import add_config_arguments
@@ -125,7 +125,8 @@ def _encode(args: argparse.Namespace) -> int:
                     pairs.append("")
     if not texts:
         raise InputError("tokenizer encode: give texts as arguments or with --input")
-    truncation = args.truncation or ("longest_first" if args.max_length is not None else "none")
+    truncation: Literal["longest_first", "only_first", "only_second", "none"] = (
+        args.truncation or ("longest_first" if args.max_length is not None else "none"))
     _note_room_for_text(tok, args, truncation, pairs is not None)
     encs = tok.encode_batch(texts, pairs, add_special_tokens=not args.no_special_tokens, max_length=args.max_length,
                             truncation=False if truncation == "none" else truncation,

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -39,6 +39,15 @@ SPLITS = ("train", "valid")
 _REDO = "re-run `hanformer data prepare`"
 _COUNTS = ("documents", "sentences", "tokens")
 _CHUNK = 1 << 22  # entries per vectorised pass over an index or the tokens (32 MiB of int64)
+
+
+class SplitCounts(TypedDict):
+    """What a split holds, as meta.json records it (`max_id`: None for a split without tokens)."""
+
+    documents: int
+    sentences: int
+    tokens: int
+    max_id: int | None
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -83,7 +92,7 @@ class ShardWriter:
     def n_sentences(self) -> int:
         return len(self.sentence_offsets) - 1
 
-    def close(self) -> dict[str, int | None]:
+    def close(self) -> SplitCounts:
         for f in (self._tokens, self._words):
             f.flush()
             os.fsync(f.fileno())

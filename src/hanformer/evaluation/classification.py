@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 
 
-def _pair(gold: Sequence[Any], pred: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+def _pair(
+    gold: Sequence[Any] | np.ndarray, pred: Sequence[Any] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     g, p = np.asarray(list(gold)), np.asarray(list(pred))
     if g.shape != p.shape:
         raise ValueError(f"gold and predictions differ in length: {len(g)} vs {len(p)}")
@@ -42,7 +44,7 @@ def macro_f1(gold: Sequence[Any], pred: Sequence[Any], labels: Sequence[Any] | N
     return float(np.mean(scores))
 
 
-def pearson(x: Sequence[float], y: Sequence[float]) -> float:
+def pearson(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
     """Pearson correlation; 0.0 when either side is constant (undefined correlation)."""
     a, b = _pair(x, y)
     a, b = a.astype(np.float64), b.astype(np.float64)

@@ -87,15 +87,15 @@ def entity_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) 
         pred_set.update((t, s + offset, e + offset) for t, s, e in get_entities(p))
         offset += len(g) + 1  # seqeval joins sentences with an 'O' between them
     tp = len(true_set & pred_set)
-    p, r, f = _prf(tp, len(pred_set), len(true_set))
-    per_type = {}
+    precision, recall, f1 = _prf(tp, len(pred_set), len(true_set))
+    per_type: dict[str, dict[str, float]] = {}
     for t in sorted({e[0] for e in true_set | pred_set}):
         ts = {e for e in true_set if e[0] == t}
         ps = {e for e in pred_set if e[0] == t}
         tp_t = len(ts & ps)
         pt, rt, ft = _prf(tp_t, len(ps), len(ts))
         per_type[t] = {"precision": pt, "recall": rt, "f1": ft, "support": len(ts)}
-    return EntityScores(p, r, f, per_type)
+    return EntityScores(precision, recall, f1, per_type)
 
 
 def entity_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> float:

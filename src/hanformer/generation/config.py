@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Literal
+from typing import Any, Literal
 
 from hanformer.errors import ConfigError
 from hanformer.utils.config import setting
@@ -96,6 +96,6 @@ class GenerationConfig:
             return "beam"
         return "sample" if self.do_sample else "greedy"
 
-    def replace(self, **changes: object) -> GenerationConfig:
+    def replace(self, **changes: Any) -> GenerationConfig:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)

@@ -154,6 +154,7 @@ def _greedy_or_sample(model: Any, input_ids: torch.Tensor, attention_mask: torch
         else:
             tokens = torch.argmax(scores, dim=-1)
         if eos_token_id is not None:  # finished rows keep receiving padding
+            assert pad_token_id is not None  # decode() falls back to eos_token_id
             tokens = torch.where(active, tokens, pad_token_id)
         buffer[:, length] = tokens
         length += 1

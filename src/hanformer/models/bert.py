@@ -143,7 +143,7 @@ class BertModel(BertPreTrainedModel):
             return layout.pad(h) if layout is not None else h
 
         hidden_states = [grid_view(x)] if output_hidden_states else None
-        attentions = [] if output_attentions else None
+        attentions: list[Tensor] | None = [] if output_attentions else None
         for block in self.layers:
             x, probs = block(x, mask, layout=layout, need_weights=output_attentions)
             if hidden_states is not None:
@@ -159,7 +159,7 @@ class BertModel(BertPreTrainedModel):
         return BaseModelOutputWithPooling(
             last_hidden_state=last, pooler_output=pooled,
             hidden_states=tuple(hidden_states) if hidden_states is not None else None,
-            attentions=tuple(attentions) if attentions is not None else None)  # type: ignore[arg-type]
+            attentions=tuple(attentions) if attentions is not None else None)
 
 
 class BertPooler(nn.Module):

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from hanformer.errors import CheckpointError, ConfigError, where
+from hanformer.models.base import PreTrainedModel
 from hanformer.models.bert import BertModel, BertPreTrainedModel
 from hanformer.models.config import BertConfig
 from hanformer.models.encoder_family import FAMILY_MODEL_TYPES
@@ -473,7 +474,7 @@ def _model_type(directory: Path) -> str | None:
 
 
 def load_model(directory: str | Path, architecture: str | None = None, *, dtype: torch.dtype | None = None,
-               **config_overrides: Any) -> BertPreTrainedModel:
+               **config_overrides: Any) -> PreTrainedModel:
     """Load a checkpoint as the class named in its config.json `architectures` (or `architecture`).
 
     Without a recorded architecture the class is guessed from the tensors present.
@@ -489,7 +490,7 @@ def load_model(directory: str | Path, architecture: str | None = None, *, dtype:
         if gpt_name not in GPT_ARCHITECTURES:
             raise CheckpointError(f"{d}: architecture {gpt_name!r} is not supported; choose one of "
                                   f"{', '.join(GPT_ARCHITECTURES)}")
-        return GPT_ARCHITECTURES[gpt_name].from_pretrained(d, dtype=dtype, **config_overrides)  # type: ignore[return-value]
+        return GPT_ARCHITECTURES[gpt_name].from_pretrained(d, dtype=dtype, **config_overrides)
     if _model_type(d) in FAMILY_MODEL_TYPES:
         from hanformer.models.family_checkpoint import load_family_model
 

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hanformer.errors import ConfigError, InputError
-from hanformer.models.bert import BertModel, BertPreTrainedModel
+from hanformer.models.base import PreTrainedModel
+from hanformer.models.bert import BertModel
 from hanformer.models.embed_config import EmbedConfig
 from hanformer.models.layers import masked_mean
 
@@ -31,8 +32,8 @@ def load_tokenizer(directory: str | Path) -> Any:
     try:
         from hanformer.tokenization.tokenizer import Tokenizer
     except ImportError:
-        Tokenizer = None  # noqa: N806
-    if Tokenizer is not None:
+        pass
+    else:
         return Tokenizer.from_pretrained(directory)
     from tokenizers import Tokenizer as Backend
 
@@ -75,7 +76,7 @@ def check_texts(texts: Sequence[str]) -> None:
 
 
 @torch.no_grad()
-def embed(model: str | Path | BertPreTrainedModel, texts: Sequence[str], *, tokenizer: Any = None,
+def embed(model: str | Path | PreTrainedModel, texts: Sequence[str], *, tokenizer: Any = None,
           config: EmbedConfig | None = None) -> Tensor:
     """Embed `texts` with a checkpoint directory (or a loaded model): a (len(texts), hidden) float tensor.
 
@@ -95,7 +96,8 @@ def embed(model: str | Path | BertPreTrainedModel, texts: Sequence[str], *, toke
         model = load_model(model, "BertModel")
     if tokenizer is None:
         raise InputError("embed: pass a tokenizer together with a loaded model")
-    encoder = model if isinstance(model, BertModel) else model.bert  # type: ignore[union-attr]
+    encoder = model if isinstance(model, BertModel) else model.bert
+    assert isinstance(encoder, BertModel)  # every task head holds its encoder as `bert`
     device = _resolve_device(cfg.device)
     encoder = encoder.to(device).eval()
     max_length = min(cfg.max_length or encoder.config.max_position_embeddings, encoder.config.max_position_embeddings)

@@ -28,6 +28,8 @@ class BertEmbeddings(nn.Module):
     pass 1-D `input_ids` of shape (tokens,) with matching 1-D `token_type_ids` and `position_ids`.
     """
 
+    sinusoidal: Tensor  # a buffer, registered when position_embedding_type is "sinusoidal"
+
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)

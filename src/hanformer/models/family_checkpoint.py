@@ -149,7 +149,7 @@ def family_class(cls: type[M], family: str) -> type[M]:
     if target is None or not issubclass(target, cls):
         raise CheckpointError(f"a {family} checkpoint does not load as {cls.__name__}; {family} classes: "
                               f"{', '.join(_names_of(family))}")
-    return target  # type: ignore[return-value]
+    return target
 
 
 def checkpoint_class(cls: type[M], directory: str | Path) -> type[M]:

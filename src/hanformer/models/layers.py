@@ -265,7 +265,7 @@ class MultiHeadAttention(nn.Module):
         self.dropout = dropout
         self.layer_index = layer_index
         self.is_cross_attention = context_size is not None
-        if self.is_cross_attention:
+        if context_size is not None:
             self.query = nn.Linear(hidden_size, hidden_size, bias=bias)
             self.key_value = nn.Linear(context_size, 2 * hidden_size, bias=bias)
         else:
@@ -361,8 +361,9 @@ class TransformerBlock(nn.Module):
         self.attention = MultiHeadAttention(hidden_size, num_heads, attention_dropout, bias, layer_index=layer_index)
         self.attention_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         if context_size is not None:
-            self.cross_attention = MultiHeadAttention(hidden_size, num_heads, attention_dropout, bias,
-                                                      context_size=context_size, layer_index=layer_index)
+            self.cross_attention: MultiHeadAttention | None = MultiHeadAttention(
+                hidden_size, num_heads, attention_dropout, bias, context_size=context_size,
+                layer_index=layer_index)
             self.cross_attention_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         else:
             self.cross_attention = None

@@ -58,13 +58,13 @@ class _TakeRows(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, index: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, index: Tensor) -> Tensor:
         ctx.save_for_backward(index)
         ctx.rows = x.shape[0]
         return x.index_select(0, index)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
         (index,) = ctx.saved_tensors
         return grad.new_zeros(ctx.rows, *grad.shape[1:]).index_copy_(0, index, grad), None
 
@@ -73,12 +73,12 @@ class _PutRows(torch.autograd.Function):
     """A (rows, ...) tensor of zeros with x written at `index` (no repeats); gradient: a gather."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, index: Tensor, rows: int) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, index: Tensor, rows: int) -> Tensor:
         ctx.save_for_backward(index)
         return x.new_zeros(rows, *x.shape[1:]).index_copy_(0, index, x)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
         (index,) = ctx.saved_tensors
         return grad.index_select(0, index), None, None
 

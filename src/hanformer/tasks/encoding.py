@@ -97,8 +97,8 @@ def encode_text_examples(encoder: PieceEncoder, examples: Sequence[TextExample],
     """Features for (pair) classification and regression. `label2id=None`: regression (float
     labels) or unlabelled input."""
     first = encoder.pieces([e.text for e in examples])
-    pairs = [e for e in examples if e.text_pair is not None]
-    second = iter(encoder.pieces([e.text_pair for e in pairs])) if pairs else iter(())
+    pairs = [e.text_pair for e in examples if e.text_pair is not None]
+    second = iter(encoder.pieces(pairs)) if pairs else iter(())
     features = []
     for ex, a in zip(examples, first, strict=False):
         b = next(second).ids if ex.text_pair is not None else None
@@ -187,12 +187,12 @@ def unit_tags(piece_units: Sequence[int], piece_last_units: Sequence[int], piece
                 tags[v] = continuation(tags[u] or t)
     filled: list[str] = []
     for u in range(n_units):
-        t = tags[u]
-        if t is None:
+        tag = tags[u]
+        if tag is None:
             before = filled[-1] if filled else "O"
             nxt = next((x for x in tags[u + 1:] if x is not None), "O")
-            t = continuation(before) if before != "O" and nxt.startswith("I-") and nxt[2:] == before[2:] else "O"
-        filled.append(t)
+            tag = continuation(before) if before != "O" and nxt.startswith("I-") and nxt[2:] == before[2:] else "O"
+        filled.append(tag)
     return filled
 
 

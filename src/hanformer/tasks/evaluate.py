@@ -8,6 +8,7 @@ so `--model DIR --data FILE` is enough. `--seeds 1,2,3` scores `DIR/seed-1`, `DI
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ class EvaluateConfig:
             raise ConfigError(f"--threads {self.threads}: must be 0 (torch's default) or more")
 
 
-def resolve_model_dir(path: str | Path) -> Path:
+def resolve_model_dir(path: str | os.PathLike[str]) -> Path:
     """A directory with config.json: PATH itself, or PATH/best, or PATH/final; a PATH that is not
     a folder may name a model in the Hugging Face cache (`klue/bert-base`)."""
     p = locate_model(path)
@@ -129,19 +130,19 @@ def evaluate(config: EvaluateConfig | str | Path, task: str | None = None, data:
     out = Path(config.out) if config.out else (Path(config.model) if config.seeds else dirs[0]) / "eval.json"
     check_output_file(out, "--out" if config.out else "the metrics file (choose another with --out)",
                       inputs=[config.data])
-    runs = []
+    runs: list[dict[str, Any]] = []
     skipped = 0
     for d in dirs:
-        task, model, _, encoder, settings, labels = load_for_task(d, config.task, config.device)
-        examples, skipped = read_examples(task, config.data, config.data_options, labels=task.labels, log=log)
+        spec, model, _, encoder, settings, labels = load_for_task(d, config.task, config.device)
+        examples, skipped = read_examples(spec, config.data, config.data_options, labels=spec.labels, log=log)
         examples = subsample(examples, config.max_examples, config.seed)
-        metrics = score_examples(task, model, encoder, examples, settings, labels, config.batch_size,
+        metrics = score_examples(spec, model, encoder, examples, settings, labels, config.batch_size,
                                  source=str(d))
         log(f"{d}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-        runs.append({"model": str(d), "task": task.name, "examples": len(examples), "metrics": metrics})
+        runs.append({"model": str(d), "task": spec.name, "examples": len(examples), "metrics": metrics})
     # Every seed was fine-tuned on the same data, so they share one most frequent label.
-    floor = majority_scores(task, (read_task_file(dirs[0]) or {}).get("majority_label"),
-                            gold_of(task, examples), labels=labels)
+    floor = majority_scores(spec, (read_task_file(dirs[0]) or {}).get("majority_label"),
+                            gold_of(spec, examples), labels=labels)
     if floor:
         log(describe_majority(floor))
     report: dict[str, Any] = {"data": str(config.data), "skipped_rows": skipped, **runs[0]}

@@ -12,12 +12,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hanformer.errors import CheckpointError, ConfigError, HanformerError, where
 from hanformer.tasks.registry import TaskSpec, get_task, label_names
 from hanformer.utils.config import load_config
 from hanformer.utils.files import atomic_write_json
+
+if TYPE_CHECKING:  # the models (and torch) load only when a head is built
+    from hanformer.models.bert import BertPreTrainedModel
 
 TASK_FILE = "task.json"
 
@@ -40,7 +43,7 @@ class TaskSettings:
         return load_config(cls, {k: v for k, v in data.items() if k in names}, f"{source} [settings]")
 
 
-def head_class(task: TaskSpec) -> type:
+def head_class(task: TaskSpec) -> type[BertPreTrainedModel]:
     from hanformer.models.heads import (
         BertForQuestionAnswering,
         BertForSequenceClassification,

@@ -109,12 +109,13 @@ def _make_text_example(fields: dict[str, object], where: str, text_field: str, p
     if not isinstance(text, str) or not text.strip():
         bad(where, f"empty text in field {text_field!r}")
         return None
-    pair = None
+    pair: str | None = None
     if pair_field is not None:
-        pair = fields[pair_field]
-        if not isinstance(pair, str) or not pair.strip():
+        raw_pair = fields[pair_field]
+        if not isinstance(raw_pair, str) or not raw_pair.strip():
             bad(where, f"empty text in field {pair_field!r}")
             return None
+        pair = raw_pair
     label: str | float | None = None
     if label_field is not None:
         raw = fields[label_field]

@@ -90,7 +90,7 @@ def _table(text: str, pair: str | None, label: str, regression: bool = False,
 def _generic(pair: bool, regression: bool = False) -> Callable[..., ReadResult]:
     def read(path: Any, *, on_error: OnError, columns: Columns, labels: Sequence[str] | None) -> ReadResult:
         pair_col = (columns.pair or "text_pair") if pair else columns.pair
-        kwargs = dict(text=columns.text, pair=pair_col, label=columns.label, labels=labels,
+        kwargs: dict[str, Any] = dict(text=columns.text, pair=pair_col, label=columns.label, labels=labels,
                       regression=regression, on_error=on_error)
         if Path(path).suffix.lower() in (".json", ".jsonl", ".ndjson"):
             return read_records(path, **kwargs)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from tokenizers import NormalizedString, PreTokenizedString, pre_tokenizers
 
@@ -94,7 +94,9 @@ class KiwiMorphemeSplitter:
         text = str(normalized)
         edges = [0, *self.boundaries(text), len(text)]
         # Slicing a NormalizedString keeps the alignment to the original text, so offsets stay exact.
-        return [normalized[a:b] for a, b in zip(edges, edges[1:], strict=False) if b > a]
+        # A slice is None only out of range; these lie inside the text.
+        return cast(list[NormalizedString],
+                    [normalized[a:b] for a, b in zip(edges, edges[1:], strict=False) if b > a])
 
     def pre_tokenize(self, pretok: PreTokenizedString) -> None:
         pretok.split(self._split)

@@ -19,7 +19,7 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import tokenizers
 from tokenizers import AddedToken, normalizers
@@ -58,6 +58,7 @@ log = logging.getLogger("hanformer.tokenization")
 TextInput = str | Sequence[str]  # a text, or a list of words with is_split_into_words=True
 Truncation = bool | Literal["longest_first", "only_first", "only_second", "do_not_truncate"] | None
 Padding = bool | Literal["longest", "max_length", "do_not_pad"] | None
+ComposingForm = Literal["NFC", "NFKC"]  # the normal forms that compose (what offsets must undo)
 
 _CLEANUP = [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
             (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")]
@@ -224,7 +225,8 @@ class Tokenizer:
         if not folder.is_dir():
             raise InputError(f"tokenizer folder not found: {folder} (expected a folder with tokenizer.json or vocab.txt)")
         cfg = _read_json(folder / "tokenizer_config.json") if (folder / "tokenizer_config.json").is_file() else {}
-        ours = cfg.get("hanformer") if isinstance(cfg.get("hanformer"), dict) else {}
+        hanformer_table = cfg.get("hanformer")
+        ours: dict[str, Any] = hanformer_table if isinstance(hanformer_table, dict) else {}
         specials = {name: _token_text(cfg.get(f"{name}_token"), default)
                     for name, default in (("unk", UNK), ("cls", CLS), ("sep", SEP), ("pad", PAD), ("mask", MASK))}
         listed = cfg.get("extra_special_tokens") or cfg.get("additional_special_tokens") or []
@@ -338,8 +340,10 @@ class Tokenizer:
         A single text (or a list of words with `is_split_into_words`) gives a batch of one.
         """
         single = isinstance(texts, str) or (is_split_into_words and texts and isinstance(texts[0], str))
-        batch = [texts] if single else list(texts)  # type: ignore[list-item]
-        pair_batch = None if pairs is None else ([pairs] if single else list(pairs))  # type: ignore[list-item]
+        # `single`: `texts` (and `pairs`) is one TextInput, which the isinstance checks cannot tell mypy
+        batch: list[TextInput] = [cast(TextInput, texts)] if single else list(texts)
+        pair_batch: list[TextInput] | None = (
+            None if pairs is None else ([cast(TextInput, pairs)] if single else list(pairs)))
         specials = self._specials_added(pair_batch is not None, add_special_tokens)
         if return_offsets_mapping:
             inputs, alignments = self._composed_batch(batch, pair_batch, is_split_into_words)
@@ -636,13 +640,13 @@ def _bert_normalizer_settings(normalizer: normalizers.Normalizer | None) -> dict
     return {"lowercase": False, "strip_accents": False, "handle_chinese_chars": False}
 
 
-def _composing_form(normalizer: normalizers.Normalizer | None) -> str | None:
+def _composing_form(normalizer: normalizers.Normalizer | None) -> ComposingForm | None:
     """"NFC" or "NFKC" when `normalizer` composes characters (whose offsets the engine gets wrong)."""
     forms = [step["type"] for step in _normalizer_steps(normalizer) if step.get("type") in ("NFC", "NFKC")]
     return forms[0] if forms else None
 
 
-def compose(text: str, form: str) -> tuple[str, Alignment | None]:
+def compose(text: str, form: ComposingForm) -> tuple[str, Alignment | None]:
     """`text` in normal form `form` ("NFC" or "NFKC") and the alignment back to `text`; None when
     `text` is in that form already (the usual case, checked in C)."""
     if unicodedata.is_normalized(form, text):
@@ -671,7 +675,7 @@ def compose(text: str, form: str) -> tuple[str, Alignment | None]:
 _RUNS = re.compile(r"\s+|\S+")
 
 
-def _composition_units(text: str, start: int, end: int, form: str) -> Iterator[tuple[int, int, bool]]:
+def _composition_units(text: str, start: int, end: int, form: ComposingForm) -> Iterator[tuple[int, int, bool]]:
     """(start, end, unchanged) spans of text[start:end] that the normal form changes independently:
     a run already in normal form is one unchanged span; otherwise each span is a character with
     what composes with it (combining marks, Hangul vowel and final jamo)."""

@@ -159,6 +159,7 @@ def check_model_compatible(model_state: dict[str, torch.Tensor], model: torch.nn
 
 def capture_rng() -> dict[str, Any]:
     np_state = np.random.get_state(legacy=True)
+    assert isinstance(np_state, tuple)  # numpy's global generator is MT19937: the legacy tuple
     state = {
         "python": random.getstate(),
         "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -61,6 +61,20 @@ class BatchSource(Protocol):
     def next_batch(self) -> dict[str, torch.Tensor]: ...
     def state_dict(self) -> dict[str, Any]: ...
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class SavesPretrained(Protocol):
+    """A model that writes its own checkpoint folder (every hanformer model does)."""
+
+    def save_pretrained(self, directory: Path) -> None: ...
+
+
+@runtime_checkable
+class HasNoSync(Protocol):
+    """DistributedDataParallel: skips the gradient all-reduce inside the context."""
+
+    def no_sync(self) -> contextlib.AbstractContextManager[Any]: ...
 
 
 EvalFn = Callable[[nn.Module], dict[str, float]]
@@ -217,6 +231,7 @@ class Trainer:
         """Where the decay phase stands (0..1): by steps, or by time with a wall-clock budget."""
         c = self.config
         if self.warmup_by_time:  # the whole run's progress: the schedule places warmup in it
+            assert c.max_seconds  # warmup by time needs a wall-clock budget
             return max(self.step / max(1, c.max_steps), elapsed / c.max_seconds)
         w = self.warmup_steps
         p = (self.step - w) / max(1, c.max_steps - w)
@@ -353,7 +368,7 @@ class Trainer:
         try:
             if self.export_fn is not None:
                 self.export_fn(self.model, tmp)
-            elif hasattr(self.model, "save_pretrained"):
+            elif isinstance(self.model, SavesPretrained):
                 self.model.save_pretrained(tmp)
             else:
                 torch.save(self.model.state_dict(), tmp / "model.pt")
@@ -500,7 +515,7 @@ class Trainer:
                     batch = self._to_device(self.train_batches.next_batch())
                     step_tokens = step_tokens + _count_tokens(batch)
                     step_flops += self.flops_fn(batch)
-                    sync = contextlib.nullcontext()
+                    sync: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
                     if self.dist.enabled and micro < c.grad_accum - 1:
                         sync = self._no_sync()
                     with sync:
@@ -573,7 +588,7 @@ class Trainer:
     def _no_sync(self) -> contextlib.AbstractContextManager:
         m = self.module
         m = getattr(m, "_orig_mod", m)  # torch.compile wrapper
-        return m.no_sync() if hasattr(m, "no_sync") else contextlib.nullcontext()
+        return m.no_sync() if isinstance(m, HasNoSync) else contextlib.nullcontext()
 
     def _check_finite(self, bad_step: torch.Tensor) -> None:
         first_bad = int(bad_step.item())

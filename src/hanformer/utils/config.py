@@ -133,7 +133,7 @@ def _coerce(value: Any, tp: Any, name: str, source: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: {name} must be a table, got {value!r}")
         return dict(value)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):  # a nested config class
         if isinstance(value, tp):
             return value
         if not isinstance(value, dict):
@@ -218,13 +218,13 @@ def _flag(name: str, prefix: str) -> str:
 def _field_default(f: dataclasses.Field) -> Any:
     if f.default is not dataclasses.MISSING:
         return f.default
-    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        return f.default_factory()  # type: ignore[misc]
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
     return None
 
 
 def _is_required(f: dataclasses.Field) -> bool:
-    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
 def parse_key_values(text: str) -> dict[str, Any]:
@@ -387,7 +387,7 @@ def _checked_layer(cls: type, data: dict[str, Any], source: str,
     out = {}
     for key, value in data.items():
         tp = hints[key]
-        if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp) and isinstance(value, dict):
             out[key] = _checked_layer(tp, value, source, (*table, key))
         else:
             out[key] = _coerce(value, tp, key, where_)
