@@ -48,8 +48,8 @@ def make_batch(batch_size: int, seq_len: int, variable: bool, vocab: int, device
 
 def build(impl: str, config_name: str, head: str, dtype: torch.dtype, args, workdir: Path):
     """Our model or transformers' with the same weights (saved once by us, loaded by both)."""
-    import hanformer.models.heads as ours_heads
     from hanformer.models.config import BertConfig
+    from hanformer.models.registry import architectures
 
     class_name, _ = HEADS[head]
     path = workdir / f"{config_name}-{head}"
@@ -57,9 +57,9 @@ def build(impl: str, config_name: str, head: str, dtype: torch.dtype, args, work
         config = BertConfig.preset(config_name, vocab_size=args.vocab,
                                    max_position_embeddings=max(512, args.seq_len))
         torch.manual_seed(0)
-        ours_heads.ARCHITECTURES[class_name](config).save_pretrained(path)
+        architectures("bert")[class_name](config).save_pretrained(path)
     if impl == "ours":
-        model = ours_heads.ARCHITECTURES[class_name].from_pretrained(path)
+        model = architectures("bert")[class_name].from_pretrained(path)
     else:
         import transformers
 

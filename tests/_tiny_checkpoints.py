@@ -34,14 +34,14 @@ def make_checkpoint(directory: Path, tokenizer, architecture: str, labels: list[
     import torch
 
     from hanformer.models.config import BertConfig
-    from hanformer.models.heads import ARCHITECTURES
+    from hanformer.models.registry import architectures
 
     torch.manual_seed(seed)
     extra = {"id2label": dict(enumerate(labels))} if labels else {}
     config = BertConfig.preset("tiny", vocab_size=tokenizer.vocab_size, num_hidden_layers=layers,
                                hidden_size=32, num_attention_heads=heads, intermediate_size=64,
                                max_position_embeddings=128, **extra)
-    model = ARCHITECTURES[architecture](config).eval()
+    model = architectures("bert")[architecture](config).eval()
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory

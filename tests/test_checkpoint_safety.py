@@ -14,15 +14,11 @@ from hanformer.cli.main import main
 from hanformer.errors import CheckpointError, ConfigError
 from hanformer.models import layers, sizing
 from hanformer.models.bert import BertModel
-from hanformer.models.checkpoint import (
-    inspect_checkpoint,
-    load_model,
-    read_state_dict,
-    weight_files,
-)
+from hanformer.models.checkpoint import inspect_checkpoint, load_model
 from hanformer.models.config import BertConfig
 from hanformer.models.gpt import GPTConfig, GPTForCausalLM
 from hanformer.models.heads import BertForPreTraining
+from hanformer.models.hub import read_state_dict, weight_files
 
 VOCAB = 61
 INDEX = "model.safetensors.index.json"

@@ -13,7 +13,9 @@ transformers.logging.set_verbosity_error()
 from hanformer.models.bert import BertModel  # noqa: E402
 from hanformer.models.config import BertConfig  # noqa: E402
 from hanformer.models.embedding import encode_batch, load_tokenizer, pool  # noqa: E402
-from hanformer.models.heads import ARCHITECTURES  # noqa: E402
+from hanformer.models.registry import architectures  # noqa: E402
+
+ARCHITECTURES = architectures("bert")
 
 TOL = 1e-5
 VOCAB = 97

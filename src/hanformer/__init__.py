@@ -80,7 +80,7 @@ _EXPORTS: dict[str, str] = {
     "AttentionViewConfig": "hanformer.visualization.config",
     "render_attention_html": "hanformer.visualization.html",
     "write_attention_html": "hanformer.visualization.html",
-    "write_attention_view": "hanformer.visualization.html",
+    "write_attention_view": "hanformer.visualization.view",
     "ServeConfig": "hanformer.serving.config",
     "create_app": "hanformer.serving.app",
     "serve": "hanformer.serving.app",

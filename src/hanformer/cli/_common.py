@@ -14,7 +14,7 @@ import argparse
 from typing import Any, TypeVar
 
 from hanformer.cli.main import HelpFormatter
-from hanformer.utils.config import SettingsSpec, add_settings_arguments, resolve_settings
+from hanformer.utils.settings_cli import SettingsSpec, add_settings_arguments, resolve_settings
 
 T = TypeVar("T")
 

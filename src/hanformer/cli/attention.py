@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from hanformer.utils.files import check_output_file
     from hanformer.visualization.config import AttentionViewConfig
-    from hanformer.visualization.html import write_attention_view
+    from hanformer.visualization.view import write_attention_view
 
     config = settings(args, AttentionViewConfig)
     check_output_file(args.out, "--out")  # before the model is loaded and run

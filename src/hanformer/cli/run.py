@@ -43,8 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from hanformer.recipes.adapters import StageInterrupted
     from hanformer.recipes.run import run_recipe
+    from hanformer.recipes.stages.common import StageInterrupted
 
     try:
         result = run_recipe(args.recipe, force=args.force, dry_run=args.dry_run, out_dir=args.out_dir)

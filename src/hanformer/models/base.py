@@ -1,9 +1,8 @@
-"""What every model family (BERT, GPT) shares: its config, size, device and checkpoint I/O.
+"""What every model family (BERT, GPT, RoBERTa/ELECTRA) shares: its config, size, device and checkpoint I/O.
 
-Each family names the module that maps its tensors to the Hugging Face layout
-(`checkpoint_module`); that module defines `save_pretrained(model, directory, dtype)` and
-`load_pretrained(cls, directory, dtype=..., **config_overrides)`. It is imported on first use,
-because checkpoint code imports the model classes.
+Checkpoints are read and written by `hanformer.models.checkpoint`, which finds the family's
+adapter in the registry. That module is looked up when a checkpoint is first read or written,
+not imported here: the registry lists the model classes, which are defined on top of this one.
 """
 
 from __future__ import annotations
@@ -19,10 +18,11 @@ from hanformer.models.sizing import check_fits_in_memory
 
 P = TypeVar("P", bound="PreTrainedModel")
 
+_CHECKPOINT_IO = "hanformer.models.checkpoint"
+
 
 class PreTrainedModel(nn.Module):
     config_class: ClassVar[type]
-    checkpoint_module: ClassVar[str]
 
     def __init__(self, config: Any) -> None:
         super().__init__()
@@ -41,7 +41,7 @@ class PreTrainedModel(nn.Module):
 
     def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> None:
         """Write config.json + model.safetensors that transformers' matching class loads."""
-        importlib.import_module(self.checkpoint_module).save_pretrained(self, directory, dtype=dtype)
+        importlib.import_module(_CHECKPOINT_IO).save_pretrained(self, directory, dtype=dtype)
 
     @classmethod
     def from_pretrained(cls: type[P], directory: str | Path, *, dtype: torch.dtype | None = None,
@@ -51,5 +51,6 @@ class PreTrainedModel(nn.Module):
         `config_overrides` change the config before building, e.g. `num_labels=3` to put a new
         3-way classifier on a pretrained encoder (heads absent from the checkpoint start fresh).
         """
-        module = importlib.import_module(cls.checkpoint_module)
-        return module.load_pretrained(cls, directory, dtype=dtype, **config_overrides)
+        model: P = importlib.import_module(_CHECKPOINT_IO).load_pretrained(cls, directory, dtype=dtype,
+                                                                           **config_overrides)
+        return model

@@ -26,10 +26,9 @@ from hanformer.models.outputs import BaseModelOutputWithPooling
 
 class BertPreTrainedModel(PreTrainedModel):
     """What every BERT model shares: config, weight init, Hugging Face save/load
-    (old key names included; the mapping lives in models/checkpoint.py)."""
+    (old key names included; the mapping lives in models/bert_checkpoint.py)."""
 
     config_class = BertConfig
-    checkpoint_module = "hanformer.models.checkpoint"
     config: BertConfig
 
     def init_weights(self) -> None:

@@ -18,6 +18,7 @@ from typing import Any, Literal, NoReturn, TypeVar
 
 from hanformer.errors import ConfigError
 from hanformer.utils.config import load_config, load_json_object, setting
+from hanformer.utils.files import atomic_write_json
 
 C = TypeVar("C")
 
@@ -190,8 +191,6 @@ class BertConfig:
         return out
 
     def save_pretrained(self, directory: str | Path) -> None:
-        from hanformer.utils.files import atomic_write_json
-
         atomic_write_json(Path(directory) / "config.json", self.to_dict())
 
 

@@ -17,6 +17,7 @@ from torch import Tensor
 from hanformer.errors import ConfigError, InputError
 from hanformer.models.base import PreTrainedModel
 from hanformer.models.bert import BertModel
+from hanformer.models.checkpoint import load_model
 from hanformer.models.embed_config import EmbedConfig
 from hanformer.models.layers import masked_mean
 
@@ -90,8 +91,6 @@ def embed(model: str | Path | PreTrainedModel, texts: Sequence[str], *, tokenize
     if cfg.max_length is not None and cfg.max_length < 1:
         raise ConfigError(f"embed: max_length = {cfg.max_length}: must be at least 1 (or unset for the model's limit)")
     if isinstance(model, (str, Path)):
-        from hanformer.models.checkpoint import load_model
-
         tokenizer = tokenizer or load_tokenizer(model)
         model = load_model(model, "BertModel")
     if tokenizer is None:

@@ -152,11 +152,11 @@ class FamilyEmbeddings(BertEmbeddings):
 
 
 class InFamily:
-    """What every RoBERTa / XLM-R / ELECTRA class shares: its config and its checkpoint layout.
-    `hf_suffix` is the class name after the family's prefix (`RobertaForMaskedLM` -> `ForMaskedLM`)."""
+    """What every RoBERTa / XLM-R / ELECTRA class shares: its config (and, through the registry,
+    its checkpoint layout). `hf_suffix` is the class name after the family's prefix
+    (`RobertaForMaskedLM` -> `ForMaskedLM`)."""
 
     config_class: ClassVar[type[BertConfig]] = EncoderFamilyConfig
-    checkpoint_module: ClassVar[str] = "hanformer.models.family_checkpoint"
     hf_suffix: ClassVar[str]
 
 
@@ -300,11 +300,11 @@ _CLASSES: tuple[type[InFamily], ...] = (FamilyModel, FamilyForSequenceClassifica
 # Heads transformers has for one family only.
 _ONLY: dict[type, tuple[str, ...]] = {FamilyForMaskedLM: ROBERTA_TYPES, ReplacedTokenDetector: ("electra",)}
 
-# transformers' class name -> our class, e.g. "XLMRobertaForTokenClassification".
-FAMILY_ARCHITECTURES: dict[str, type[BertPreTrainedModel]] = {
-    CLASS_PREFIX[family] + cls.hf_suffix: cls  # type: ignore[misc]
-    for family in FAMILY_MODEL_TYPES for cls in _CLASSES if family in _ONLY.get(cls, FAMILY_MODEL_TYPES)
-}
+
+def family_architectures(family: str) -> dict[str, type[BertPreTrainedModel]]:
+    """transformers' class name -> our class for one family, e.g. "XLMRobertaForTokenClassification"."""
+    return {CLASS_PREFIX[family] + cls.hf_suffix: cls  # type: ignore[misc]
+            for cls in _CLASSES if family in _ONLY.get(cls, FAMILY_MODEL_TYPES)}
 
 
 def family_of(model: BertPreTrainedModel) -> str:

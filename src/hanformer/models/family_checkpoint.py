@@ -1,17 +1,16 @@
 """RoBERTa, XLM-RoBERTa and ELECTRA checkpoints in the Hugging Face layout.
 
 The encoder is BERT's under the family's prefix (`roberta.`, `electra.`), so its tensors go
-through BERT's translation in models/checkpoint.py (names, the fused Q/K/V, legacy names);
+through BERT's translation in models/bert_checkpoint.py (names, the fused Q/K/V, legacy names);
 ELECTRA adds `embeddings_project` (our `embeddings.project`). The heads carry each family's own
 names (table below). Loading follows BERT's rules: encoder tensors are strict, a head the
 checkpoint lacks starts fresh (with a warning), a head of another task is dropped, so
 `monologg/koelectra-*-discriminator` (an `ElectraForPreTraining`) fine-tunes under a classifier.
+Reading files and the shared checks are `models/hub.py`'s.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -19,38 +18,27 @@ from typing import Any, TypeVar, cast
 import torch
 from torch import Tensor
 
-from hanformer.errors import CheckpointError, ConfigError
+from hanformer.errors import CheckpointError
 from hanformer.models.bert import BertModel, BertPreTrainedModel
-from hanformer.models.checkpoint import (
-    _LAYER_NUMBER,
-    TOKENIZER_FILES,
-    WEIGHTS_NAME,
-    _hf_names,
-    _listing,
-    _model_type,
-    _require_dir,
-    _tensor_shapes,
-    check_weights_match,
-    from_hf_state_dict,
-    header_tensors,
-    read_state_dict,
-    require_floating,
-    to_hf_state_dict,
-    weight_files,
-)
+from hanformer.models.bert_checkpoint import BERT, from_hf_state_dict, hf_names, to_hf_state_dict
 from hanformer.models.encoder_family import (
     CLASS_PREFIX,
-    FAMILY_ARCHITECTURES,
-    FAMILY_MODEL_TYPES,
     EncoderFamilyConfig,
     architecture_name,
+    family_architectures,
     family_of,
 )
-from hanformer.models.heads import ARCHITECTURES
-from hanformer.models.sizing import check_fits_in_memory
-from hanformer.utils.files import atomic_save
+from hanformer.models.hub import (
+    apply_overrides,
+    check_weights_match,
+    file_facts,
+    header_tensors,
+    parameters_by_dtype,
+    require_config,
+    require_floating,
+    tensor_shapes,
+)
 
-log = logging.getLogger("hanformer.models")
 M = TypeVar("M", bound=BertPreTrainedModel)
 
 PREFIX = {"roberta": "roberta.", "xlm-roberta": "roberta.", "electra": "electra."}
@@ -133,7 +121,7 @@ def family_names(keys: Iterable[str], family: str) -> list[str]:
     out = []
     for key in keys:
         if key.startswith("bert."):
-            out.append(PREFIX[family] + _rename(_hf_names([key[len("bert."):]])[0], [_PROJECTION], 0))
+            out.append(PREFIX[family] + _rename(hf_names([key[len("bert."):]])[0], [_PROJECTION], 0))
         else:
             out.append(_rename(key, _HEAD_NAMES, 0))
     return out
@@ -145,22 +133,12 @@ def family_class(cls: type[M], family: str) -> type[M]:
     """The family's class for `cls`: itself when it is one, else the one in its place
     (`BertForTokenClassification` -> the class of `XLMRobertaForTokenClassification`)."""
     suffix = getattr(cls, "hf_suffix", None) or cls.__name__.removeprefix("Bert")
-    target = FAMILY_ARCHITECTURES.get(CLASS_PREFIX[family] + suffix)
+    classes = family_architectures(family)
+    target = classes.get(CLASS_PREFIX[family] + suffix)
     if target is None or not issubclass(target, cls):
         raise CheckpointError(f"a {family} checkpoint does not load as {cls.__name__}; {family} classes: "
-                              f"{', '.join(_names_of(family))}")
+                              f"{', '.join(classes)}")
     return target
-
-
-def checkpoint_class(cls: type[M], directory: str | Path) -> type[M]:
-    """`cls`, or the family's class in its place when `directory` holds a RoBERTa, XLM-R or ELECTRA
-    checkpoint (for code that picks a BERT head by task)."""
-    family = _model_type(_require_dir(directory))
-    return family_class(cls, family) if family in FAMILY_MODEL_TYPES else cls
-
-
-def _names_of(family: str) -> list[str]:
-    return [name for name in FAMILY_ARCHITECTURES if name.startswith(CLASS_PREFIX[family])]
 
 
 def _architecture_from_keys(keys: Iterable[str], family: str) -> str:
@@ -179,92 +157,22 @@ def _architecture_from_keys(keys: Iterable[str], family: str) -> str:
     else:
         suffix = "Model"
     name = CLASS_PREFIX[family] + suffix
-    return name if name in FAMILY_ARCHITECTURES else CLASS_PREFIX[family] + "Model"
+    return name if name in family_architectures(family) else CLASS_PREFIX[family] + "Model"
 
 
-# --- reading and writing --------------------------------------------------------------------
+# --- inspecting ------------------------------------------------------------------------------
 
-def save_pretrained(model: BertPreTrainedModel, directory: str | Path, dtype: torch.dtype | None = None) -> None:
-    """config.json + model.safetensors in the family's layout, both written atomically."""
-    from safetensors.torch import save_file
-
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.cpu() for k, v in to_family_state_dict(model, dtype).items()}
-    atomic_save(d / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    dataclasses.replace(model.config, architectures=[architecture_name(model)]).save_pretrained(d)
-
-
-def read_family_config(directory: str | Path, **config_overrides: Any) -> EncoderFamilyConfig:
-    """config.json of a family checkpoint, with `config_overrides` applied (as from_pretrained's)."""
-    d = _require_dir(directory)
-    if not (d / "config.json").is_file():
-        raise CheckpointError(f"{d}: no config.json (not a checkpoint directory in the Hugging Face layout)")
-    config = cast(EncoderFamilyConfig, EncoderFamilyConfig.from_pretrained(d))
-    if not config_overrides:
-        return config
-    if "num_labels" in config_overrides and "id2label" not in config_overrides:
-        config_overrides["id2label"] = None  # the checkpoint's label names no longer apply
-    try:
-        return dataclasses.replace(config, **config_overrides)
-    except TypeError as e:
-        raise ConfigError(f"from_pretrained: {e}") from None
-
-
-def load_pretrained(cls: type[M], directory: str | Path, *, dtype: torch.dtype | None = None,
-                    **config_overrides: Any) -> M:
-    d = _require_dir(directory)
-    config = read_family_config(d, **config_overrides)
-    cls = family_class(cls, config.family)
-    # Everything that can fail is checked on the headers before the model is allocated.
-    check_weights_match(cls, config, d, header_tensors(d), from_family_state_dict, _LAYER_NUMBER,
-                        f"{PREFIX[config.family]}encoder.layer.N.*")
-    check_fits_in_memory(config, str(d / "config.json"))
-    model = cls(config)
-    ours, missing, unused = from_family_state_dict(read_state_dict(d), model, source=str(d))
-    model.load_state_dict(ours, strict=False)
-    if missing:
-        log.warning("%s: %s not in the checkpoint, newly initialised (train before use): %s",
-                    d, "heads" if len(missing) > 1 else "head", _listing(family_names(missing, config.family)))
-    if unused:
-        log.info("%s: unused head tensors of another task dropped: %s", d,
-                 _listing(family_names(unused, config.family)))
-    if dtype is not None:
-        model = model.to(dtype)
-    model.eval()
-    return model
-
-
-def load_family_model(directory: str | Path, architecture: str | None = None, *, dtype: torch.dtype | None = None,
-                      **config_overrides: Any) -> BertPreTrainedModel:
-    """`load_model` for the families: the class named by `architecture` or config.json (a BERT
-    name such as "BertModel" means the family's equivalent), else guessed from the tensors."""
-    d = _require_dir(directory)
-    config = cast(EncoderFamilyConfig, EncoderFamilyConfig.from_pretrained(d))
-    name = architecture or (config.architectures[0] if config.architectures else None) \
-        or _architecture_from_keys(header_tensors(d), config.family)
-    cls = FAMILY_ARCHITECTURES.get(name) or ARCHITECTURES.get(name)
-    if cls is None:
-        raise CheckpointError(f"{d}: architecture {name!r} is not supported for model_type {config.family!r}; "
-                              f"choose one of {', '.join(_names_of(config.family))}")
-    return load_pretrained(cls, d, dtype=dtype, **config_overrides)
-
-
-def inspect_family(directory: str | Path) -> dict[str, Any]:
-    """`inspect_checkpoint` for RoBERTa / XLM-R / ELECTRA checkpoints: the same keys (plus
-    `model_type` and `embedding_size`), read without loading the weights."""
-    d = _require_dir(directory)
-    config = cast(EncoderFamilyConfig, EncoderFamilyConfig.from_pretrained(d))
+def inspect_family(d: Path, config: EncoderFamilyConfig, classes: dict[str, type[Any]]) -> dict[str, Any]:
+    """What a RoBERTa / XLM-R / ELECTRA checkpoint holds: the keys of `inspect_checkpoint` (plus
+    `model_type` and `embedding_size`), read without loading the weights; `classes` are the
+    families' architectures by name."""
     header = header_tensors(d)
     guessed = _architecture_from_keys(header, config.family)
     named = (config.architectures or [guessed])[0]
-    check_weights_match(FAMILY_ARCHITECTURES.get(named, FAMILY_ARCHITECTURES[guessed]), config, d, header,
-                        from_family_state_dict, _LAYER_NUMBER, f"{PREFIX[config.family]}encoder.layer.N.*")
-    shapes = {k: v for k, v in _tensor_shapes(header).items()
+    check_weights_match(classes.get(named, classes[guessed]), config, d, header, FAMILY)
+    shapes = {k: v for k, v in tensor_shapes(header).items()
               if not k.endswith(("position_ids", "token_type_ids", _TIED, "lm_head.decoder.bias"))}
-    dtypes: dict[str, int] = {}
-    for shape, dt in shapes.values():
-        dtypes[dt] = dtypes.get(dt, 0) + int(torch.Size(shape).numel())
+    dtypes = parameters_by_dtype(shapes)
     return {
         "path": str(d), "model_type": config.family,
         "architectures": config.architectures or [guessed],
@@ -276,9 +184,7 @@ def inspect_family(directory: str | Path) -> dict[str, Any]:
         "labels": config.id2label if any(".out_proj." in k or k.startswith("classifier.") for k in shapes) else None,
         "parameters": sum(dtypes.values()), "dtypes": dtypes, "heads": _heads(shapes),
         "tensor_names": f"transformers ({CLASS_PREFIX[config.family]})",
-        "weight_files": [p.name for p in weight_files(d)],
-        "weight_bytes": sum(p.stat().st_size for p in weight_files(d) if p.is_file()),
-        "tokenizer_files": [n for n in TOKENIZER_FILES if (d / n).is_file()],
+        **file_facts(d),
     }
 
 
@@ -297,3 +203,44 @@ def _heads(shapes: dict[str, tuple[tuple[int, ...], str]]) -> list[str]:
     if "qa_outputs.weight" in shapes:
         heads.append("question answering (start/end)")
     return heads
+
+
+class FamilyCheckpoint:
+    """The `CheckpointAdapter` of RoBERTa, XLM-R and ELECTRA: BERT's encoder under the family's
+    prefix, the family's head names, and the family's class in place of a BERT head."""
+
+    layer_pattern = BERT.layer_pattern  # the encoder's layers, under the family's prefix
+    config_class = EncoderFamilyConfig
+
+    def layer_example(self, config: Any) -> str:
+        return f"{PREFIX[config.family]}encoder.layer.N.*"
+
+    def read_config(self, directory: Path, **config_overrides: Any) -> EncoderFamilyConfig:
+        require_config(directory)
+        config = cast(EncoderFamilyConfig, EncoderFamilyConfig.from_pretrained(directory))
+        return cast(EncoderFamilyConfig, apply_overrides(config, config_overrides))
+
+    def model_class(self, cls: type[Any], config: Any) -> type[Any]:
+        return family_class(cls, config.family)
+
+    def to_hf(self, model: Any, dtype: torch.dtype | None) -> dict[str, Tensor]:
+        return to_family_state_dict(model, dtype)
+
+    def from_hf(self, state: dict[str, Tensor], model: Any,
+                source: str) -> tuple[dict[str, Tensor], list[str], list[str]]:
+        return from_family_state_dict(state, model, source)
+
+    def hf_names(self, keys: list[str], config: Any) -> list[str]:
+        return family_names(keys, config.family)
+
+    def architecture_name(self, model: Any) -> str:
+        return architecture_name(model)
+
+    def guess_architecture(self, directory: Path, config: Any) -> str:
+        return _architecture_from_keys(header_tensors(directory), config.family)
+
+    def inspect(self, directory: Path, config: Any, classes: dict[str, type[Any]]) -> dict[str, Any]:
+        return inspect_family(directory, config, classes)
+
+
+FAMILY = FamilyCheckpoint()

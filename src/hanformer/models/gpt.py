@@ -50,6 +50,7 @@ from hanformer.models.layers import (
 )
 from hanformer.models.outputs import ModelOutput
 from hanformer.utils.config import load_config, load_json_object, setting
+from hanformer.utils.files import atomic_write_json
 
 IGNORE_INDEX = -100
 
@@ -170,8 +171,6 @@ class GPTConfig:
         return out
 
     def save_pretrained(self, directory: str | Path) -> None:
-        from hanformer.utils.files import atomic_write_json
-
         atomic_write_json(Path(directory) / "config.json", self.to_dict())
 
 
@@ -197,7 +196,6 @@ class GPTPreTrainedModel(PreTrainedModel):
     (the mapping lives in models/gpt_checkpoint.py)."""
 
     config_class = GPTConfig
-    checkpoint_module = "hanformer.models.gpt_checkpoint"
     config: GPTConfig
 
     def init_weights(self) -> None:
@@ -425,12 +423,3 @@ def _infer_attention_mask(input_ids: Tensor, pad: int | None, eos: int | None) -
     if pad is not None and pad != eos and bool((input_ids == pad).any()):
         return (input_ids != pad).long()
     return torch.ones_like(input_ids)
-
-
-# Architecture name in config.json -> class.
-GPT_ARCHITECTURES: dict[str, type[GPTPreTrainedModel]] = {
-    "GPT2LMHeadModel": GPTForCausalLM,
-    "GPTForCausalLM": GPTForCausalLM,
-    "GPT2Model": GPTModel,
-    "GPTModel": GPTModel,
-}

@@ -8,46 +8,31 @@ Two things differ between our modules and transformers' GPT-2:
 
 The output head is tied to the token embeddings, so `lm_head.weight` is not stored (as
 transformers does); a checkpoint whose head differs from its embeddings cannot be represented
-and is refused. Reading goes through `models/checkpoint.py` (safetensors, or weights-only
-PyTorch files).
+and is refused. Reading files and the shared checks are `models/hub.py`'s.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 import re
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from hanformer.errors import CheckpointError, ConfigError
-from hanformer.models.checkpoint import (
-    TOKENIZER_FILES,
-    WEIGHTS_NAME,
-    _require_dir,
-    _tensor_shapes,
+from hanformer.errors import CheckpointError
+from hanformer.models.gpt import GPTConfig, GPTForCausalLM, GPTModel, GPTPreTrainedModel
+from hanformer.models.hub import (
+    apply_overrides,
     check_weights_match,
+    file_facts,
     header_tensors,
-    read_state_dict,
+    parameters_by_dtype,
+    require_config,
     require_floating,
     shape_keys,
-    weight_files,
+    tensor_shapes,
 )
-from hanformer.models.gpt import (
-    GPT_ARCHITECTURES,
-    GPTConfig,
-    GPTForCausalLM,
-    GPTModel,
-    GPTPreTrainedModel,
-)
-from hanformer.models.sizing import check_fits_in_memory
-from hanformer.utils.files import atomic_save
-
-log = logging.getLogger("hanformer.models")
-G = TypeVar("G", bound=GPTPreTrainedModel)
 
 # (our name, GPT-2's name) inside the decoder stack; "{i}" is the layer number.
 _NAME_MAP = [
@@ -156,53 +141,15 @@ def from_hf_state_dict(state: dict[str, Tensor], model: GPTPreTrainedModel, sour
     return ours
 
 
-def save_pretrained(model: GPTPreTrainedModel, directory: str | Path, dtype: torch.dtype | None = None) -> None:
-    """config.json + model.safetensors, both written atomically."""
-    from safetensors.torch import save_file
-
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.cpu() for k, v in to_hf_state_dict(model, dtype).items()}
-    atomic_save(d / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    architecture = "GPT2LMHeadModel" if isinstance(model, GPTForCausalLM) else "GPT2Model"
-    dataclasses.replace(model.config, architectures=[architecture]).save_pretrained(d)
-
-
-def load_pretrained(cls: type[G], directory: str | Path, *, dtype: torch.dtype | None = None,
-             **config_overrides: Any) -> G:
-    d = _require_dir(directory)
-    if not (d / "config.json").is_file():
-        raise CheckpointError(f"{d}: no config.json (not a checkpoint directory in the Hugging Face layout)")
-    config = GPTConfig.from_pretrained(d)
-    if config_overrides:
-        try:
-            config = dataclasses.replace(config, **config_overrides)
-        except TypeError as e:
-            raise ConfigError(f"from_pretrained: {e}") from None
-    # Everything that can fail is checked on the headers before the model is allocated.
-    check_weights_match(cls, config, d, header_tensors(d), from_hf_state_dict, _LAYER_NUMBER, "h.N.*")
-    check_fits_in_memory(config, str(d / "config.json"))
-    model = cls(config)
-    model.load_state_dict(from_hf_state_dict(read_state_dict(d), model, source=str(d)))
-    if dtype is not None:
-        model = model.to(dtype)
-    model.eval()
-    return model
-
-
-def inspect_gpt(directory: str | Path) -> dict[str, Any]:
-    """`inspect_checkpoint` for GPT-2 layout checkpoints: the same keys, read without loading weights."""
-    d = _require_dir(directory)
-    config = GPTConfig.from_pretrained(d)
+def inspect_gpt(d: Path, config: GPTConfig, classes: dict[str, type[Any]]) -> dict[str, Any]:
+    """What a GPT-2 layout checkpoint holds (the keys of `inspect_checkpoint`), read without
+    loading weights; `classes` are the GPT architectures by name."""
     header = header_tensors(d)
     lm = any(k.startswith("transformer.") or k == "lm_head.weight" for k in header)
     named = (config.architectures or [""])[0]
-    check_weights_match(GPT_ARCHITECTURES.get(named, GPTForCausalLM if lm else GPTModel), config, d, header,
-                        from_hf_state_dict, _LAYER_NUMBER, "h.N.*")
-    shapes = {k: v for k, v in _tensor_shapes(header).items() if not _BUFFERS.search(k) and k != "lm_head.weight"}
-    dtypes: dict[str, int] = {}
-    for shape, dtype in shapes.values():
-        dtypes[dtype] = dtypes.get(dtype, 0) + int(torch.Size(shape).numel())
+    check_weights_match(classes.get(named, GPTForCausalLM if lm else GPTModel), config, d, header, GPT)
+    shapes = {k: v for k, v in tensor_shapes(header).items() if not _BUFFERS.search(k) and k != "lm_head.weight"}
+    dtypes = parameters_by_dtype(shapes)
     return {
         "path": str(d),
         "architectures": config.architectures or ["GPT2LMHeadModel" if lm else "GPT2Model"],
@@ -213,7 +160,46 @@ def inspect_gpt(directory: str | Path) -> dict[str, Any]:
         "parameters": sum(dtypes.values()), "dtypes": dtypes,
         "heads": ["causal LM (tied to word embeddings)"] if lm else [],
         "tensor_names": "transformers (GPT-2)",
-        "weight_files": [p.name for p in weight_files(d)],
-        "weight_bytes": sum(p.stat().st_size for p in weight_files(d) if p.is_file()),
-        "tokenizer_files": [n for n in TOKENIZER_FILES if (d / n).is_file()],
+        **file_facts(d),
     }
+
+
+class GPTCheckpoint:
+    """The `CheckpointAdapter` of GPT (`GPTModel`, `GPTForCausalLM`): GPT-2's names and Conv1D
+    orientation. Every tensor is required, so loading reports no missing or unused heads."""
+
+    layer_pattern = _LAYER_NUMBER
+    config_class = GPTConfig
+
+    def layer_example(self, config: Any) -> str:
+        return "h.N.*"
+
+    def read_config(self, directory: Path, **config_overrides: Any) -> GPTConfig:
+        require_config(directory)
+        # GPT has no label names that a new head size would invalidate.
+        return apply_overrides(GPTConfig.from_pretrained(directory), config_overrides, relabel=False)
+
+    def model_class(self, cls: type[Any], config: Any) -> type[Any]:
+        return cls
+
+    def to_hf(self, model: Any, dtype: torch.dtype | None) -> dict[str, Tensor]:
+        return to_hf_state_dict(model, dtype)
+
+    def from_hf(self, state: dict[str, Tensor], model: Any,
+                source: str) -> tuple[dict[str, Tensor], list[str], list[str]]:
+        return from_hf_state_dict(state, model, source), [], []
+
+    def hf_names(self, keys: list[str], config: Any) -> list[str]:
+        return list(keys)
+
+    def architecture_name(self, model: Any) -> str:
+        return "GPT2LMHeadModel" if isinstance(model, GPTForCausalLM) else "GPT2Model"
+
+    def guess_architecture(self, directory: Path, config: Any) -> str:
+        return "GPT2LMHeadModel"  # what transformers' AutoModelForCausalLM would build
+
+    def inspect(self, directory: Path, config: Any, classes: dict[str, type[Any]]) -> dict[str, Any]:
+        return inspect_gpt(directory, config, classes)
+
+
+GPT = GPTCheckpoint()

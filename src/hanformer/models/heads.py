@@ -236,14 +236,3 @@ class BertForQuestionAnswering(BertPreTrainedModel):
 
 def _classifier_dropout(config: BertConfig) -> float:
     return config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-
-
-# Architecture name in config.json -> class (used by load_model and checkpoint conversion).
-ARCHITECTURES: dict[str, type[BertPreTrainedModel]] = {
-    "BertModel": BertModel,
-    "BertForPreTraining": BertForPreTraining,
-    "BertForMaskedLM": BertForMaskedLM,
-    "BertForSequenceClassification": BertForSequenceClassification,
-    "BertForTokenClassification": BertForTokenClassification,
-    "BertForQuestionAnswering": BertForQuestionAnswering,
-}

@@ -26,17 +26,6 @@ if TYPE_CHECKING:
     from hanformer.generation.api import GeneratedText
     from hanformer.generation.config import GenerationConfig
 
-# The checkpoint's class decides which task the app serves.
-TASKS = {
-    "BertForSequenceClassification": "classification",
-    "BertForTokenClassification": "token-classification",
-    "BertForQuestionAnswering": "question-answering",
-    "BertForMaskedLM": "fill-mask",
-    "BertForPreTraining": "fill-mask",
-    "BertModel": "embeddings",
-    "GPTForCausalLM": "text-generation",
-}
-
 # Which endpoints each kind of checkpoint answers (for /info and the page's footer).
 ENCODER_ENDPOINTS = ["/api/tokenize", "/api/embeddings", "/api/attention"]
 CAUSAL_LM_ENDPOINTS = ["/api/tokenize", "/api/generate"]
@@ -99,7 +88,8 @@ class InferenceEngine:
 
     def __init__(self, model_dir: str | Path, config: ServeConfig) -> None:
         from hanformer.models.checkpoint import load_model
-        from hanformer.tasks.evaluate import resolve_model_dir
+        from hanformer.models.registry import task_of
+        from hanformer.tasks.model_dir import resolve_model_dir
         from hanformer.tokenization.tokenizer import Tokenizer
 
         self.model_dir = resolve_model_dir(model_dir)  # a fine-tuning output dir serves its best/
@@ -109,8 +99,7 @@ class InferenceEngine:
         self.tokenizer = Tokenizer.from_pretrained(self.model_dir)
         architecture = type(self.model).__name__
         self.architecture = architecture
-        # RoBERTa / XLM-R / ELECTRA heads are subclasses of the BERT head of their task
-        self.task = next((TASKS[c.__name__] for c in type(self.model).__mro__ if c.__name__ in TASKS), "embeddings")
+        self.task = task_of(type(self.model))  # the checkpoint's class decides which task the app serves
         self.causal_lm = self.task == "text-generation"
         if architecture == "GPTModel":
             raise CheckpointError(f"{self.model_dir}: a GPTModel checkpoint (GPT without its language-model head) "

@@ -8,13 +8,11 @@ so `--model DIR --data FILE` is enough. `--seeds 1,2,3` scores `DIR/seed-1`, `DI
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from hanformer.errors import CheckpointError, ConfigError
-from hanformer.models.hf_cache import locate_model
 from hanformer.tasks.finetune import (
     DataConfig,
     Log,
@@ -23,6 +21,7 @@ from hanformer.tasks.finetune import (
     read_examples,
     subsample,
 )
+from hanformer.tasks.model_dir import resolve_model_dir
 from hanformer.tasks.model_io import (
     TaskSettings,
     checkpoint_labels,
@@ -63,16 +62,6 @@ class EvaluateConfig:
             raise ConfigError(f"--max-examples {self.max_examples}: must be 0 (all) or more")
         if self.threads < 0:
             raise ConfigError(f"--threads {self.threads}: must be 0 (torch's default) or more")
-
-
-def resolve_model_dir(path: str | os.PathLike[str]) -> Path:
-    """A directory with config.json: PATH itself, or PATH/best, or PATH/final; a PATH that is not
-    a folder may name a model in the Hugging Face cache (`klue/bert-base`)."""
-    p = locate_model(path)
-    for candidate in (p, p / "best", p / "final"):
-        if (candidate / "config.json").is_file():
-            return candidate
-    raise CheckpointError(f"{p}: no model here (no config.json in it, nor in best/ or final/)")
 
 
 def load_for_task(model_dir: Path, task_name: str | None, device: str = "auto") -> tuple[TaskSpec, Any, Any, Any, TaskSettings, list[str] | None]:

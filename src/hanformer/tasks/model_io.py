@@ -43,15 +43,17 @@ class TaskSettings:
         return load_config(cls, {k: v for k, v in data.items() if k in names}, f"{source} [settings]")
 
 
-def head_class(task: TaskSpec) -> type[BertPreTrainedModel]:
-    from hanformer.models.heads import (
-        BertForQuestionAnswering,
-        BertForSequenceClassification,
-        BertForTokenClassification,
-    )
+# A task's kind -> what its head does, as the model registry names it.
+_HEAD_TASKS = {"classification": "classification", "regression": "classification",
+               "token": "token-classification", "qa": "question-answering"}
 
-    return {"classification": BertForSequenceClassification, "regression": BertForSequenceClassification,
-            "token": BertForTokenClassification, "qa": BertForQuestionAnswering}[task.kind]
+
+def head_class(task: TaskSpec, model_type: str | None = None) -> type[BertPreTrainedModel]:
+    """The class with the task's head for a checkpoint of `model_type` (BERT's by default;
+    a RoBERTa / XLM-R / ELECTRA checkpoint gets its family's)."""
+    from hanformer.models.registry import task_class
+
+    return task_class(_HEAD_TASKS[task.kind], model_type)
 
 
 def read_model_config(model_dir: str | Path) -> dict[str, Any]:
@@ -62,6 +64,21 @@ def read_model_config(model_dir: str | Path) -> dict[str, Any]:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path}: invalid JSON ({e.msg})") from None
+
+
+def sentence_transformers_pooling(model_dir: str | Path) -> str | None:
+    """'mean' or 'cls' when `model_dir` is a sentence-transformers model whose pooling module
+    uses exactly that (its `modules.json` names the folder), else None. Such a model was trained
+    through that pooling, so a classifier fine-tuned on it should read the same sentence vector."""
+    try:
+        modules = json.loads((Path(model_dir) / "modules.json").read_text(encoding="utf-8"))
+        pooling = next(m for m in modules if str(m.get("type", "")).endswith(".Pooling"))
+        modes = json.loads((Path(model_dir) / pooling["path"] / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError, AttributeError, KeyError, StopIteration):
+        return None  # not a sentence-transformers folder (or not one we can read): no opinion
+    used = [name for name, key in (("mean", "pooling_mode_mean_tokens"), ("cls", "pooling_mode_cls_token"))
+            if modes.get(key) is True]
+    return used[0] if len(used) == 1 else None
 
 
 def read_task_file(model_dir: str | Path) -> dict[str, Any] | None:
@@ -186,9 +203,9 @@ def load_task_model(task: TaskSpec, model_dir: str | Path, labels: list[str] | N
     `pooling` (sentence-level heads only) override the checkpoint's config. The head's outputs
     are named in config.json (`id2label`) by `head_label_names` (`names`: `--label-names`)."""
     from hanformer.models.bert import BertModel
-    from hanformer.models.family_checkpoint import checkpoint_class
+    from hanformer.models.hub import model_type, require_dir
 
-    cls: type[Any] = checkpoint_class(head_class(task), model_dir)  # RoBERTa / ELECTRA checkpoints: their family's head
+    cls: type[Any] = head_class(task, model_type(require_dir(model_dir)))  # RoBERTa / ELECTRA: their family's head
     if names and task.kind in ("regression", "qa"):
         label_names(task, [], names)  # raises: such a head has no labels to name
     overrides: dict[str, Any] = {}
@@ -201,6 +218,8 @@ def load_task_model(task: TaskSpec, model_dir: str | Path, labels: list[str] | N
                      "problem_type": "single_label_classification" if task.kind == "classification" else None}
     if dropout is not None:
         overrides.update(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    if pooling is None and "classifier_pooling" not in read_model_config(model_dir):
+        pooling = sentence_transformers_pooling(model_dir)  # e.g. all-MiniLM-L6-v2: trained through the mean
     if pooling is not None and task.kind in ("classification", "regression"):
         overrides["classifier_pooling"] = pooling
     keep_head = check_head(task, model_dir, labels, reinit_head, names) if not from_scratch else False
