@@ -7,9 +7,14 @@ pipelines never strip accents: they compose (NFC) first and keep `strip_accents=
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+import tokenizers
 from tokenizers import normalizers
 
-from hanformer.tokenization.config import TokenizerConfig
+from hanformer.tokenization.config import UNK, TokenizerConfig
+from hanformer.tokenization.model import build_wordpiece
 
 
 def build_normalizer(config: TokenizerConfig) -> normalizers.Normalizer:
@@ -32,3 +37,27 @@ def decomposes_hangul(normalizer: normalizers.Normalizer | None) -> bool:
         return False
     sample = "한국어 위키백과"
     return normalizer.normalize_str(sample).replace(" ", "") != sample.replace(" ", "")
+
+
+def normalizer_steps(normalizer: normalizers.Normalizer | None) -> list[dict[str, Any]]:
+    """The serialized steps of `normalizer`, in order, with Sequences flattened."""
+    if normalizer is None:
+        return []
+    holder = tokenizers.Tokenizer(build_wordpiece({UNK: 0}, UNK))
+    holder.normalizer = normalizer
+    steps, stack = [], [json.loads(holder.to_str())["normalizer"]]
+    while stack:
+        item = stack.pop()
+        if item.get("type") == "Sequence":
+            stack.extend(reversed(item.get("normalizers", [])))
+        else:
+            steps.append(item)
+    return steps
+
+
+def bert_normalizer_settings(normalizer: normalizers.Normalizer | None) -> dict[str, Any]:
+    """lowercase/strip_accents/handle_chinese_chars of the BertNormalizer inside `normalizer`."""
+    for step in normalizer_steps(normalizer):
+        if step.get("type") == "BertNormalizer":
+            return {k: step[k] for k in ("lowercase", "strip_accents", "handle_chinese_chars")}
+    return {"lowercase": False, "strip_accents": False, "handle_chinese_chars": False}

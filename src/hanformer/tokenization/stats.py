@@ -11,10 +11,10 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 
-from hanformer.data.readers import iter_text_lines
 from hanformer.errors import InputError
 from hanformer.tokenization.model import CONTINUATION_PREFIX
 from hanformer.tokenization.tokenizer import Tokenizer
+from hanformer.utils.corpus import iter_text_lines
 
 
 @dataclasses.dataclass

@@ -1,7 +1,7 @@
 """Train a WordPiece vocabulary from corpus files (plain text, wiki-extractor, JSON lines, TSV).
 
 The counting and merging run in the `tokenizers` engine (Rust, all cores); Python only reads
-the files (through `hanformer.data.readers`, so errors name file and line) and, with
+the files (through `hanformer.utils.corpus`, so errors name file and line) and, with
 `morpheme_split`, pre-splits Korean words with Kiwi so the vocabulary is learned on exactly the
 pieces encoding will produce.
 
@@ -33,13 +33,13 @@ from pathlib import Path
 import tokenizers
 from tokenizers import trainers
 
-from hanformer.data.readers import expand_paths, iter_text_lines
 from hanformer.errors import ConfigError, InputError
 from hanformer.tokenization.config import UNK, TokenizerConfig
 from hanformer.tokenization.model import CONTINUATION_PREFIX, build_wordpiece
 from hanformer.tokenization.normalizer import build_normalizer
 from hanformer.tokenization.pre_tokenizer import KiwiMorphemeSplitter, build_pre_tokenizer
 from hanformer.tokenization.tokenizer import Tokenizer
+from hanformer.utils.corpus import expand_paths, iter_text_lines
 
 
 def train_tokenizer(
