@@ -249,7 +249,7 @@ def test_page_generates_text_as_it_streams(page, tokenizer, tmp_path, artifacts_
 def test_report_and_views_number_layers_and_heads_from_1(page, classifier_dir, tokenizer, tmp_path):
     """The run report, the attention file and the page's views agree: layer 2 is the second."""
     from hanformer.models.checkpoint import load_model
-    from hanformer.recipes.report import render_report
+    from hanformer.recipes.report.render import render_report
     from hanformer.visualization.attention import attention_data
     from hanformer.visualization.html import write_attention_html
 

@@ -11,9 +11,9 @@ import json
 import pytest
 
 from hanformer.errors import ConfigError
+from hanformer.recipes.caching import MANIFEST, Stage
 from hanformer.recipes.recipe import parse_recipe
 from hanformer.recipes.run import run_stages
-from hanformer.recipes.stages import MANIFEST, Stage
 
 
 class Toy:
@@ -177,14 +177,14 @@ def test_training_stage_stopped_by_a_signal_stops_the_run(toy):
     the stage had finished, and the next run resumes it."""
     from types import SimpleNamespace
 
-    from hanformer.recipes.adapters import StageInterrupted, _stop_if_interrupted
+    from hanformer.recipes.stages.common import StageInterrupted, stop_if_interrupted
 
-    _stop_if_interrupted(SimpleNamespace(stopped="max_steps"), "pretrain")  # finished: nothing happens
+    stop_if_interrupted(SimpleNamespace(stopped="max_steps"), "pretrain")  # finished: nothing happens
     stages = toy.stages()
 
     def count(ctx):
         (ctx.dir / "checkpoints" / "step-00000003").mkdir(parents=True)
-        _stop_if_interrupted(SimpleNamespace(stopped="interrupted"), ctx.stage.key)
+        stop_if_interrupted(SimpleNamespace(stopped="interrupted"), ctx.stage.key)
 
     stages[1].run = count
     with pytest.raises(StageInterrupted, match="stage count was interrupted .* run the same command again"):

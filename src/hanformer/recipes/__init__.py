@@ -3,9 +3,11 @@
     from hanformer.recipes import run_recipe
     run_recipe("recipes/demo-ko.toml")
 
-`recipe.py` reads and checks a recipe, `adapters.py` turns its tables into stages that call the
-components, `stages.py` decides what runs and records what completed, `report.py` and
-`plots.py` write `report.html` and `metrics.json`, and `run.py` ties them together.
+`recipe.py` reads and checks a recipe, `stages/` turns its tables into stages (one module per
+stage) that call the components, `config_merge.py` builds their configs from the tables,
+`caching.py` decides what runs and records what completed, `layout.py` owns every path of a run,
+`report/` collects `metrics.json` and renders `report.html` (with `plots.py`), and `run.py` ties
+them together.
 """
 
 from __future__ import annotations

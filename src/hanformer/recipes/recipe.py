@@ -14,8 +14,8 @@
 Each stage table holds the runner's own keys (declared below: input files, budgets, ...) and,
 beside them, the settings of the component that does the work (`TokenizerConfig`, the data
 preparation config, the pretraining config, the fine-tuning config). Both kinds are checked
-when the recipe is loaded (`validate_recipe` in `stages.py`), before any stage runs, so a typo
-in the last table fails in a second, not after an hour of pretraining.
+before any stage runs (`load_recipe`, then `build_stages` in `stages/build.py`), so a typo in
+the last table fails in a second, not after an hour of pretraining.
 
 Relative paths are read from the folder `hanformer run` is started in, like every other path
 on the command line (the recipes in `recipes/` are meant to run from the repository root).
@@ -35,6 +35,8 @@ from hanformer.errors import ConfigError
 from hanformer.generation.pretrain import _PRESET_ALIASES as GPT_PRESET_ALIASES
 from hanformer.models.config import PRESETS as BERT_PRESETS
 from hanformer.models.config import BertConfig
+from hanformer.models.gpt import PRESETS as GPT_PRESETS
+from hanformer.models.gpt import GPTConfig
 from hanformer.training.config import check_seed
 from hanformer.utils.config import load_config, load_toml, parse_duration, setting
 
@@ -203,10 +205,6 @@ def _check_model_settings(config: Any) -> None:
     if getattr(config, "init_from", None):
         return  # the model comes from that checkpoint, with its own config
     if getattr(config, "objective", None) == "clm":
-        # GPT's config lives beside the model (torch), so it is loaded only for a GPT recipe.
-        from hanformer.models.gpt import PRESETS as GPT_PRESETS
-        from hanformer.models.gpt import GPTConfig
-
         preset = GPT_PRESET_ALIASES.get(config.model, config.model)
         presets: dict[str, Any] = GPT_PRESETS
         build: Callable[..., Any] = GPTConfig.preset
@@ -242,7 +240,7 @@ def parse_recipe(data: dict[str, Any], path: str | Path) -> Recipe:
     """Build a `Recipe` from a TOML dict; unknown tables and runner keys are named with the file.
 
     The component settings (the rest of each stage table) are checked later against the
-    component's own config class, in `stages.validate_recipe`.
+    component's own config class, by `build_stages` (`stages/build.py`).
     """
     path = Path(path)
     unknown = [k for k in data if k not in STAGE_TABLES]
@@ -286,5 +284,5 @@ def parse_recipe(data: dict[str, Any], path: str | Path) -> Recipe:
 
 
 def load_recipe(path: str | Path) -> Recipe:
-    """Read and parse a recipe file (checks tables and runner keys; see `validate_recipe`)."""
+    """Read and parse a recipe file (checks tables and runner keys; see `build_stages`)."""
     return parse_recipe(load_toml(path), path)

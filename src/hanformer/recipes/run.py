@@ -7,11 +7,14 @@
 
 The whole recipe is checked (tables, keys, files, component settings, stage inputs) before the
 first stage starts. Then each stage either runs, resumes from its last checkpoint, or is skipped
-because its settings, inputs and upstream outputs are unchanged (see `stages.py`).
+because its settings, inputs and upstream outputs are unchanged (see `caching.py`). The report
+stage's data is then published with this run's stage table and rendered, once, into
+`runs/<name>/report.html` (see `_publish_report`).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -19,9 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from hanformer.errors import ConfigError
+from hanformer.recipes.caching import Decision, InputHashes, Stage, decide, read_manifest, run_stage
+from hanformer.recipes.layout import RunLayout
 from hanformer.recipes.recipe import Recipe, load_recipe
-from hanformer.recipes.stages import Decision, InputHashes, Stage, decide, read_manifest, run_stage
+from hanformer.recipes.report.render import render_report
+from hanformer.recipes.stages import build_stages
+from hanformer.utils.files import atomic_write, atomic_write_json
 
 
 @dataclass
@@ -95,8 +104,6 @@ def run_recipe(path: str | Path, *, force: Sequence[str] = (), dry_run: bool = F
 
     `out_dir` replaces the recipe's `[run] out_dir` (the run goes to `out_dir/<name>/`).
     """
-    from hanformer.recipes.adapters import build_stages
-
     recipe = load_recipe(path)
     if out_dir is not None:
         recipe.run.out_dir = str(out_dir)
@@ -114,8 +121,6 @@ def run_stages(recipe: Recipe, stages: list[Stage], *, force: Sequence[str] = ()
         return result
 
     if recipe.run.threads:
-        import torch
-
         torch.set_num_threads(recipe.run.threads)
     started = time.time()
     hashes = InputHashes()
@@ -139,28 +144,22 @@ def run_stages(recipe: Recipe, stages: list[Stage], *, force: Sequence[str] = ()
         records.append({"key": stage.key, "title": stage.title, "action": d.action, "reason": d.reason,
                         "seconds": man.get("seconds"), "budget": stage.budget})
     result.seconds = time.time() - started
-    report_dir = recipe.run_dir / "report"
-    if (report_dir / "report.html").is_file():
-        _publish_report(recipe, report_dir, records)
-        result.report = recipe.run_dir / "report.html"
-        result.metrics = recipe.run_dir / "metrics.json"
+    layout = RunLayout(recipe.run_dir)
+    if layout.report_data.is_file():
+        _publish_report(layout, records)
+        result.report = layout.published_report
+        result.metrics = layout.published_metrics
         log(f"report: {result.report}")
     return result
 
 
-def _publish_report(recipe: Recipe, report_dir: Path, records: list[dict[str, Any]]) -> None:
-    """Write runs/<name>/report.html and metrics.json: the report stage's output with the stage
-    table of *this* run (what ran, what was cached). The stage's own files stay untouched, so
-    their hash (and the cache) does not change."""
-    import json
-
-    from hanformer.recipes.report import render_report
-    from hanformer.utils.files import atomic_write, atomic_write_json
-
-    path = report_dir / "metrics.json"
-    data = json.loads(path.read_text(encoding="utf-8"))
+def _publish_report(layout: RunLayout, records: list[dict[str, Any]]) -> None:
+    """Write runs/<name>/metrics.json and report.html: the report stage's data with the stage
+    table of *this* run (what ran, what was cached), rendered here and only here. The stage's own
+    file stays untouched, so its hash (and the cache) does not change."""
+    data = json.loads(layout.report_data.read_text(encoding="utf-8"))
     data["stages"] = records
     data["total_seconds"] = round(sum(r.get("seconds") or 0 for r in records if r["action"] != "skip"), 2)
-    atomic_write_json(recipe.run_dir / "metrics.json", data)
-    with atomic_write(recipe.run_dir / "report.html") as f:
+    atomic_write_json(layout.published_metrics, data)
+    with atomic_write(layout.published_report) as f:
         f.write(render_report(data))

@@ -1,4 +1,4 @@
-"""Stages of a run, with caching by content hash and resume of interrupted stages.
+"""The `Stage` type and its caching: fingerprints, manifests, run/skip/resume decisions.
 
 A recipe becomes a list of `Stage`s in dependency order. Each stage writes into its own folder
 `runs/<name>/<stage>/` and, when it completes, a manifest `stage.json` (written atomically) with
@@ -18,6 +18,7 @@ the last checkpoint instead of starting over.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hanformer.errors import ConfigError, HanformerError
+from hanformer.recipes.layout import RunLayout
 from hanformer.utils.files import atomic_write_json
 from hanformer.utils.hashing import hash_file, hash_json, hash_tree
 
@@ -47,13 +49,16 @@ class StageContext:
     log: Callable[[str], None]
 
 
+StageRun = Callable[["StageContext"], dict[str, Any]]  # a stage's work; returns its summary
+
+
 @dataclass
 class Stage:
     """One unit of work with declared inputs, settings and outputs."""
 
     key: str                                   # "tokenizer", "finetune/nsmc/scratch", ...
     title: str                                 # shown in the plan
-    run: Callable[[StageContext], dict[str, Any]]   # returns a summary (numbers for the report)
+    run: StageRun                              # returns a summary (numbers for the report)
     settings: dict[str, Any] = field(default_factory=dict)
     inputs: list[Path] = field(default_factory=list)
     # upstream stage key -> part of its folder whose content this stage reads ("" = its outputs)
@@ -66,7 +71,7 @@ class Stage:
     setting_defaults: dict[str, Any] = field(default_factory=dict)
 
     def dir(self, run_dir: Path) -> Path:
-        return run_dir / self.key
+        return RunLayout(run_dir).stage_dir(self.key)
 
 
 @dataclass
@@ -77,8 +82,6 @@ class Decision:
 
 
 def read_manifest(stage_dir: Path) -> dict[str, Any] | None:
-    import json
-
     path = stage_dir / MANIFEST
     if not path.is_file():
         return None
@@ -110,7 +113,7 @@ def hash_tree_filtered(path: Path) -> str:
 
 def upstream_hash(run_dir: Path, key: str, part: str) -> str | None:
     """Content hash of what a stage reads from an upstream stage; None if it is not complete."""
-    manifest = read_manifest(run_dir / key)
+    manifest = read_manifest(RunLayout(run_dir).stage_dir(key))
     if manifest is None or manifest.get("status") != "complete":
         return None
     if not part:
@@ -228,7 +231,7 @@ def run_stage(decision: Decision, run_dir: Path, hashes: InputHashes, *, seed: i
     started = time.time()
     atomic_write_json(stage_dir / MANIFEST, {**base, "status": "running", "started": started})
     ctx = StageContext(stage=stage, dir=stage_dir, seed=seed, threads=threads, resume=resume, log=log,
-                       upstream={k: run_dir / k for k in stage.upstream})
+                       upstream={k: RunLayout(run_dir).stage_dir(k) for k in stage.upstream})
     summary = stage.run(ctx) or {}
     seconds = time.time() - started
     part_hashes = {}

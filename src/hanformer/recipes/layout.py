@@ -1,0 +1,138 @@
+"""Where everything of a run lives: `RunLayout` owns every path under `runs/<name>/`.
+
+    runs/<name>/
+      tokenizer/                                the vocabulary
+      data/shards/                              token shards
+      pretrain/final/                           the pretrained model (+ metrics.jsonl beside it)
+      finetune/<task>/<init>/[seed-N/]best/     fine-tuned models (init: pretrained | scratch)
+      finetune/<task>/tfidf/baseline.json       the TF-IDF baseline
+      evaluate/results.json                     held-out scores, confusion matrices, examples
+      report/metrics.json                       the report stage's data (+ attention.html)
+      report.html, metrics.json                 the published report of the latest run
+
+A stage's key is also its folder under the run (`finetune/nsmc/scratch`), so the keys are built
+here too; nothing else spells these paths out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+INITS = ("pretrained", "scratch")  # the two initialisations every task is fine-tuned from
+
+TOKENIZER = "tokenizer"
+DATA = "data"
+PRETRAIN = "pretrain"
+EVALUATE = "evaluate"
+REPORT = "report"
+SHARDS = "shards"              # the part of the data stage's folder the pretraining reads
+FINAL = "final"                # the part of the pretraining stage's folder that is the model
+FINAL_CONFIG = "final/config.json"  # the architecture alone (what from-scratch runs read)
+BEST = "best"                  # where a fine-tuning run leaves its best model
+TRAINER_METRICS = "metrics.jsonl"
+RESULTS = "results.json"
+BASELINE_FILE = "baseline.json"
+REPORT_DATA = "metrics.json"
+REPORT_HTML = "report.html"
+ATTENTION_HTML = "attention.html"
+
+
+def finetune_key(task: str, init: str) -> str:
+    """The stage key (and folder) of fine-tuning table `task` from `init`."""
+    return f"finetune/{task}/{init}"
+
+
+def baseline_key(task: str) -> str:
+    """The stage key (and folder) of table `task`'s TF-IDF baseline."""
+    return f"finetune/{task}/tfidf"
+
+
+def seed_parts(seeds: Sequence[int]) -> list[str]:
+    """The folders of a fine-tuning stage that hold its best model(s): `seed-N/best` each, or `best`."""
+    return [f"seed-{s}/{BEST}" for s in seeds] if seeds else [BEST]
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Every path of one run, from its folder `root` (`runs/<name>`)."""
+
+    root: Path
+
+    def stage_dir(self, key: str) -> Path:
+        return self.root / key
+
+    @property
+    def tokenizer_dir(self) -> Path:
+        return self.stage_dir(TOKENIZER)
+
+    @property
+    def shards_dir(self) -> Path:
+        return self.stage_dir(DATA) / SHARDS
+
+    @property
+    def pretrain_dir(self) -> Path:
+        return self.stage_dir(PRETRAIN)
+
+    @property
+    def pretrained_model(self) -> Path:
+        return self.pretrain_dir / FINAL
+
+    @property
+    def pretrain_metrics(self) -> Path:
+        return self.pretrain_dir / TRAINER_METRICS
+
+    def finetune_dir(self, task: str, init: str) -> Path:
+        return self.stage_dir(finetune_key(task, init))
+
+    def best_dirs(self, task: str, init: str, seeds: Sequence[int]) -> list[Path]:
+        """Where fine-tuning leaves its best model(s): one per seed (`seed-N/best`), or `best`."""
+        return [self.finetune_dir(task, init) / part for part in seed_parts(seeds)]
+
+    def finetune_metrics(self, task: str, init: str, seeds: Sequence[int]) -> Path:
+        """The trainer's metrics of a fine-tuning stage: the first seed's when runs were repeated."""
+        folder = self.finetune_dir(task, init)
+        return (folder / f"seed-{seeds[0]}" if seeds else folder) / TRAINER_METRICS
+
+    def baseline_file(self, task: str) -> Path:
+        return self.stage_dir(baseline_key(task)) / BASELINE_FILE
+
+    @property
+    def evaluate_dir(self) -> Path:
+        return self.stage_dir(EVALUATE)
+
+    @property
+    def evaluate_results(self) -> Path:
+        return self.evaluate_dir / RESULTS
+
+    def evaluation_file(self, task: str, init: str, seed: int | None) -> Path:
+        """The evaluator's report of one model (`<task>-<init>[-seedN].json`)."""
+        suffix = f"-seed{seed}" if seed is not None else ""
+        return self.evaluate_dir / f"{task}-{init}{suffix}.json"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.stage_dir(REPORT)
+
+    @property
+    def report_data(self) -> Path:
+        """The report stage's own data (cached; the published copy adds this run's stage table)."""
+        return self.report_dir / REPORT_DATA
+
+    @property
+    def attention_html(self) -> Path:
+        return self.report_dir / ATTENTION_HTML
+
+    @property
+    def attention_link(self) -> str:
+        """How the published report links the attention views (relative to `root`)."""
+        return f"{REPORT}/{ATTENTION_HTML}"
+
+    @property
+    def published_report(self) -> Path:
+        return self.root / REPORT_HTML
+
+    @property
+    def published_metrics(self) -> Path:
+        return self.root / REPORT_DATA

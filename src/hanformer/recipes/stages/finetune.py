@@ -1,0 +1,93 @@
+"""The `[finetune.<task>]` stages: fine-tune from the pretrained model and from scratch (the
+same architecture and settings), plus the task's TF-IDF baseline where it has one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hanformer.errors import ConfigError
+from hanformer.recipes.caching import Stage, StageContext, StageRun
+from hanformer.recipes.config_merge import build_config, stage_settings
+from hanformer.recipes.layout import (
+    DATA,
+    FINAL,
+    FINAL_CONFIG,
+    PRETRAIN,
+    SHARDS,
+    TOKENIZER,
+    RunLayout,
+    finetune_key,
+    seed_parts,
+)
+from hanformer.recipes.recipe import FinetuneSection, Recipe
+from hanformer.recipes.stages.baseline import baseline_stage
+from hanformer.recipes.stages.common import (
+    named_majority,
+    plain,
+    stop_if_interrupted,
+    task_inits,
+    task_seeds,
+)
+from hanformer.tasks.finetune import FinetuneConfig, finetune
+from hanformer.tasks.registry import get_task
+
+# Settings the recipe runner fills in (paths and wiring): not part of a stage's hashed settings.
+_FINETUNE_PATHS = ("model", "train", "valid", "output_dir", "out", "resume")
+
+
+def finetune_stages(recipe: Recipe, name: str, sec: FinetuneSection) -> list[Stage]:
+    source = f"{recipe.path} [finetune.{name}]"
+    try:
+        get_task(sec.task)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    layout = RunLayout(recipe.run_dir)
+    files = [Path(p) for p in (sec.train, sec.valid, sec.test) if p]
+    if sec.model:
+        model_dir, upstream = Path(sec.model), {}
+    else:
+        model_dir, upstream = layout.pretrained_model, {PRETRAIN: FINAL}
+    stages = []
+    for init in task_inits(sec):
+        out_dir = layout.finetune_dir(name, init)
+        injected = {"task": sec.task, "model": str(model_dir), "train": sec.train, "valid": sec.valid,
+                    "from_scratch": init == "scratch", "out": str(out_dir), "trainer.output_dir": str(out_dir)}
+        defaults: dict[str, Any] = {"seed": recipe.run.seed, "trainer.seed": recipe.run.seed}
+        if sec.budget:
+            defaults.update({"max_time": sec.budget, "trainer.max_time": sec.budget})
+        config = build_config(FinetuneConfig, sec.settings, injected, source, defaults)
+        # From scratch reads only the architecture (config.json) and the tokenizer of the
+        # pretrained model, so longer pretraining does not re-run it.
+        up = dict(upstream)
+        if up and init == "scratch":
+            # The tokenizer comes from the [tokenizer] stage, or a folder copied into the shards.
+            up = {PRETRAIN: FINAL_CONFIG, **({TOKENIZER: ""} if recipe.tokenizer else {DATA: SHARDS})}
+        inputs = list(files) + ([model_dir] if not upstream else [])
+        stages.append(Stage(
+            key=finetune_key(name, init),
+            title=f"fine-tune on {sec.task} " + ("from the pretrained model" if init == "pretrained"
+                                                 else "from scratch (same architecture)"),
+            run=_finetune_run(config), **stage_settings(config, _FINETUNE_PATHS),
+            inputs=inputs, upstream=up, outputs=seed_parts(task_seeds(sec)),
+            resumable=True, budget=sec.budget))
+    # Both runs read the same examples (only the initialisation differs), and so does the baseline.
+    baseline = baseline_stage(recipe, name, sec, config)
+    return stages + ([baseline] if baseline else [])
+
+
+def _finetune_run(config: FinetuneConfig) -> StageRun:
+    def run(ctx: StageContext) -> dict[str, Any]:
+        result = finetune(config, resume=ctx.resume, log=ctx.log)
+        stop_if_interrupted(result, ctx.stage.key)
+        spread = {k: v["std"] for k, v in (getattr(result, "summary", None) or {}).items()}
+        per_seed = [plain(r.best_metrics) for r in getattr(result, "runs", None) or []]
+        summary = plain(result)
+        valid = summary.pop("best_metrics", None) or summary.pop("eval_metrics", None) or {}
+        out = {"valid": valid, **{k: v for k, v in summary.items() if isinstance(v, (int, float))}}
+        if per_seed:
+            out.update(valid_std=spread, seeds=list(getattr(config, "seeds", [])), valid_runs=per_seed)
+        if result.majority_baseline:
+            out["valid_majority"] = named_majority(config.task, result.majority_baseline)
+        return out
+    return run

@@ -1,0 +1,54 @@
+"""The `[pretrain]` stage: pretrain on the shards (masked-LM + NSP, masked-LM, ELECTRA or GPT)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hanformer.recipes.caching import Stage, StageContext
+from hanformer.recipes.config_merge import build_config, stage_settings
+from hanformer.recipes.layout import (
+    DATA,
+    FINAL,
+    FINAL_CONFIG,
+    PRETRAIN,
+    SHARDS,
+    TRAINER_METRICS,
+    RunLayout,
+)
+from hanformer.recipes.recipe import Recipe
+from hanformer.recipes.report.collect import read_jsonl
+from hanformer.recipes.stages.common import plain, stop_if_interrupted
+from hanformer.training.pretrain import PretrainConfig, pretrain
+
+# How the plan names each objective; the default (mlm_nsp) is the last one.
+_OBJECTIVE_WORDS = {"mlm": "masked-LM (no next-sentence prediction)", "rtd": "replaced-token detection (ELECTRA)",
+                    "clm": "next-token prediction (GPT)"}
+_DEFAULT_OBJECTIVE_WORDS = "masked-LM + next-sentence prediction"
+
+
+def pretrain_stage(recipe: Recipe) -> Stage:
+    sec = recipe.pretrain
+    assert sec is not None
+    source = f"{recipe.path} [pretrain]"
+    layout = RunLayout(recipe.run_dir)
+    injected = {"data": str(layout.shards_dir), "trainer.output_dir": str(layout.pretrain_dir)}
+    defaults: dict[str, Any] = {"trainer.seed": recipe.run.seed}
+    if sec.budget:
+        defaults["trainer.max_time"] = sec.budget
+    config = build_config(PretrainConfig, sec.settings, injected, source, defaults)
+
+    def run(ctx: StageContext) -> dict[str, Any]:
+        result = pretrain(config, resume=ctx.resume)
+        stop_if_interrupted(result, PRETRAIN)
+        summary = plain(result)
+        summary.update(summary.pop("eval_metrics", {}) or {})
+        rows = read_jsonl(ctx.dir / TRAINER_METRICS)
+        speeds = [r["tokens_per_s"] for r in rows if isinstance(r.get("tokens_per_s"), (int, float))]
+        if speeds:
+            summary["tokens_per_s"] = round(sum(speeds) / len(speeds))
+        return {k: v for k, v in summary.items() if k not in ("output_dir", "checkpoint", "final_dir")}
+
+    objective = _OBJECTIVE_WORDS.get(getattr(config, "objective", ""), _DEFAULT_OBJECTIVE_WORDS)
+    return Stage(key=PRETRAIN, title=f"pretrain with {objective}", run=run,
+                 **stage_settings(config, ("data", "output_dir")), upstream={DATA: SHARDS},
+                 outputs=[FINAL, FINAL_CONFIG], resumable=True, budget=sec.budget)
