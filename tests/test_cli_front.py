@@ -17,7 +17,8 @@ from hanformer import __version__
 from hanformer.cli._common import add_settings, settings
 from hanformer.cli.main import build_parser, main
 from hanformer.errors import ConfigError
-from hanformer.utils.config import add_settings_arguments, resolve_settings, setting
+from hanformer.utils.config import setting
+from hanformer.utils.settings_cli import add_settings_arguments, resolve_settings
 
 # ---- python -m hanformer, bare commands ------------------------------------------------------
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import subprocess
 import sys
+from pathlib import Path
 from typing import Literal
 
 import pytest
 
+import hanformer
 from hanformer.cli.main import main
 from hanformer.errors import ConfigError, InputError
 from hanformer.utils.config import (
@@ -113,3 +116,23 @@ def test_cli_help_does_not_import_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("module, must_not_load", [
+    # the page renderer takes any object with the data's fields: the data module (and torch) stay out
+    ("hanformer.visualization.html", ("hanformer.visualization.attention", "torch")),
+])
+def test_lower_modules_do_not_import_the_ones_above_them(module, must_not_load):
+    code = (f"import sys, {module}\n"
+            f"print(sorted(m for m in {must_not_load!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_fine_tuning_does_not_import_evaluation_even_inside_a_function():
+    # evaluate imports finetune; model-folder resolution lives in tasks/model_dir.py so that
+    # finetune needs nothing from evaluate (no import cycle, not even a deferred one).
+    tree = ast.parse(Path(hanformer.__file__).with_name("tasks").joinpath("finetune.py").read_text(encoding="utf-8"))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "hanformer.tasks.model_dir" in imported
+    assert "hanformer.tasks.evaluate" not in imported

@@ -12,7 +12,7 @@ _EXPORTS = {
     "TrainerConfig": "hanformer.training.config",
     "Trainer": "hanformer.training.trainer",
     "TrainResult": "hanformer.training.trainer",
-    "TrainingError": "hanformer.training.trainer",
+    "TrainingError": "hanformer.training.loss_guard",
     "BatchSource": "hanformer.training.trainer",
     "seed_everything": "hanformer.training.trainer",
 }

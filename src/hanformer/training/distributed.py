@@ -90,6 +90,21 @@ def any_rank(flag: bool, device: torch.device, info: DistInfo) -> bool:
     return bool(t.item() > 0)
 
 
+_STOP_CODES: dict[str | None, float] = {None: 0.0, "max_steps": 1.0, "max_time": 2.0, "interrupted": 3.0}
+
+
+def agree_on_stop(stop: str | None, progress: float, device: torch.device,
+                  info: DistInfo) -> tuple[str | None, float]:
+    """Ranks must agree on stopping and (for time-based decay) on the learning rate: the
+    strongest stop reason and the furthest progress of any rank."""
+    if not info.enabled:
+        return stop, progress
+    t = torch.tensor([_STOP_CODES[stop], progress], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    reasons = {v: k for k, v in _STOP_CODES.items()}
+    return reasons[float(t[0].item())], float(t[1].item())
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.barrier()

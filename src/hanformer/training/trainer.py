@@ -19,42 +19,52 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
+import json
 import math
-import shutil
-import signal
+import random
 import sys
-import tempfile
-import threading
 import time
 from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 from torch import nn
 
-from hanformer.errors import CheckpointError, ConfigError, HanformerError
 from hanformer.training import checkpointing as ckpt
-from hanformer.training.config import TrainerConfig, make_output_dir
+from hanformer.training.best_model import check_metric_for_best, improves, tracked_value
+from hanformer.training.config import TrainerConfig
 from hanformer.training.distributed import (
     DistInfo,
-    all_reduce_mean,
+    agree_on_stop,
+    any_rank,
     barrier,
     env_dist_info,
-    init_distributed,
-    resolve_device,
 )
+from hanformer.training.loss_guard import NonFiniteLoss
 from hanformer.training.mfu import PeakFlops
 from hanformer.training.optim import build_optimizer
 from hanformer.training.progress import MetricsLog, ProgressBar
+from hanformer.training.run_state import (
+    Resume,
+    check_same_run,
+    prepare_output_dir,
+    resume_checkpoint,
+    run_identity,
+)
+from hanformer.training.runtime import (
+    autocast,
+    grad_scaler,
+    no_sync,
+    setup_device,
+    slow_bf16_warning,
+    wrap_model,
+)
 from hanformer.training.schedule import Schedule
+from hanformer.training.stop_signals import StopSignals
+from hanformer.training.throughput import FlopsFn, LogWindow, count_tokens, default_flops
 from hanformer.utils.config import config_to_dict
-from hanformer.utils.machine import cpu_has_fast_bf16
-
-
-class TrainingError(HanformerError):
-    """Training cannot go on (e.g. the loss became NaN/inf)."""
 
 
 class BatchSource(Protocol):
@@ -70,24 +80,8 @@ class SavesPretrained(Protocol):
     def save_pretrained(self, directory: Path) -> None: ...
 
 
-@runtime_checkable
-class HasNoSync(Protocol):
-    """DistributedDataParallel: skips the gradient all-reduce inside the context."""
-
-    def no_sync(self) -> contextlib.AbstractContextManager[Any]: ...
-
-
 EvalFn = Callable[[nn.Module], dict[str, float]]
 ExportFn = Callable[[nn.Module, Path], None]
-FlopsFn = Callable[[dict[str, torch.Tensor]], float]
-
-# Trainer settings that may change when a run is resumed: how long it runs, how it reports, where
-# it runs. Every other setting must match the checkpoint's, or the resumed run is another run.
-MAY_CHANGE_ON_RESUME = frozenset({
-    "output_dir", "max_steps", "max_time", "log_every", "eval_every", "save_every", "keep_last",
-    "early_stopping_patience", "device", "threads", "compile", "peak_tflops", "progress", "tensorboard",
-    "overwrite"})
-
 
 @dataclasses.dataclass
 class TrainResult:
@@ -104,47 +98,9 @@ class TrainResult:
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (call before building the model for reproducible init)."""
-    import random
-
-    import numpy as np
-
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-
-
-def default_flops(model: nn.Module) -> FlopsFn:
-    """6 x non-embedding parameters x tokens: forward + backward of every matmul per token."""
-    n = sum(p.numel() for name, p in model.named_parameters() if "embeddings" not in name)
-
-    def flops(batch: dict[str, torch.Tensor]) -> float:
-        return 6.0 * n * _count_tokens(batch)
-
-    return flops
-
-
-def _count_tokens(batch: dict[str, torch.Tensor]) -> Any:
-    mask = batch.get("attention_mask")
-    if mask is not None:
-        return mask.sum()
-    ids = batch.get("input_ids")
-    return ids.numel() if ids is not None else 0
-
-
-def check_metric_for_best(config: TrainerConfig, has_eval: bool, metric_names: Collection[str] | None) -> None:
-    """metric_for_best names a metric the evaluation reports (checked before training starts, so a
-    typo does not surface only at the first evaluation, after the training time is spent)."""
-    name = config.metric_for_best
-    if not name:
-        return
-    if not has_eval:
-        raise ConfigError(f"metric_for_best (--metric-for-best) {name!r}: this run has no evaluation to "
-                          "take it from; leave it out")
-    if metric_names is not None and name not in metric_names:
-        close = difflib.get_close_matches(name, list(metric_names), n=1)
-        raise ConfigError(f"metric_for_best (--metric-for-best) {name!r} is not among the evaluation metrics"
-                          + (f" (did you mean {close[0]!r}?)" if close else "")
-                          + f"; choose one of: {', '.join(metric_names)}")
 
 
 class Trainer:
@@ -171,12 +127,7 @@ class Trainer:
         self.config = config
         self.run_identity = dict(run_identity or {})
         self.dist = dist_info or env_dist_info()
-        self.device = resolve_device(config.device, self.dist)
-        if config.precision == "fp16" and self.device.type != "cuda":
-            raise ConfigError("precision 'fp16' needs a CUDA device (loss scaling); use 'bf16' on CPU")
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        init_distributed(self.device, self.dist)
+        self.device = setup_device(config, self.dist)
         self.output_dir = Path(config.output_dir)
         self.model = model.to(self.device)
         self.train_batches = train_batches
@@ -185,7 +136,7 @@ class Trainer:
         self.flops_fn = flops_fn or default_flops(model)
         self.optimizer = build_optimizer(self.model, config, self.device.type)
         self.schedule = Schedule(self.optimizer, config.schedule, 0, config.min_lr_ratio)
-        self.scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
+        self.scaler = grad_scaler(config.precision)
         self.step = 0
         self.elapsed = 0.0
         self.tokens_seen = 0
@@ -193,19 +144,12 @@ class Trainer:
         self.evals_without_improvement = 0
         self.last_eval: dict[str, float] = {}
         self.last_checkpoint: Path | None = None
-        self._stop_signal: str | None = None
+        self._signals = StopSignals()
         # RNG streams of a loaded checkpoint, restored right before the first step so that nothing
         # the setup does (logs, the MFU probe, TensorBoard) can draw from them in between.
         self._rng_to_restore: dict[str, Any] | None = None
         self._output_dir_ready = False
-        module: nn.Module = self.model
-        if self.dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            module = DDP(module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        if config.compile:
-            module = torch.compile(module)  # type: ignore[assignment]
-        self.module = module
+        self.module = wrap_model(self.model, self.device, self.dist, config.compile)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -222,10 +166,7 @@ class Trainer:
         return c.warmup_steps or int(round(c.warmup_ratio * c.max_steps))
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        if self.config.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
+        return autocast(self.config.precision, self.device)
 
     def _progress(self, elapsed: float) -> float:
         """Where the decay phase stands (0..1): by steps, or by time with a wall-clock budget."""
@@ -262,8 +203,7 @@ class Trainer:
 
     def identity(self) -> dict[str, Any]:
         """The settings a checkpoint of this run records and a resumed run must match."""
-        trainer = {k: v for k, v in config_to_dict(self.config).items() if k not in MAY_CHANGE_ON_RESUME}
-        return {"trainer": trainer, **self.run_identity}
+        return run_identity(self.config, self.run_identity)
 
     def save_checkpoint(self) -> Path | None:
         """Write a resumable checkpoint now (rank 0); all ranks wait for it."""
@@ -279,7 +219,7 @@ class Trainer:
     def load_checkpoint(self, path: str | Path) -> None:
         state = ckpt.load_checkpoint(path)
         ckpt.check_model_compatible(state["model"], self.model, str(path))
-        self._check_identity(state.get("identity"), path)
+        check_same_run(state.get("identity"), self.identity(), path)
         self.model.load_state_dict(state["model"])
         try:
             self.optimizer.load_state_dict(state["optimizer"])
@@ -297,64 +237,13 @@ class Trainer:
         self._rng_to_restore = state["rng"]
         self.last_checkpoint = Path(path)
 
-    def _check_identity(self, saved: dict[str, Any] | None, path: str | Path) -> None:
-        """Refuse a checkpoint of another run (other vocabulary, data, model or optimisation
-        settings): resuming it would silently continue something else."""
-        if saved is None:  # written before checkpoints recorded their settings
-            return
-        current = self.identity()
-        if "vocab_hash" in saved and "vocab_hash" in current and saved["vocab_hash"] != current["vocab_hash"]:
-            raise CheckpointError(
-                f"{path}: checkpoint was trained with another vocabulary (vocab_hash "
-                f"{str(saved['vocab_hash'])[:12]}) than this run's ({str(current['vocab_hash'])[:12]}); "
-                f"resume with the same tokenizer and data, or choose a new output dir")
-        differ = ckpt.settings_mismatch(saved, current)
-        if differ:
-            shown = ", ".join(differ[:4]) + (f" and {len(differ) - 4} more" if len(differ) > 4 else "")
-            raise CheckpointError(
-                f"{path}: checkpoint belongs to a run with other settings ({shown} differ); resume "
-                f"with the same settings, or start a new run in another output dir (or --overwrite)")
-
-    def _resolve_resume(self, resume: str | Path | bool | None) -> Path | None:
-        """The checkpoint to resume from: the latest in OUTPUT_DIR (True/"auto"), the latest in a
-        given folder, or a given checkpoint; None (said out loud) when there is nothing to resume."""
-        if resume in (None, False, ""):
-            return None
-        if resume is True or resume == "auto":
-            latest = ckpt.latest_checkpoint(self.output_dir)
-            if latest is None:
-                self._say(f"resume: no checkpoint in {ckpt.checkpoint_root(self.output_dir)}; starting from step 0")
-            return latest
-        p = Path(resume)  # type: ignore[arg-type]
-        if p.is_dir() and not (p / "state.pt").is_file():
-            latest = ckpt.latest_checkpoint(p)
-            if latest is not None:
-                return latest
-        return p  # load_checkpoint says clearly what is missing
-
-    def prepare_output_dir(self, resume: str | Path | bool | None) -> None:
-        """Create OUTPUT_DIR, clear half-written saves, and keep a new run from mixing with the
-        checkpoints of an earlier one (whose newest would be resumed, and which keep_last would
-        weigh against this run's). `train` does this; call it first to write files beside."""
-        if self._output_dir_ready:
-            return
-        resuming = resume not in (None, False, "")
-        if resuming and self.config.overwrite:
-            raise ConfigError("--resume and --overwrite contradict each other: --resume continues the run "
-                              "in the output dir, --overwrite deletes it; pass one of them")
-        if self.dist.is_main:
-            make_output_dir(self.output_dir, "output_dir")
-            ckpt.remove_partial(self.output_dir)
-            if not resuming and self.config.overwrite:
-                ckpt.remove_run_outputs(self.output_dir)
-        barrier(self.dist)
-        latest = ckpt.latest_checkpoint(self.output_dir)
-        if not resuming and latest is not None:
-            raise ConfigError(
-                f"output dir {self.output_dir} already holds checkpoints of an earlier run (latest "
-                f"{latest.name}); pass --resume to continue it, choose a new output dir, or pass "
-                f"--overwrite to replace it")
-        self._output_dir_ready = True
+    def prepare_output_dir(self, resume: Resume) -> None:
+        """Create OUTPUT_DIR, clear half-written saves, and refuse to mix a new run with an earlier
+        one's checkpoints (`run_state.prepare_output_dir`). `train` does this; call it first to
+        write files beside."""
+        if not self._output_dir_ready:
+            prepare_output_dir(self.output_dir, resume, self.config.overwrite, self.dist)
+            self._output_dir_ready = True
 
     def _say(self, text: str) -> None:
         """A message before the progress bar exists (rank 0)."""
@@ -363,27 +252,18 @@ class Trainer:
 
     def export(self, directory: Path, metrics: dict[str, Any] | None = None) -> Path:
         """Write the model (and what export_fn adds) to `directory` atomically (rank 0)."""
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-        try:
+        def write(folder: Path) -> None:
             if self.export_fn is not None:
-                self.export_fn(self.model, tmp)
+                self.export_fn(self.model, folder)
             elif isinstance(self.model, SavesPretrained):
-                self.model.save_pretrained(tmp)
+                self.model.save_pretrained(folder)
             else:
-                torch.save(self.model.state_dict(), tmp / "model.pt")
+                torch.save(self.model.state_dict(), folder / "model.pt")
             if metrics is not None:
-                import json
+                (folder / "metrics.json").write_text(json.dumps({"step": self.step, **metrics}, indent=2,
+                                                                ensure_ascii=False, default=float) + "\n")
 
-                (tmp / "metrics.json").write_text(json.dumps({"step": self.step, **metrics}, indent=2,
-                                                             ensure_ascii=False, default=float) + "\n")
-            if directory.exists():
-                shutil.rmtree(directory)
-            tmp.rename(directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return directory
+        return ckpt.export_dir(directory, write)
 
     def evaluate(self) -> dict[str, float]:
         """Run eval_fn on rank 0 and return its metrics ({} on other ranks or without one)."""
@@ -403,32 +283,12 @@ class Trainer:
         barrier(self.dist)
         return metrics
 
-    # ------------------------------------------------------------------ signals
-    def _install_signals(self) -> dict[int, Any]:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-        old: dict[int, Any] = {}
-
-        def handler(signum, frame):
-            self._stop_signal = signal.Signals(signum).name
-            # A second Ctrl-C interrupts at once (the checkpoint on disk stays intact).
-            signal.signal(signum, old.get(signum, signal.SIG_DFL))
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            old[sig] = signal.signal(sig, handler)
-        return old
-
-    @staticmethod
-    def _restore_signals(old: dict[int, Any]) -> None:
-        for sig, h in old.items():
-            signal.signal(sig, h)
-
     # ------------------------------------------------------------------ the loop
-    def train(self, resume: str | Path | bool | None = None) -> TrainResult:
+    def train(self, resume: Resume = None) -> TrainResult:
         c = self.config
         check_metric_for_best(c, self.eval_fn is not None, self.metric_names)
         self.prepare_output_dir(resume)
-        path = self._resolve_resume(resume)
+        path = resume_checkpoint(resume, self.output_dir, self._say)
         if path is not None:
             self.load_checkpoint(path)
         main = self.dist.is_main
@@ -442,21 +302,19 @@ class Trainer:
                           initial_elapsed=self.elapsed, mfu_estimated=peak is not None and peak.estimated)
         if path is not None:
             bar.write(f"resumed from {path} at step {self.step}")
-        if c.precision == "bf16" and self.device.type == "cpu" and not cpu_has_fast_bf16():
-            bar.write("warning: this CPU has no AVX-512 BF16/AMX units, so bfloat16 matmuls are emulated "
-                      "and much slower than float32; use --precision fp32 here")
+        warning = slow_bf16_warning(c.precision, self.device)
+        if warning:
+            bar.write(warning)
         if peak is not None and peak.estimated:
             bar.write(f"mfu≈: {peak.describe()}")
-        old_signals = self._install_signals()
+        self._signals.install()
         self.schedule.warmup_steps = self.warmup_steps
         self.schedule.warmup_fraction = c.warmup_ratio if self.warmup_by_time else 0.0
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.module.train()
         start = time.perf_counter() - self.elapsed
-        window_start, window_tokens, window_flops = time.perf_counter(), 0.0, 0.0
-        window_loss = torch.zeros((), device=self.device)
-        window_steps = 0
-        bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
+        window = LogWindow(self.device, self.dist, log, bar, peak, start)
+        non_finite = NonFiniteLoss(self.device)
         last_eval_step = -1
         stopped = "max_steps"
         train_loss: float | None = None
@@ -464,27 +322,6 @@ class Trainer:
             ckpt.restore_rng(self._rng_to_restore)
             self._rng_to_restore = None
 
-        def flush(lr: float, grad_norm: Any) -> float:
-            """Log the steps since the last record (mean loss, throughput, MFU); all ranks call it."""
-            nonlocal window_start, window_tokens, window_flops, window_steps, window_loss
-            now = time.perf_counter()
-            dt = max(now - window_start, 1e-9)
-            loss = float(all_reduce_mean(window_loss / window_steps, self.dist).item())
-            self.tokens_seen += int(window_tokens * self.dist.world_size)
-            metrics = {"loss": loss, "lr": lr, "tokens_per_s": window_tokens * self.dist.world_size / dt,
-                       "tokens_seen": self.tokens_seen, "elapsed": round(now - start, 3)}
-            if grad_norm is not None:
-                metrics["grad_norm"] = float(grad_norm)
-            if peak is not None:
-                metrics["mfu"] = peak.mfu(float(window_flops) / dt)
-                metrics["mfu_estimated"] = peak.estimated
-            log.log("train", self.step, metrics)
-            bar.update(self.step, metrics, now - start)
-            if peak is not None and peak.probe_if_due():
-                now = time.perf_counter()  # the probe's time is not the next window's training time
-            window_start, window_tokens, window_flops, window_steps = now, 0.0, 0.0, 0
-            window_loss = torch.zeros((), device=self.device)
-            return loss
         try:
             while True:
                 self.elapsed = time.perf_counter() - start
@@ -493,77 +330,35 @@ class Trainer:
                     stop = "max_steps"
                 elif c.max_seconds and self.elapsed >= c.max_seconds:
                     stop = "max_time"
-                elif self._stop_signal:
+                elif self._signals.received:
                     stop = "interrupted"
-                # Ranks must agree on stopping and (for time-based decay) on the learning rate.
-                progress = self._progress(self.elapsed)
-                if self.dist.enabled:
-                    import torch.distributed as dist
-
-                    codes = {None: 0.0, "max_steps": 1.0, "max_time": 2.0, "interrupted": 3.0}
-                    t = torch.tensor([codes[stop], progress], device=self.device)
-                    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-                    stop = {v: k for k, v in codes.items()}[float(t[0].item())]
-                    progress = float(t[1].item())
+                stop, progress = agree_on_stop(stop, self._progress(self.elapsed), self.device, self.dist)
                 if stop:
                     stopped = stop
                     break
                 lr = self.schedule.set(self.step, progress)
-                step_tokens: Any = 0
-                step_flops = 0.0
-                for micro in range(c.grad_accum):
-                    batch = self._to_device(self.train_batches.next_batch())
-                    step_tokens = step_tokens + _count_tokens(batch)
-                    step_flops += self.flops_fn(batch)
-                    sync: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-                    if self.dist.enabled and micro < c.grad_accum - 1:
-                        sync = self._no_sync()
-                    with sync:
-                        with self.autocast():
-                            out = self.module(**batch)
-                        loss = out.loss.float() / c.grad_accum
-                        if self.scaler is not None:
-                            self.scaler.scale(loss).backward()
-                        else:
-                            loss.backward()
-                    window_loss += loss.detach()
-                if self.scaler is not None:
-                    self.scaler.unscale_(self.optimizer)
-                grad_norm = None
-                if c.grad_clip > 0:
-                    grad_norm = torch.nn.utils.clip_grad_norm_(params, c.grad_clip)
-                if self.scaler is not None:
-                    self.scaler.step(self.optimizer)
-                    self.scaler.update()
-                else:
-                    self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
+                grad_norm = self._train_step(params, window)
                 self.step += 1
-                window_steps += 1
-                window_tokens += float(step_tokens)
-                window_flops += step_flops
-                # Remember the first non-finite step without a device sync on every step.
-                bad = ~torch.isfinite(window_loss)
-                bad_step = torch.where(bad & (bad_step < 0), torch.full_like(bad_step, self.step), bad_step)
+                non_finite.note(window.loss, self.step)
 
                 is_last = self.step >= c.max_steps
                 if (c.log_every and self.step % c.log_every == 0) or is_last:
-                    self._check_finite(bad_step)
-                    train_loss = flush(lr, grad_norm)
+                    non_finite.check(self.last_checkpoint)
+                    train_loss, self.tokens_seen = window.flush(self.step, lr, grad_norm, self.tokens_seen)
                 if c.eval_every and self.step % c.eval_every == 0 and not is_last:
-                    self._check_finite(bad_step)
+                    non_finite.check(self.last_checkpoint)
                     if self._eval_and_track(log, bar):
                         stopped = "early_stopping"
                         last_eval_step = self.step
                         break
                     last_eval_step = self.step
                 if c.save_every and self.step % c.save_every == 0 and not is_last:
-                    self._check_finite(bad_step)
+                    non_finite.check(self.last_checkpoint)
                     self.elapsed = time.perf_counter() - start
                     self.save_checkpoint()
-            self._check_finite(bad_step)
-            if window_steps:  # stopped by time, signal or early stopping between log records
-                train_loss = flush(self.schedule.last_lr, None)
+            non_finite.check(self.last_checkpoint)
+            if window.steps:  # stopped by time, signal or early stopping between log records
+                train_loss, self.tokens_seen = window.flush(self.step, self.schedule.last_lr, None, self.tokens_seen)
             self.elapsed = time.perf_counter() - start
             final_dir = None
             if stopped != "interrupted":
@@ -575,29 +370,51 @@ class Trainer:
                 barrier(self.dist)
             else:
                 self.save_checkpoint()
-                bar.write(f"interrupted ({self._stop_signal}) at step {self.step}; checkpoint saved to "
+                bar.write(f"interrupted ({self._signals.received}) at step {self.step}; checkpoint saved to "
                           f"{self.last_checkpoint}; continue with --resume")
         finally:
-            self._restore_signals(old_signals)
+            self._signals.restore()
             bar.close()
             log.close()
         return TrainResult(step=self.step, stopped=stopped, elapsed=self.elapsed, train_loss=train_loss,
                            eval_metrics=self.last_eval, best_metric=self.best_metric,
                            checkpoint=self.last_checkpoint, final_dir=final_dir, output_dir=self.output_dir)
 
-    def _no_sync(self) -> contextlib.AbstractContextManager:
-        m = self.module
-        m = getattr(m, "_orig_mod", m)  # torch.compile wrapper
-        return m.no_sync() if isinstance(m, HasNoSync) else contextlib.nullcontext()
-
-    def _check_finite(self, bad_step: torch.Tensor) -> None:
-        first_bad = int(bad_step.item())
-        if first_bad >= 0:
-            where = (f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint
-                     else "no checkpoint was written before it")
-            raise TrainingError(
-                f"loss became NaN/inf at step {first_bad}; {where}. Lower --lr, raise --warmup-steps, "
-                f"keep --grad-clip on, or use --precision bf16 instead of fp16")
+    def _train_step(self, params: list[nn.Parameter], window: LogWindow) -> Any:
+        """One optimizer step over grad_accum micro-batches, counted in `window`; returns the
+        gradient norm before clipping (None without clipping)."""
+        c = self.config
+        step_tokens: Any = 0
+        step_flops = 0.0
+        for micro in range(c.grad_accum):
+            batch = self._to_device(self.train_batches.next_batch())
+            step_tokens = step_tokens + count_tokens(batch)
+            step_flops += self.flops_fn(batch)
+            sync: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+            if self.dist.enabled and micro < c.grad_accum - 1:
+                sync = no_sync(self.module)
+            with sync:
+                with self.autocast():
+                    out = self.module(**batch)
+                loss = out.loss.float() / c.grad_accum
+                if self.scaler is not None:
+                    self.scaler.scale(loss).backward()
+                else:
+                    loss.backward()
+            window.loss += loss.detach()
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        grad_norm = None
+        if c.grad_clip > 0:
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, c.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        window.add_step(step_tokens, step_flops)
+        return grad_norm
 
     def _eval_and_track(self, log: MetricsLog, bar: ProgressBar) -> bool:
         """Evaluate, log, keep the best model; True when early stopping says stop."""
@@ -609,13 +426,8 @@ class Trainer:
             log.log("eval", self.step, metrics)
             bar.write(f"step {self.step}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in metrics.items()))
             if c.metric_for_best:
-                if c.metric_for_best not in metrics:
-                    raise ConfigError(f"metric_for_best {c.metric_for_best!r} is not among the "
-                                      f"evaluation metrics: {', '.join(metrics)}")
-                value = float(metrics[c.metric_for_best])
-                better = self.best_metric is None or (
-                    value > self.best_metric if c.greater_is_better else value < self.best_metric)
-                if better:
+                value = tracked_value(metrics, c.metric_for_best)
+                if improves(value, self.best_metric, c.greater_is_better):
                     self.best_metric = value
                     self.evals_without_improvement = 0
                     self.export(self.output_dir / "best", metrics)
@@ -624,8 +436,6 @@ class Trainer:
                     stop = bool(c.early_stopping_patience) and (
                         self.evals_without_improvement >= c.early_stopping_patience)
         if self.dist.enabled:
-            from hanformer.training.distributed import any_rank
-
             stop = any_rank(stop, self.device, self.dist)
         return stop
 

@@ -17,12 +17,14 @@ Two aggregations help when 144 heads are too many to read:
 from __future__ import annotations
 
 import base64
+import html
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from hanformer.errors import InputError
+from hanformer.visualization.html import render_attention_html
 
 
 def mean_over_heads(attentions: torch.Tensor) -> torch.Tensor:
@@ -109,10 +111,6 @@ class AttentionData:
     def _repr_html_(self) -> str:
         """Jupyter shows the views inline: the offline page inside an iframe, so its script and
         styles run the same in classic Jupyter, JupyterLab and VS Code, apart from the notebook's."""
-        import html
-
-        from hanformer.visualization.html import render_attention_html
-
         height = 330 + 22 * len(self.tokens)
         page = render_attention_html(self)
         return (f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width: 100%; height: {height}px; '

@@ -14,15 +14,30 @@ import re
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from hanformer.errors import ConfigError
 from hanformer.utils.files import atomic_write
-from hanformer.visualization.attention import AttentionData, attention_data
-from hanformer.visualization.config import AttentionViewConfig, Mode, View
+from hanformer.visualization.config import Mode, View
 
 ASSETS_DIR = Path(__file__).parent / "assets"
 
+
+class ViewData(Protocol):
+    """What the page reads of `attention.AttentionData`. Named here rather than imported, so
+    that `AttentionData._repr_html_` can render through this module without an import cycle."""
+
+    tokens: list[str]
+    text: str
+    pair: str | None
+
+    @property
+    def num_layers(self) -> int: ...
+
+    @property
+    def num_heads(self) -> int: ...
+
+    def to_dict(self, packed: bool = False, decimals: int = 4) -> dict[str, Any]: ...
 
 
 @cache
@@ -31,7 +46,7 @@ def asset_text(name: str) -> str:
     return (ASSETS_DIR / name).read_text(encoding="utf-8")
 
 
-def view_options(data: AttentionData, layer: int | None = None, heads: Sequence[int] | None = None,
+def view_options(data: ViewData, layer: int | None = None, heads: Sequence[int] | None = None,
                  mode: Mode = "heads", view: View = "head") -> dict[str, Any]:
     """Check the initial view settings against the model's shape; the page starts from these."""
     if layer is not None and not -data.num_layers <= layer < data.num_layers:
@@ -56,7 +71,7 @@ def _json_for_script(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
 
 
-def render_attention_html(data: AttentionData, *, layer: int | None = None,
+def render_attention_html(data: ViewData, *, layer: int | None = None,
                           heads: Sequence[int] | None = None, mode: Mode = "heads",
                           view: View = "head", title: str | None = None,
                           model_name: str | None = None) -> str:
@@ -79,7 +94,7 @@ def render_attention_html(data: AttentionData, *, layer: int | None = None,
     return re.sub(r"\{\{([A-Z]+)\}\}", lambda m: values[m.group(1)], asset_text("view.html"))
 
 
-def write_attention_html(data: AttentionData, path: str | os.PathLike[str], **options: Any) -> Path:
+def write_attention_html(data: ViewData, path: str | os.PathLike[str], **options: Any) -> Path:
     """Write `render_attention_html(data, **options)` to `path` atomically; returns the path."""
     path = Path(path)
     text = render_attention_html(data, **options)
@@ -87,20 +102,3 @@ def write_attention_html(data: AttentionData, path: str | os.PathLike[str], **op
         f.write(text)
     path.chmod(0o644)  # a page to open and share, not a private temp file
     return path
-
-
-def write_attention_view(model_dir: str | os.PathLike[str], out: str | os.PathLike[str],
-                         config: AttentionViewConfig) -> Path:
-    """Load the checkpoint in `model_dir`, run it on `config.text` and write the views to `out`."""
-    from hanformer.models.checkpoint import load_model
-    from hanformer.tasks.evaluate import resolve_model_dir
-    from hanformer.tokenization.tokenizer import Tokenizer
-
-    if not config.text.strip():
-        raise ConfigError("--text is empty; give the sentence to look at")
-    model_dir = resolve_model_dir(model_dir)  # a fine-tuning output dir shows its best/
-    model = load_model(model_dir)
-    tokenizer = Tokenizer.from_pretrained(model_dir)
-    data = attention_data(model, tokenizer, config.text, config.pair, max_length=config.max_length)
-    return write_attention_html(data, out, layer=config.layer, heads=config.heads or None, mode=config.mode,
-                                view=config.view, title=config.title, model_name=Path(model_dir).name)
