@@ -115,6 +115,7 @@ def test_the_wheel_holds_the_assets_the_license_and_the_dependencies(tmp_path):
         entry_points = zf.read(f"{info}/entry_points.txt").decode()
     for asset in ("visualization/assets/attention.js", "visualization/assets/attention.css",
                   "visualization/assets/view.html", "serving/static/index.html", "serving/static/page.js",
+                  "recipes/assets/report.css",
                   "py.typed", "__main__.py"):
         assert f"hanformer/{asset}" in names, asset
     assert f"{info}/licenses/LICENSE" in names
