@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hanformer.errors import CheckpointError, ConfigError, InputError
+from hanformer.tasks.model_dir import resolve_model_dir
 from hanformer.tasks.model_io import (
     TaskSettings,
     checkpoint_labels,
@@ -42,8 +43,12 @@ from hanformer.utils.files import atomic_write_json
 
 Log = Callable[[str], None]
 
-# Fine-tuning wants gentler optimisation than pretraining (BERT paper, appendix A.3).
-FINETUNE_TRAINER_DEFAULTS: dict[str, Any] = {"lr": 5e-5, "warmup_ratio": 0.1, "weight_decay": 0.01,
+# Measured on all-MiniLM-L6-v2 (6 layers, hidden 384), 4,000 SST-2 sentences, one epoch, scored
+# on 2,000 train.tsv sentences outside the training sample and the carve: lr 2e-4 with 6% warmup
+# (through the model's mean pooling) 85.2% over three seeds, against 82.9% for BERT-base's 5e-5
+# with 10% warmup through [CLS] and 84.1% for 1e-4 through the mean; layer-wise lr decay 0.9
+# did not pay. Base-size encoders usually want 2e-5..5e-5: pass --lr for them.
+FINETUNE_TRAINER_DEFAULTS: dict[str, Any] = {"lr": 2e-4, "warmup_ratio": 0.06, "weight_decay": 0.01,
                                              "keep_last": 1, "log_every": 10}
 
 
@@ -112,7 +117,8 @@ class FinetuneConfig:
     pooling: Literal["cls", "mean"] | None = setting(
         None, "sentence vector of classification and regression heads: 'cls' (BERT's [CLS] pooler) or "
         "'mean' (mean of the last hidden states over real tokens; [CLS] learns little from masked-LM "
-        "alone); default: the checkpoint's, else cls")
+        "alone); default: the checkpoint's (a sentence-transformers model's pooling, e.g. mean for "
+        "all-MiniLM-L6-v2), else cls")
     label_names: list[str] = setting([], "classification: names of the labels, in sorted order of the label "
                                      "values (e.g. 0,1 -> negative,positive), saved as the model's id2label "
                                      "(default: the task's own names, else the values)")
@@ -235,8 +241,6 @@ def task_tokenizer(task: TaskSpec, tokenizer: Any, morpheme_split: bool | None, 
 def base_model_dir(model: str) -> Path:
     """The checkpoint `--model` names: a folder with config.json (or its best/ or final/), or a
     model in the Hugging Face cache; an error names --model."""
-    from hanformer.tasks.evaluate import resolve_model_dir  # tasks.evaluate imports this module
-
     try:
         return resolve_model_dir(model)
     except CheckpointError as e:
@@ -312,6 +316,10 @@ def finetune(config: FinetuneConfig, resume: str | Path | bool | None = None, lo
     model = load_task_model(task, config.model, labels, from_scratch=config.from_scratch,
                             reinit_head=config.reinit_head, dropout=config.dropout, pooling=config.pooling,
                             names=config.label_names)
+    hidden = getattr(model.config, "hidden_size", 0)
+    if tc.lr == FINETUNE_TRAINER_DEFAULTS["lr"] and hidden >= 768 and not config.from_scratch:
+        log(f"lr {tc.lr:g} is the default measured on small encoders; this one has hidden size {hidden}, "
+            "and base-size encoders usually fine-tune best at 2e-5..5e-5 (pass --lr)")
     loader = ResumableLoader(train_features, lambda fs: collate(fs, encoder.pad_id), config.batch_size,
                              seed=tc.seed, rank=dist.rank, world_size=dist.world_size)
     steps = config.max_steps or max(1, math.ceil(config.epochs * loader.batches_per_epoch))

@@ -30,6 +30,9 @@ class TrainerConfig:
                                                         "weight decay, SGD with momentum, or LAMB)")
     lr: float = setting(1e-4, "peak learning rate")
     weight_decay: float = setting(0.01, "decoupled weight decay (never applied to biases and norms)")
+    layer_lr_decay: float = setting(1.0, "layer-wise learning-rate decay for BERT-family encoders: the heads "
+                                    "train at lr, each encoder layer below at this times the one above, "
+                                    "the embeddings last (1.0: off; 0.8-0.95 is usual)")
     beta1: float = setting(0.9, "Adam/LAMB beta1")
     beta2: float = setting(0.999, "Adam/LAMB beta2")
     eps: float = setting(1e-6, "Adam/LAMB epsilon")
@@ -72,6 +75,7 @@ class TrainerConfig:
             raise ConfigError(f"max_time (--max-time) must be > 0, got {self.max_time!r}; e.g. '90s', '30m'")
         _require("lr", self.lr, low=0.0, low_open=True)
         _require("weight_decay", self.weight_decay, low=0.0)
+        _require("layer_lr_decay", self.layer_lr_decay, low=0.0, high=1.0, low_open=True)
         _require("beta1", self.beta1, low=0.0, high=1.0, high_open=True)
         _require("beta2", self.beta2, low=0.0, high=1.0, high_open=True)
         _require("eps", self.eps, low=0.0, low_open=True)

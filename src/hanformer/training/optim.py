@@ -3,28 +3,62 @@
 Weight decay is never applied to biases and normalisation weights (every parameter with fewer
 than two dimensions), as in the original BERT: decaying a LayerNorm gain towards zero only
 hurts, and biases have nothing to regularise.
+
+Layer-wise learning-rate decay (`layer_lr_decay` < 1) gives each encoder layer of a BERT-family
+model its own rate: the heads and pooler the full rate, layer i of L the rate times
+decay**(L - i), the embeddings decay**(L + 1). Depth is read from parameter names
+(`...embeddings.`, `...layers.<i>.`), so every model built on `BertModel` gets it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
+from typing import overload
 
 import torch
 from torch import nn
 
 from hanformer.training.config import TrainerConfig
 
+_LAYER_INDEX = re.compile(r"(?:^|\.)layers\.(\d+)\.")
+_EMBEDDINGS = re.compile(r"(?:^|\.)embeddings\.")
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two groups: matrices/embeddings (decayed) and biases/norm weights (not decayed)."""
-    decay, no_decay = [], []
-    for _, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (decay if p.ndim >= 2 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
+
+def layer_depths(names: Iterable[str]) -> dict[str, int]:
+    """How many layers below the top each parameter sits: 0 for heads and pooler, L - i for
+    encoder layer i of L, L + 1 for the embeddings (names without either count as heads)."""
+    names = list(names)
+    indices = [int(m.group(1)) for n in names if (m := _LAYER_INDEX.search(n))]
+    layers = max(indices) + 1 if indices else 0
+    depths = {}
+    for name in names:
+        if (m := _LAYER_INDEX.search(name)) is not None:
+            depths[name] = layers - int(m.group(1))
+        elif _EMBEDDINGS.search(name):
+            depths[name] = layers + 1
+        else:
+            depths[name] = 0
+    return depths
+
+
+def param_groups(model: nn.Module, weight_decay: float, lr: float | None = None,
+                 layer_lr_decay: float = 1.0) -> list[dict]:
+    """Matrices/embeddings (decayed) and biases/norm weights (not decayed), split further by
+    depth when `layer_lr_decay` < 1: each group then carries its own `lr` (`lr` x decay**depth).
+    The first group is the one at the full rate, so the rate the trainer logs is the peak."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    depths = layer_depths(n for n, _ in named) if layer_lr_decay != 1.0 else {n: 0 for n, _ in named}
+    buckets: dict[tuple[int, bool], list[nn.Parameter]] = {}
+    for name, p in named:
+        buckets.setdefault((depths[name], p.ndim >= 2), []).append(p)
+    groups = []
+    for depth, decayed in sorted(buckets, key=lambda key: (key[0], not key[1])):
+        group: dict = {"params": buckets[depth, decayed], "weight_decay": weight_decay if decayed else 0.0}
+        if layer_lr_decay != 1.0 and lr is not None:
+            group["lr"] = lr * layer_lr_decay ** depth
+        groups.append(group)
+    return groups
 
 
 class Lamb(torch.optim.Optimizer):
@@ -38,8 +72,15 @@ class Lamb(torch.optim.Optimizer):
                  eps: float = 1e-6, weight_decay: float = 0.0) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
 
+    # The same two signatures as torch's Optimizer.step: a closure's loss comes back, else None.
+    @overload
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], float]) -> float: ...
+
     @torch.no_grad()
-    def step(self, closure=None):  # type: ignore[override]
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
@@ -69,7 +110,7 @@ class Lamb(torch.optim.Optimizer):
 
 
 def build_optimizer(model: nn.Module, cfg: TrainerConfig, device_type: str = "cpu") -> torch.optim.Optimizer:
-    groups = param_groups(model, cfg.weight_decay)
+    groups = param_groups(model, cfg.weight_decay, cfg.lr, cfg.layer_lr_decay)
     if cfg.optimizer == "adamw":
         # The fused kernel (one pass over all tensors) exists on CPU and CUDA in torch >= 2.4.
         try:
