@@ -51,8 +51,7 @@ from hanformer.models.layers import (
 from hanformer.models.outputs import ModelOutput
 from hanformer.utils.config import load_config, load_json_object, setting
 from hanformer.utils.files import atomic_write_json
-
-IGNORE_INDEX = -100
+from hanformer.utils.labels import IGNORE_INDEX
 
 # name -> (layers, hidden, heads); the feed-forward is 4 x hidden. The small sizes are BERT's
 # presets of the same name, so the two objectives can be compared at equal size.

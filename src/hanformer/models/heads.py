@@ -26,8 +26,7 @@ from hanformer.models.outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
-
-IGNORE_INDEX = -100
+from hanformer.utils.labels import IGNORE_INDEX
 
 
 class MaskedLMHead(nn.Module):

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from hanformer.data.readers import expand_paths
 from hanformer.errors import CheckpointError, ConfigError, InputError
 from hanformer.models.ngram.arpa import read_arpa, write_arpa
 from hanformer.models.ngram.config import DEFAULT_K, NgramConfig, check_config
@@ -35,6 +34,7 @@ from hanformer.models.ngram.smoothing import Estimate, estimate
 from hanformer.models.ngram.vocab import UNK, Vocabulary
 from hanformer.tokenization.tokenizer import Tokenizer
 from hanformer.utils.config import load_json_object
+from hanformer.utils.corpus import expand_paths
 from hanformer.utils.files import atomic_write_json, check_output_file
 
 ARPA_FILE, CONFIG_FILE, TOKENIZER_DIR = "model.arpa", "config.json", "tokenizer"

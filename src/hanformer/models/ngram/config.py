@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from hanformer.data.readers import FORMATS
 from hanformer.errors import ConfigError
 from hanformer.utils.config import setting
+from hanformer.utils.corpus import FORMATS
 
 MAX_ORDER = 5
 SMOOTHINGS = ("kn", "absolute", "addk")

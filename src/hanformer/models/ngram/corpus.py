@@ -15,10 +15,10 @@ from typing import Protocol
 
 import numpy as np
 
-from hanformer.data.readers import detect_format, expand_paths, iter_documents
 from hanformer.errors import InputError, where
 from hanformer.models.ngram.vocab import BOS, BOS_ID, EOS, EOS_ID, UNK, UNK_ID, Vocabulary
 from hanformer.tokenization.tokenizer import Tokenizer
+from hanformer.utils.corpus import detect_format, expand_paths, iter_documents
 
 BATCH_SENTENCES = 8192
 
