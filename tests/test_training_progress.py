@@ -50,7 +50,7 @@ def test_an_estimated_mfu_is_labelled():
     bar = ProgressBar(10, 0, None, enabled=True, mfu_estimated=True)
     try:
         bar.update(1, {"loss": 1.0, "mfu": 0.25}, elapsed=1.0)
-        assert "mfu≈=25.0%" in bar.bar.postfix
+        assert "mfu=≈25.0%" in bar.bar.postfix
     finally:
         bar.close()
 

@@ -59,7 +59,7 @@ class TrainerConfig:
     greater_is_better: bool = setting(True, "whether a larger metric-for-best is better")
     early_stopping_patience: int = setting(0, "stop after N evaluations without improvement (0: off)")
     peak_tflops: float = setting(0.0, "hardware peak TFLOP/s for MFU (0: estimate it, measured with timed "
-                                 "matmuls during the run; shown as mfu≈)")
+                                 "matmuls during the run; shown as mfu=≈N%)")
     progress: bool = setting(True, "show a progress bar")
     tensorboard: bool = setting(True, "also write TensorBoard logs when tensorboard is installed")
     overwrite: bool = setting(False, "start afresh in an output dir that holds an earlier run (its checkpoints, "

@@ -95,7 +95,7 @@ class ProgressBar:
 
     With a time budget the number of steps is not known in advance: the bar's total is the steps
     the budget allows at the rate measured so far (capped by max_steps), so its ETA agrees with
-    "time left". An estimated MFU (no --peak-tflops) is shown as `mfu≈`.
+    "time left". An estimated MFU (no --peak-tflops) is shown as `mfu=≈41.2%`.
 
     `enabled` says whether this process reports at all (rank 0); `show_bar` whether it draws the
     bar. Messages (`write`: resumed from, interrupted, evaluation) go to stderr either way, so
@@ -106,7 +106,7 @@ class ProgressBar:
         self.max_steps = total_steps
         self.max_seconds = max_seconds
         self.initial_step, self.initial_elapsed = initial, initial_elapsed
-        self.mfu_label = "mfu≈" if mfu_estimated else "mfu"
+        self.mfu_prefix = "≈" if mfu_estimated else ""  # an estimated peak: shown as mfu=≈41.2%
         self.enabled = enabled
         self.bar = None
         if enabled and show_bar:
@@ -131,7 +131,7 @@ class ProgressBar:
         if "tokens_per_s" in metrics:
             post["tok/s"] = f"{metrics['tokens_per_s']:,.0f}"
         if metrics.get("mfu"):
-            post[self.mfu_label] = f"{100 * metrics['mfu']:.1f}%"
+            post["mfu"] = f"{self.mfu_prefix}{100 * metrics['mfu']:.1f}%"
         if self.max_seconds:
             post["time left"] = _fmt_seconds(max(0.0, self.max_seconds - elapsed))
             self.bar.total = self.expected_total(step, elapsed)
