@@ -266,6 +266,9 @@ def serve(model_dir: str | Path, config: ServeConfig | None = None) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((cfg.host, cfg.port))
+        # Listen before the address is printed: a client that connects at once then waits in the
+        # backlog until uvicorn accepts, instead of being refused while uvicorn starts up.
+        sock.listen(2048)
     except OSError as e:
         sock.close()
         raise HanformerError(f"cannot listen on {cfg.host}:{cfg.port}: {e.strerror}; "
