@@ -35,6 +35,7 @@ from hanformer.models.hub import (
     shape_keys,
     tensor_shapes,
 )
+from hanformer.models.name_table import NameTable
 
 # (our name, transformers' name); "{i}" stands for a layer number. Names not listed are equal.
 _NAME_MAP = [
@@ -69,22 +70,15 @@ _SHAPE_KEYS = [
 ]
 
 
-def _compile(template: str) -> re.Pattern[str]:
-    return re.compile("^(.*?)" + re.escape(template).replace(r"\{i\}", r"(\d+)"))
+_NAMES = NameTable(_NAME_MAP, anywhere=True)
 
 
-_OURS_TO_HF = [(_compile(a), b) for a, b in _NAME_MAP]
-_HF_TO_OURS = [(_compile(b), a) for a, b in _NAME_MAP]
+def _to_hf(key: str) -> str:
+    return _NAMES.to_hf(key) or key
 
 
-def _rename(key: str, table: list[tuple[re.Pattern[str], str]]) -> str:
-    for pattern, target in table:
-        m = pattern.match(key)
-        if m:
-            groups = m.groups()
-            new = groups[0] + (target.replace("{i}", groups[1]) if "{i}" in target else target)
-            return new + key[m.end():]
-    return key
+def _from_hf(key: str) -> str:
+    return _NAMES.from_hf(key) or key
 
 # --- name translation -----------------------------------------------------------------------
 
@@ -99,7 +93,7 @@ def to_hf_state_dict(model: BertPreTrainedModel, dtype: torch.dtype | None = Non
             for name, part in zip(("query", "key", "value"), value.chunk(3, dim=0), strict=True):
                 out[f"{prefix}encoder.layer.{layer}.attention.self.{name}.{kind}"] = part.contiguous()
         else:
-            out[_rename(key, _OURS_TO_HF)] = value.contiguous()
+            out[_to_hf(key)] = value.contiguous()
     return out
 
 
@@ -144,7 +138,7 @@ def from_hf_state_dict(state: dict[str, Tensor], model: BertPreTrainedModel,
             prefix, layer, part, kind = m.groups()
             qkv.setdefault((prefix, layer, kind), {})[part] = value
         else:
-            ours[_rename(key, _HF_TO_OURS)] = value
+            ours[_from_hf(key)] = value
     for (prefix, layer, kind), parts in qkv.items():
         if len(parts) == 3:
             shapes = {p: tuple(t.shape) for p, t in parts.items()}
@@ -190,7 +184,7 @@ def hf_names(keys: Iterable[str]) -> list[str]:
     for k in keys:
         m = _QKV_OURS.match(k)
         out.append(f"{m.group(1)}encoder.layer.{m.group(2)}.attention.self.query/key/value.{m.group(3)}"
-                   if m else _rename(k, _OURS_TO_HF))
+                   if m else _to_hf(k))
     return out
 
 

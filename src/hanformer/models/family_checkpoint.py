@@ -38,6 +38,7 @@ from hanformer.models.hub import (
     require_floating,
     tensor_shapes,
 )
+from hanformer.models.name_table import NameTable
 
 M = TypeVar("M", bound=BertPreTrainedModel)
 
@@ -56,11 +57,16 @@ _HEAD_NAMES = [
 _TIED = "lm_head.decoder.weight"  # the word embeddings again; never stored by us
 
 
-def _rename(key: str, table: list[tuple[str, str]], src: int) -> str:
-    for pair in table:
-        if key.startswith(pair[src]):
-            return pair[1 - src] + key[len(pair[src]):]
-    return key
+_HEADS = NameTable(_HEAD_NAMES)
+_PROJECTIONS = NameTable([_PROJECTION])
+
+
+def _head_to_hf(key: str) -> str:
+    return _HEADS.to_hf(key) or key
+
+
+def _projection_to_hf(key: str) -> str:
+    return _PROJECTIONS.to_hf(key) or key
 
 
 def _encoder_of(model: BertPreTrainedModel) -> BertModel:
@@ -73,12 +79,12 @@ def to_family_state_dict(model: BertPreTrainedModel, dtype: torch.dtype | None =
     """Our tensors under the family's transformers names (Q/K/V split; tied decoder not repeated)."""
     encoder = _encoder_of(model)
     prefix = "" if encoder is model else PREFIX[family_of(model)]
-    out = {prefix + _rename(k, [_PROJECTION], 0): v for k, v in to_hf_state_dict(encoder, dtype).items()}
+    out = {prefix + _projection_to_hf(k): v for k, v in to_hf_state_dict(encoder, dtype).items()}
     if encoder is not model:
         for key, value in model.state_dict().items():
             if not key.startswith("bert."):
                 value = value.detach().to(dtype) if dtype is not None and value.is_floating_point() else value.detach()
-                out[_rename(key, _HEAD_NAMES, 0)] = value.contiguous()
+                out[_head_to_hf(key)] = value.contiguous()
     return out
 
 
@@ -97,9 +103,9 @@ def from_family_state_dict(state: dict[str, Tensor], model: BertPreTrainedModel,
     heads: dict[str, Tensor] = {}
     for key, value in state.items():
         if key.startswith(_ENCODER_PARTS):
-            encoder_state[_rename(key, [_PROJECTION], 1)] = value
+            encoder_state[(_PROJECTIONS.from_hf(key) or key)] = value
         elif key != _TIED:
-            heads[_rename(key, _HEAD_NAMES, 1)] = value
+            heads[(_HEADS.from_hf(key) or key)] = value
     ours, missing, unused = from_hf_state_dict(encoder_state, encoder, source)
     if encoder is model:
         return ours, missing, unused + list(heads)
@@ -108,7 +114,7 @@ def from_family_state_dict(state: dict[str, Tensor], model: BertPreTrainedModel,
     for key in wanted.keys() & heads.keys():
         if tuple(heads[key].shape) != tuple(wanted[key].shape):
             raise CheckpointError(
-                f"{source}: tensor {_rename(key, _HEAD_NAMES, 0)} has shape {tuple(heads[key].shape)} in the "
+                f"{source}: tensor {_head_to_hf(key)} has shape {tuple(heads[key].shape)} in the "
                 f"checkpoint but the model expects {tuple(wanted[key].shape)} (config.json does not match the "
                 "weights; pass num_labels matching the checkpoint)")
     result = {"bert." + k: v for k, v in ours.items()} | {k: heads[k] for k in wanted if k in heads}
@@ -121,9 +127,9 @@ def family_names(keys: Iterable[str], family: str) -> list[str]:
     out = []
     for key in keys:
         if key.startswith("bert."):
-            out.append(PREFIX[family] + _rename(hf_names([key[len("bert."):]])[0], [_PROJECTION], 0))
+            out.append(PREFIX[family] + _projection_to_hf(hf_names([key[len("bert."):]])[0]))
         else:
-            out.append(_rename(key, _HEAD_NAMES, 0))
+            out.append(_head_to_hf(key))
     return out
 
 

@@ -33,6 +33,7 @@ from hanformer.models.hub import (
     shape_keys,
     tensor_shapes,
 )
+from hanformer.models.name_table import NameTable
 
 # (our name, GPT-2's name) inside the decoder stack; "{i}" is the layer number.
 _NAME_MAP = [
@@ -59,24 +60,7 @@ _SHAPE_KEYS = [
 ]
 
 
-def _table(src: int, dst: int) -> list[tuple[re.Pattern[str], str]]:
-    out = []
-    for pair in _NAME_MAP:
-        pattern = "^" + re.escape(pair[src]).replace(r"\{i\}", r"(\d+)")
-        out.append((re.compile(pattern), pair[dst]))
-    return out
-
-
-_TO_HF, _FROM_HF = _table(0, 1), _table(1, 0)
-
-
-def _rename(key: str, table: list[tuple[re.Pattern[str], str]]) -> str | None:
-    for pattern, target in table:
-        m = pattern.match(key)
-        if m:
-            layer = m.group(1) if m.groups() else ""
-            return target.replace("{i}", layer) + key[m.end():]
-    return None
+_NAMES = NameTable(_NAME_MAP)
 
 
 def _prefix(model: GPTPreTrainedModel) -> str:
@@ -92,7 +76,7 @@ def to_hf_state_dict(model: GPTPreTrainedModel, dtype: torch.dtype | None = None
         value = value.detach()
         if dtype is not None and value.is_floating_point():
             value = value.to(dtype)
-        name = _rename(key[len(prefix):], _TO_HF)
+        name = _NAMES.to_hf(key[len(prefix):])
         if name is None:
             raise CheckpointError(f"no GPT-2 name for tensor {key}")  # a bug, not a user error
         if _CONV1D.search(name):
@@ -113,7 +97,7 @@ def from_hf_state_dict(state: dict[str, Tensor], model: GPTPreTrainedModel, sour
         if key == "lm_head.weight" or _BUFFERS.search(key):
             continue
         bare = key[len("transformer."):] if key.startswith("transformer.") else key
-        name = _rename(bare, _FROM_HF)
+        name = _NAMES.from_hf(bare)
         if name is None:
             unexpected.append(key)
             continue
