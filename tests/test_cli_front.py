@@ -75,6 +75,25 @@ def test_bare_hanformer_and_every_bare_group_print_their_help_and_exit_2(capsys)
         assert "subcommands:" in captured.err and captured.out == ""
 
 
+def _leaf_commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    """(command words, parser) for every command that does work, groups walked down."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield path, parser
+        return
+    for name, sub in subs[0].choices.items():
+        yield from _leaf_commands(sub, (*path, name))
+
+
+def test_every_command_formats_its_help():
+    # argparse %-formats help strings, so one setting whose text says "N%" broke `pretrain --help`
+    leaves = list(_leaf_commands(build_parser()))
+    assert {("pretrain",), ("finetune",), ("tokenizer", "train")} <= {words for words, _ in leaves}
+    for words, parser in leaves:
+        text = parser.format_help()
+        assert text.startswith("usage: hanformer " + " ".join(words)), words
+
+
 def test_a_complete_command_still_runs(tmp_path, capsys):
     from hanformer.tokenization.tokenizer import Tokenizer
 

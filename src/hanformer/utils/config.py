@@ -265,6 +265,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str
         default = (defaults or {}).get(f.name, field_default(f))
         help_text = f.metadata.get("help", "")
         help_text = f"{help_text} [default: {default!r}]" if help_text else f"[default: {default!r}]"
+        help_text = help_text.replace("%", "%%")  # argparse formats help with %: a literal "N%" would crash --help
         kwargs: dict[str, Any] = {"dest": prefix + f.name, "default": None, "help": help_text}
         base = tp
         if get_origin(tp) in (Union, types.UnionType):
