@@ -14,6 +14,7 @@ from hanformer.data.readers import (
     iter_text_lines,
 )
 from hanformer.errors import InputError
+from hanformer.utils.files import text_size
 
 
 def test_plain_text_documents_split_on_blank_lines(tmp_path):
@@ -125,3 +126,33 @@ def test_tsv_columns(tmp_path):
         next(docs)
     with pytest.raises(InputError, match=r"ratings.txt:1: header has no column 'text' \(columns: id, document, label"):
         list(iter_documents(p, fmt="tsv"))
+
+
+@pytest.mark.parametrize("suffix, opener", [(".gz", "gzip"), (".bz2", "bz2"), (".xz", "lzma")])
+def test_compressed_corpora_read_like_plain_text(tmp_path, suffix, opener):
+    module = __import__(opener)
+    text = "첫 리뷰입니다.\n\n둘째 리뷰\n셋째 줄\n"
+    plain = tmp_path / "reviews.txt"
+    plain.write_text(text, encoding="utf-8")
+    packed = tmp_path / f"reviews.txt{suffix}"
+    with module.open(packed, "wb") as f:
+        f.write(text.encode("utf-8"))
+    assert [d.lines for d in iter_documents(packed)] == [d.lines for d in iter_documents(plain)]
+    expected_size = len(text.encode("utf-8")) if suffix == ".gz" else packed.stat().st_size
+    assert text_size(packed) == expected_size  # gzip's trailer holds the size; others fall back
+    table = tmp_path / f"rows.tsv{suffix}"
+    with module.open(table, "wb") as f:
+        f.write("id\tdocument\n1\t좋아요\n".encode())
+    assert detect_format(table) == "tsv"  # the format is named by the suffix under the compression one
+
+
+def test_a_broken_compressed_file_is_one_line_naming_it(tmp_path):
+    broken = tmp_path / "reviews.txt.gz"
+    broken.write_bytes(b"plain text, not gzip\n")
+    with pytest.raises(InputError, match=r"reviews\.txt\.gz: cannot be decompressed as \.gz"):
+        list(iter_documents(broken))
+    bad_utf8 = tmp_path / "cp949.txt.gz"
+    with __import__("gzip").open(bad_utf8, "wb") as f:
+        f.write("좋아요\n".encode("cp949"))
+    with pytest.raises(InputError, match=r"cp949\.txt\.gz:1: not valid UTF-8"):
+        list(iter_documents(bad_utf8))

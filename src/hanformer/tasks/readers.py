@@ -27,7 +27,7 @@ from typing import Generic, Literal, TypeVar
 
 from hanformer.errors import InputError
 from hanformer.tasks.examples import Answer, QAExample, TextExample, TokenExample
-from hanformer.utils.files import iter_lines, require_file
+from hanformer.utils.files import iter_lines, plain_suffix, require_file
 
 OnError = Literal["skip", "fail"]
 E = TypeVar("E")
@@ -146,7 +146,7 @@ def read_table(path: str | os.PathLike[str], *, text: str, pair: str | None = No
     """
     p = require_file(path, "data file")
     if delimiter is None:
-        delimiter = "," if p.suffix.lower() == ".csv" else "\t"
+        delimiter = "," if plain_suffix(p) == ".csv" else "\t"
     if quoting is None:
         quoting = delimiter != "\t"
     bad = _Collector(on_error)

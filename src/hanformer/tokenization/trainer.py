@@ -40,6 +40,7 @@ from hanformer.tokenization.normalizer import build_normalizer
 from hanformer.tokenization.pre_tokenizer import KiwiMorphemeSplitter, build_pre_tokenizer
 from hanformer.tokenization.tokenizer import Tokenizer
 from hanformer.utils.corpus import expand_paths, iter_text_lines
+from hanformer.utils.files import text_size
 
 
 def train_tokenizer(
@@ -53,7 +54,7 @@ def train_tokenizer(
     also save it there in the Hugging Face layout. Shows a progress bar over the input bytes."""
     config = config or TokenizerConfig()
     paths = expand_paths(files)
-    total_bytes = sum(p.stat().st_size for p in paths)
+    total_bytes = sum(text_size(p) for p in paths)
     started = time.perf_counter()
 
     backend = tokenizers.Tokenizer(build_wordpiece({UNK: 0}, UNK, config.max_input_chars_per_word))

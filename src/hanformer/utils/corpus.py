@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 from hanformer.errors import InputError
-from hanformer.utils.files import iter_lines, require_file
+from hanformer.utils.files import iter_lines, plain_suffix, require_file
 
 Format = Literal["auto", "text", "wiki", "jsonl", "tsv"]
 FORMATS: tuple[str, ...] = ("auto", "text", "wiki", "jsonl", "tsv")
@@ -60,9 +60,10 @@ class Document:
 def detect_format(path: str | os.PathLike[str]) -> str:
     """Guess 'text', 'wiki', 'jsonl' or 'tsv' from the extension, then from the first non-blank line."""
     p = Path(path)
-    if p.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+    suffix = plain_suffix(p)
+    if suffix in (".jsonl", ".json", ".ndjson"):
         return "jsonl"
-    if p.suffix.lower() == ".tsv":
+    if suffix == ".tsv":
         return "tsv"
     for _, line in iter_lines(p):
         stripped = line.lstrip("\ufeff").strip()

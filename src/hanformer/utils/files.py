@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import bz2
 import contextlib
+import gzip
 import json
+import lzma
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -11,6 +14,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from hanformer.errors import ConfigError, InputError
+
+# Compressed text is read through these, chosen by the file's suffix.
+_DECOMPRESSORS: dict[str, Any] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 
 
 def _umask() -> int:
@@ -165,13 +171,44 @@ def _decoded_lines(lines: Iterable[bytes | str], name: object) -> Iterator[tuple
 
 
 def iter_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
-    """Yield (1-based line number, line without newline) of a UTF-8 text file.
+    """Yield (1-based line number, line without newline) of a UTF-8 text file, which may be
+    compressed (.gz, .bz2, .xz: decompressed as it is read, so a corpus can ship compressed).
 
     Non-UTF-8 bytes raise an InputError naming the file, line and byte offset.
     """
     p = require_file(path)
-    with open(p, "rb") as f:
-        yield from _decoded_lines(f, p)
+    decompress = _DECOMPRESSORS.get(p.suffix.lower())
+    if decompress is None:
+        with open(p, "rb") as f:
+            yield from _decoded_lines(f, p)
+        return
+    try:
+        with decompress(p, "rb") as f:
+            yield from _decoded_lines(f, p)
+    except (OSError, EOFError, lzma.LZMAError) as e:  # truncated or not really compressed
+        raise InputError(f"{p}: cannot be decompressed as {p.suffix} ({e}); "
+                         f"check the file, or rename it if it is plain text") from None
+
+
+def plain_suffix(path: str | os.PathLike[str]) -> str:
+    """The suffix that names the text format, under any compression suffix (`a.tsv.gz` -> `.tsv`)."""
+    p = Path(path)
+    if p.suffix.lower() in _DECOMPRESSORS:
+        p = Path(p.stem)
+    return p.suffix.lower()
+
+
+def text_size(path: str | os.PathLike[str]) -> int:
+    """Bytes of text `iter_lines` reads from `path`, for progress bars: the file's size, or for a
+    gzip file its uncompressed size (the trailer holds it, modulo 4 GiB). For bzip2 and xz,
+    whose sizes are not cheap to read, the compressed size: a bar over them runs past 100%."""
+    p = Path(path)
+    size = p.stat().st_size
+    if p.suffix.lower() == ".gz" and size >= 18:
+        with open(p, "rb") as f:
+            f.seek(-4, os.SEEK_END)
+            return int.from_bytes(f.read(4), "little") or size
+    return size
 
 
 def iter_stream_lines(stream: IO[Any], name: str = "<stdin>") -> Iterator[tuple[int, str]]:
