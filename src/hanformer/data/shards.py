@@ -219,6 +219,10 @@ class ShardSet:
                              f"shape {counts.shape} of {counts.dtype}; {_REDO}")
         return counts
 
+    def unigram_log_probs(self) -> np.ndarray:
+        """`unigram_log_probs` of the training split's token counts."""
+        return unigram_log_probs(self.token_counts())
+
     def check_tokenizer(self, vocab_hash: str, where: str) -> None:
         """Refuse shards tokenized with another vocabulary (ids would mean other tokens)."""
         if vocab_hash != self.vocab_hash:
@@ -323,3 +327,11 @@ def _check_size(path: Path, entries: int, dtype: np.dtype) -> None:
     if size != expected:
         raise InputError(f"{path}: {size:,} bytes, but the index says {entries:,} {dtype.name} entries "
                          f"({expected:,} bytes): the file is {'truncated' if size < expected else 'too long'}; {_REDO}")
+
+
+def unigram_log_probs(counts: np.ndarray) -> np.ndarray:
+    """Log frequencies of tokens from their counts, add-half smoothed so that a token never seen
+    in training has a finite cost: the unigram floor every language-model objective reports (so
+    the floors compare), and the masked-LM bias's starting point."""
+    smoothed = counts.astype(np.float64) + 0.5
+    return np.log(smoothed / smoothed.sum())

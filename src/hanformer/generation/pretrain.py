@@ -19,7 +19,6 @@ _PRESET_ALIASES = {"base": "gpt2-small"}
 
 
 def build_clm(cfg: Any, shards: Any, tokenizer: Any, dist: Any) -> Any:
-    import numpy as np
     import torch
 
     from hanformer.data.batches import BatchStream, require_batches
@@ -60,9 +59,9 @@ def build_clm(cfg: Any, shards: Any, tokenizer: Any, dist: Any) -> Any:
     valid = builder(shards.valid, 0, "valid", shuffle=False)
     require_batches(valid, 1, "held-out (valid)")
 
-    # Unigram floor: cross-entropy of held-out tokens under add-one smoothed training frequencies.
-    counts = shards.token_counts().astype(np.float64) + 1.0
-    unigram_logp = torch.from_numpy(np.log(counts / counts.sum()))
+    # Unigram floor: cross-entropy of held-out tokens under the training frequencies (the same
+    # smoothing as the masked-LM objectives', so the floors of all objectives compare).
+    unigram_logp = torch.from_numpy(shards.unigram_log_probs())
     eval_set = held_out_batches(valid, cfg.eval_batches)
 
     def evaluate(m: Any) -> dict[str, float]:

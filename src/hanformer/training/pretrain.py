@@ -195,18 +195,10 @@ def check_seq_len(cfg: PretrainConfig, config: Any) -> None:
                           f"{config.max_position_embeddings}")
 
 
-def _unigram_logp(shards: Any) -> Any:
-    """Add-half smoothed log frequencies of the training tokens."""
-    import numpy as np
-
-    counts = shards.token_counts()
-    return np.log((counts + 0.5) / (counts + 0.5).sum())
-
-
 def init_unigram_bias(mlm_head: Any, shards: Any) -> None:
     import torch
 
-    logp = _unigram_logp(shards)
+    logp = shards.unigram_log_probs()
     with torch.no_grad():
         mlm_head.bias.copy_(torch.from_numpy(logp - logp.mean()).float())
 
@@ -254,7 +246,7 @@ class MaskedLMScore:
     def __init__(self, shards: Any) -> None:
         import torch
 
-        logp = _unigram_logp(shards)
+        logp = shards.unigram_log_probs()
         self.top_id = int(logp.argmax())
         self.unigram_logp = torch.from_numpy(logp).float()
         self.reset()
