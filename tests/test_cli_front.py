@@ -75,23 +75,12 @@ def test_bare_hanformer_and_every_bare_group_print_their_help_and_exit_2(capsys)
         assert "subcommands:" in captured.err and captured.out == ""
 
 
-def _leaf_commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
-    """(command words, parser) for every command that does work, groups walked down."""
-    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    if not subs:
-        yield path, parser
-        return
-    for name, sub in subs[0].choices.items():
-        yield from _leaf_commands(sub, (*path, name))
-
-
 def test_every_command_formats_its_help():
     # argparse %-formats help strings, so one setting whose text says "N%" broke `pretrain --help`
-    leaves = list(_leaf_commands(build_parser()))
-    assert {("pretrain",), ("finetune",), ("tokenizer", "train")} <= {words for words, _ in leaves}
-    for words, parser in leaves:
-        text = parser.format_help()
-        assert text.startswith("usage: hanformer " + " ".join(words)), words
+    commands = _all_commands(build_parser())
+    assert {"pretrain", "finetune", "tokenizer train"} <= set(commands)
+    for name, parser in commands.items():
+        assert parser.format_help().startswith(f"usage: hanformer {name}"), name
 
 
 def test_a_complete_command_still_runs(tmp_path, capsys):
@@ -270,7 +259,7 @@ SETTINGS_COMMANDS = {
     "pretrain": "PretrainConfig", "finetune": "FinetuneConfig", "evaluate": "EvaluateConfig",
     "predict": "PredictConfig", "baseline": "BaselineConfig", "generate": "GenerationConfig",
     "embed": "EmbedConfig", "attention": "AttentionViewConfig", "serve": "ServeConfig",
-    "data prepare": "PrepareConfig",
+    "data prepare": "PrepareConfig", "rnn train": "RNNTrainConfig",
 }
 
 

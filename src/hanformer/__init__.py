@@ -72,6 +72,13 @@ _EXPORTS: dict[str, str] = {
     "GenerationConfig": "hanformer.generation.config",
     "GeneratedText": "hanformer.generation.api",
     "generate": "hanformer.generation.api",
+    # RNN language models
+    "RNNConfig": "hanformer.models.rnn.config",
+    "RNNLanguageModel": "hanformer.models.rnn.model",
+    "RNNTrainConfig": "hanformer.models.rnn.settings",
+    "train_rnn": "hanformer.models.rnn.train",
+    "rnn_perplexity": "hanformer.models.rnn.api",
+    "sample_rnn": "hanformer.models.rnn.api",
     # attention views and serving
     "AttentionData": "hanformer.visualization.attention",
     "attention_data": "hanformer.visualization.attention",

@@ -1,0 +1,96 @@
+"""RNNConfig: the shape of a recurrent language model (LSTM or GRU), saved as config.json.
+
+    input_ids ──► embedding (E) ──► dropout ──► LSTM/GRU × layers (H) ──► dropout
+              ──► [projection H → E when tied and H ≠ E] ──► · Eᵀ + b ──► logits
+
+With tied embeddings (Press & Wolf, 2017; Inan et al., 2017) the output layer reuses the input
+embedding matrix, so it needs vectors of the embedding's width: PyTorch's word_language_model
+example refuses H ≠ E; here a linear projection H → E bridges them instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Literal
+
+from hanformer.errors import ConfigError
+from hanformer.models.config import (
+    load_model_config,
+    require_choice,
+    require_positive_ints,
+    require_probabilities,
+    require_token_ids,
+)
+from hanformer.utils.config import load_json_object, setting
+from hanformer.utils.files import atomic_write_json
+
+MODEL_TYPE = "rnn_lm"
+CELLS = ("lstm", "gru")
+# Gate blocks per layer: an LSTM has input, forget, cell and output gates; a GRU reset, update, new.
+_GATES = {"lstm": 4, "gru": 3}
+
+
+@dataclasses.dataclass
+class RNNConfig:
+    vocab_size: int = setting(30000, "number of token ids (must match the tokenizer's vocabulary)")
+    cell: Literal["lstm", "gru"] = setting("lstm", "recurrent cell: lstm or gru")
+    embedding_size: int = setting(256, "width of the token embeddings")
+    hidden_size: int = setting(256, "width of the recurrent state of every layer")
+    num_layers: int = setting(2, "stacked recurrent layers")
+    dropout: float = setting(0.2, "dropout on the embeddings, between layers and on the output")
+    tie_embeddings: bool = setting(True, "the output layer reuses the input embedding matrix")
+    init_range: float = setting(0.1, "embeddings (and an untied output layer) start uniform in +-init_range")
+    separator_id: int | None = setting(None, "token between documents; also where sampling starts")
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        require_positive_ints(self, ("vocab_size", "embedding_size", "hidden_size", "num_layers"))
+        require_choice(self, "cell", CELLS)
+        require_probabilities(self, ("dropout",))
+        if not isinstance(self.init_range, (int, float)) or not self.init_range > 0:
+            raise ConfigError(f"RNNConfig: init_range must be a positive number, got {self.init_range!r}")
+        require_token_ids(self, ("separator_id",))
+
+    @property
+    def projects(self) -> bool:
+        """Whether a projection H → E sits before the tied output layer."""
+        return self.tie_embeddings and self.hidden_size != self.embedding_size
+
+    @property
+    def state_tensors(self) -> int:
+        """Tensors of the recurrent state: (h, c) for an LSTM, h for a GRU."""
+        return 2 if self.cell == "lstm" else 1
+
+    def parameter_count(self) -> int:
+        """Parameters of `RNNLanguageModel(config)`, from the shape alone."""
+        e, h, v, gates = self.embedding_size, self.hidden_size, self.vocab_size, _GATES[self.cell]
+        # Each layer: input and recurrent weights of every gate, and torch's two bias vectors.
+        recurrent = sum(gates * h * ((e if i == 0 else h) + h + 2) for i in range(self.num_layers))
+        out_width = e if self.tie_embeddings else h
+        projection = h * e + e if self.projects else 0
+        decoder = (0 if self.tie_embeddings else v * out_width) + v
+        return v * e + recurrent + projection + decoder
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> RNNConfig:
+        data = dict(data)
+        model_type = data.pop("model_type", MODEL_TYPE)
+        if model_type != MODEL_TYPE:
+            raise ConfigError(f"{source}: model_type {model_type!r} is not an RNN language model "
+                              f"(expected {MODEL_TYPE!r})")
+        data.pop("architectures", None)
+        return load_model_config(cls, data, source)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> RNNConfig:
+        path = Path(directory) / "config.json"
+        return cls.from_dict(load_json_object(path), source=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model_type": MODEL_TYPE, "architectures": ["RNNLanguageModel"], **dataclasses.asdict(self)}
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        atomic_write_json(Path(directory) / "config.json", self.to_dict())
