@@ -19,12 +19,25 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from hanformer import __version__
 from hanformer.errors import CheckpointError, HanformerError, InputError
+from hanformer.generation.api import generate
+from hanformer.generation.config import GenerationConfig
+from hanformer.models.checkpoint import load_model
+from hanformer.models.embedding import EmbedConfig, embed
+from hanformer.models.registry import task_of
 from hanformer.serving.config import ServeConfig
+from hanformer.tasks.encoding import PieceEncoder
+from hanformer.tasks.examples import TextExample
+from hanformer.tasks.inference import predict_examples, prediction_record, raw_examples
+from hanformer.tasks.model_dir import resolve_model_dir
+from hanformer.tasks.model_io import TaskSettings, model_label_names, read_task_file
+from hanformer.tasks.registry import get_task
+from hanformer.tokenization.tokenizer import Tokenizer
+from hanformer.visualization.attention import attention_data
 
 if TYPE_CHECKING:
     from hanformer.generation.api import GeneratedText
-    from hanformer.generation.config import GenerationConfig
 
 # Which endpoints each kind of checkpoint answers (for /info and the page's footer).
 ENCODER_ENDPOINTS = ["/api/tokenize", "/api/embeddings", "/api/attention"]
@@ -87,10 +100,6 @@ class InferenceEngine:
     """A model and its tokenizer, loaded once from a checkpoint directory."""
 
     def __init__(self, model_dir: str | Path, config: ServeConfig) -> None:
-        from hanformer.models.checkpoint import load_model
-        from hanformer.models.registry import task_of
-        from hanformer.tasks.model_dir import resolve_model_dir
-        from hanformer.tokenization.tokenizer import Tokenizer
 
         self.model_dir = resolve_model_dir(model_dir)  # a fine-tuning output dir serves its best/
         self.config = config
@@ -118,11 +127,7 @@ class InferenceEngine:
     def _resolve_task(self) -> None:
         """The fine-tuning task behind the head: from task.json when hanformer fine-tuned it,
         otherwise a generic task of the head's kind with the labels of config.json."""
-        import dataclasses
 
-        from hanformer.tasks.encoding import PieceEncoder
-        from hanformer.tasks.model_io import TaskSettings, read_task_file
-        from hanformer.tasks.registry import get_task
 
         cfg = self.model.config
         recorded = read_task_file(self.model_dir) or {}
@@ -151,7 +156,6 @@ class InferenceEngine:
     # ---- description ------------------------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
-        from hanformer import __version__
 
         cfg = self.model.config
         name = self.model_dir.name
@@ -239,7 +243,6 @@ class InferenceEngine:
 
     def embeddings(self, texts: list[str], pooling: str = "mean", normalize: bool = True) -> list[list[float]]:
         """One vector per text: mean of the last layer's token vectors (or the [CLS] vector)."""
-        from hanformer.models.embedding import EmbedConfig, embed
 
         self._require_encoder("texts", "/api/embeddings")
         hidden = self.model.config.hidden_size
@@ -312,9 +315,6 @@ class InferenceEngine:
         app gives exactly the answers the evaluation scored: word/character units for NER, QA
         windows with a stride over long contexts, labels with probabilities.
         """
-        from hanformer.tasks.examples import TextExample
-        from hanformer.tasks.inference import predict_examples, prediction_record, raw_examples
-        from hanformer.tasks.model_io import model_label_names
 
         if self.task == "fill-mask":
             return self.fill_mask(texts, self.config.top_k)
@@ -337,7 +337,6 @@ class InferenceEngine:
                 for e, label, detail in zip(examples, preds.labels, preds.details, strict=True)]
 
     def attention(self, text: str, pair: str | None = None, packed: bool = False) -> dict[str, Any]:
-        from hanformer.visualization.attention import attention_data
 
         self._require_encoder("text", "/api/attention")
         data = attention_data(self.model, self.tokenizer, text, pair,
@@ -357,7 +356,6 @@ class InferenceEngine:
         generation defaults, except `max_new_tokens`, kept within the server's limit and half the
         context window (room for the prompt).
         """
-        from hanformer.generation.config import GenerationConfig
 
         if not self.causal_lm:
             raise FieldError("prompt", f"this checkpoint ({self.architecture}) is not a causal language model and "
@@ -380,7 +378,6 @@ class InferenceEngine:
         stops at its next piece of text by raising `GenerationCancelled`. Beam search knows its
         text only at the end, so it delivers it in one piece and cannot be stopped part-way.
         """
-        from hanformer.generation.api import generate
 
         if cancelled is not None and cancelled.is_set():
             raise GenerationCancelled
@@ -399,7 +396,6 @@ class InferenceEngine:
 def _setting_error(error: HanformerError) -> FieldError:
     """The generation package's messages start with the setting at fault ("top_p = 1.5: ...",
     "prompt 1 has 80 tokens ..."); name it as the request field."""
-    from hanformer.generation.config import GenerationConfig
 
     match = re.match(r"\w+", str(error))
     names = {f.name for f in dataclasses.fields(GenerationConfig)} | {"prompt"}
