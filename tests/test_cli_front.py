@@ -259,7 +259,7 @@ SETTINGS_COMMANDS = {
     "pretrain": "PretrainConfig", "finetune": "FinetuneConfig", "evaluate": "EvaluateConfig",
     "predict": "PredictConfig", "baseline": "BaselineConfig", "generate": "GenerationConfig",
     "embed": "EmbedConfig", "attention": "AttentionViewConfig", "serve": "ServeConfig",
-    "data prepare": "PrepareConfig", "rnn train": "RNNTrainConfig",
+    "data prepare": "PrepareConfig", "rnn train": "RNNTrainConfig", "translate": "TranslateConfig",
 }
 
 

@@ -72,6 +72,14 @@ _EXPORTS: dict[str, str] = {
     "GenerationConfig": "hanformer.generation.config",
     "GeneratedText": "hanformer.generation.api",
     "generate": "hanformer.generation.api",
+    # the encoder-decoder Transformer and translation
+    "TransformerConfig": "hanformer.models.encoder_decoder.config",
+    "TransformerModel": "hanformer.models.encoder_decoder.model",
+    "TransformerForSeq2SeqLM": "hanformer.models.encoder_decoder.model",
+    "TranslateConfig": "hanformer.generation.translate_config",
+    "Translation": "hanformer.generation.translate",
+    "translate": "hanformer.generation.translate",
+    "translation_scores": "hanformer.evaluation.translation",
     # RNN language models
     "RNNConfig": "hanformer.models.rnn.config",
     "RNNLanguageModel": "hanformer.models.rnn.model",

@@ -12,6 +12,16 @@ A model may also offer `model.allocate_cache(batch_size, max_length)`: the loop 
 cache in at the first step, so keys/values are written into preallocated buffers instead of being
 concatenated at every step.
 
+Encoder–decoder models (translation) run the same loops through `decode_encoder_decoder`: the
+source is encoded once, each row's decoder starts from the decoder start token, and every step
+calls the model as transformers' `MarianMTModel` is called::
+
+    encoded = model.get_encoder()(input_ids=source, attention_mask=source_mask).last_hidden_state
+    out = model(attention_mask=source_mask, decoder_input_ids=ids, encoder_outputs=(encoded,),
+                past_key_values=cache, use_cache=True)
+
+Beams and returned sequences repeat the encoded source, never re-encode it.
+
 Prompts of different lengths are left-padded: the attention mask hides the padding and position
 ids count only real tokens (`cumsum(mask) - 1`), so a padded prompt continues exactly like the
 same prompt alone. The loops reproduce `transformers`' `generate` step for step (same processors,
@@ -39,6 +49,23 @@ _NEG = -1.0e9  # "impossible" score used by beam bookkeeping (finite, so sums st
 
 
 @dataclasses.dataclass
+class EncodedSource:
+    """An encoder–decoder model's source, encoded once: every decoding step attends to it."""
+
+    hidden: torch.Tensor
+    """(rows, source length, hidden): the encoder's last hidden states."""
+    attention_mask: torch.Tensor
+    """(rows, source length): 1 = real source token, 0 = padding."""
+
+    def repeat(self, times: int) -> EncodedSource:
+        """Each row `times` times in a row, as the loops repeat prompts for beams and samples."""
+        if times == 1:
+            return self
+        return EncodedSource(self.hidden.repeat_interleave(times, dim=0),
+                             self.attention_mask.repeat_interleave(times, dim=0))
+
+
+@dataclasses.dataclass
 class DecodeOutput:
     sequences: torch.Tensor
     """(batch * num_return_sequences, prompt_length + generated): prompt (with its left padding) and continuation."""
@@ -50,9 +77,11 @@ class DecodeOutput:
 class _Stepper:
     """Feeds the model one step at a time and carries the cache, attention mask and positions."""
 
-    def __init__(self, model: Any, attention_mask: torch.Tensor, use_cache: bool, max_length: int) -> None:
+    def __init__(self, model: Any, attention_mask: torch.Tensor, use_cache: bool, max_length: int,
+                 source: EncodedSource | None = None) -> None:
         self.model = model
         self.use_cache = use_cache
+        self.source = source
         # Without padding the mask is all ones: pass None and let the model skip masking work.
         self.mask: torch.Tensor | None = None if bool(attention_mask.all()) else attention_mask
         positions = attention_mask.long().cumsum(-1) - 1
@@ -66,8 +95,15 @@ class _Stepper:
             self.cache = allocate(attention_mask.shape[0], max_length)
 
     def _run(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        out = self.model(input_ids, attention_mask=self.mask, position_ids=positions,
-                         past_key_values=self.cache, use_cache=self.use_cache, **self.extra)
+        if self.source is not None:
+            # Decoder inputs are never padded (every row starts at the start token), so the
+            # model counts positions from its cache; the mask is the source's.
+            out = self.model(attention_mask=self.source.attention_mask, decoder_input_ids=input_ids,
+                             encoder_outputs=(self.source.hidden,), past_key_values=self.cache,
+                             use_cache=self.use_cache, **self.extra)
+        else:
+            out = self.model(input_ids, attention_mask=self.mask, position_ids=positions,
+                             past_key_values=self.cache, use_cache=self.use_cache, **self.extra)
         if self.use_cache:
             self.cache = out.past_key_values
         return out.logits[:, -1, :].float()
@@ -108,29 +144,49 @@ def _pad_lengths(attention_mask: torch.Tensor) -> torch.Tensor | None:
 @torch.inference_mode()
 def decode(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
            config: GenerationConfig, *, eos_token_id: int | None, pad_token_id: int | None,
-           on_step: StepCallback | None = None, stop: StopCriterion | None = None) -> DecodeOutput:
+           on_step: StepCallback | None = None, stop: StopCriterion | None = None,
+           source: EncodedSource | None = None) -> DecodeOutput:
     """Continue each (left-padded) prompt in `input_ids` according to `config`.
 
     `on_step` is called after every step of greedy/sampling with the chosen tokens (streaming);
     beam search only knows its winners at the end, so it does not stream. `stop` lets the caller
-    end sequences early, e.g. on stop strings.
+    end sequences early, e.g. on stop strings. `source`: the encoded source of an encoder–decoder
+    model, one row per prompt (see `decode_encoder_decoder`).
     """
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)
     if pad_token_id is None:
         pad_token_id = eos_token_id
     if config.num_beams > 1:
-        return _beam_search(model, input_ids, attention_mask, config, eos_token_id, pad_token_id, stop)
+        return _beam_search(model, input_ids, attention_mask, config, eos_token_id, pad_token_id, stop, source)
     if config.num_return_sequences > 1:
         input_ids = input_ids.repeat_interleave(config.num_return_sequences, dim=0)
         attention_mask = attention_mask.repeat_interleave(config.num_return_sequences, dim=0)
+        source = source.repeat(config.num_return_sequences) if source is not None else None
     return _greedy_or_sample(model, input_ids, attention_mask, config, eos_token_id, pad_token_id,
-                             on_step, stop)
+                             on_step, stop, source)
+
+
+@torch.inference_mode()
+def decode_encoder_decoder(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                           config: GenerationConfig, *, decoder_start_token_id: int, eos_token_id: int | None,
+                           pad_token_id: int | None, on_step: StepCallback | None = None,
+                           stop: StopCriterion | None = None) -> DecodeOutput:
+    """Translate each (right-padded) source in `input_ids` according to `config`.
+
+    The source is encoded once; the decoder of every row starts from `decoder_start_token_id`,
+    and the returned sequences begin with it (prompt_length 1), as transformers' do.
+    """
+    encoded = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    start = torch.full((input_ids.shape[0], 1), decoder_start_token_id, dtype=torch.long, device=input_ids.device)
+    return decode(model, start, None, config, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
+                  on_step=on_step, stop=stop, source=EncodedSource(encoded, attention_mask))
 
 
 def _greedy_or_sample(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                       config: GenerationConfig, eos_token_id: int | None, pad_token_id: int | None,
-                      on_step: StepCallback | None, stop: StopCriterion | None) -> DecodeOutput:
+                      on_step: StepCallback | None, stop: StopCriterion | None,
+                      source: EncodedSource | None) -> DecodeOutput:
     rows, prompt_length = input_ids.shape
     max_length = prompt_length + config.max_new_tokens
     processors = build_processors(config, _pad_lengths(attention_mask))
@@ -142,7 +198,7 @@ def _greedy_or_sample(model: Any, input_ids: torch.Tensor, attention_mask: torch
     buffer = input_ids.new_empty(rows, max_length)
     buffer[:, :prompt_length] = input_ids
     active = torch.ones(rows, dtype=torch.bool, device=input_ids.device)
-    stepper = _Stepper(model, attention_mask, config.use_cache, max_length)
+    stepper = _Stepper(model, attention_mask, config.use_cache, max_length, source)
     logits = stepper.prefill(input_ids)
     length = prompt_length
     while True:
@@ -179,7 +235,7 @@ def _gather_beams(tensor: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
 
 def _beam_search(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                  config: GenerationConfig, eos_token_id: int | None, pad_token_id: int | None,
-                 stop: StopCriterion | None) -> DecodeOutput:
+                 stop: StopCriterion | None, source: EncodedSource | None) -> DecodeOutput:
     """Beam search with `transformers`' bookkeeping, so results match it exactly.
 
     Each step keeps the 2 * num_beams best continuations over all beams: the best num_beams that
@@ -213,7 +269,8 @@ def _beam_search(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tens
     finished_origin = running_origin.clone()
     batch_offset = torch.arange(batch, device=device).view(-1, 1) * beams
 
-    stepper = _Stepper(model, flat_mask, config.use_cache, max_length)
+    stepper = _Stepper(model, flat_mask, config.use_cache, max_length,
+                       source.repeat(beams) if source is not None else None)
     logits = stepper.prefill(flat_ids)
     length = prompt_length
     while True:

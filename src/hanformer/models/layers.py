@@ -277,9 +277,18 @@ class MultiHeadAttention(nn.Module):
         b, s, _ = x.shape
         return x.view(b, s, -1, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
 
+    def context_keys_values(self, context: Tensor) -> tuple[Tensor, Tensor]:
+        """Cross-attention: the (batch, heads, context, head_dim) keys and values of `context`.
+
+        They depend on the context alone, so incremental decoding computes them once per source
+        and passes them back as `context_kv` at every step."""
+        k, v = self._heads(self.key_value(context))
+        return k, v
+
     def forward(self, x: Tensor, mask: Tensor | None = None, *, is_causal: bool = False,
                 context: Tensor | None = None, layout: TokenLayout | None = None,
-                cache: KVCache | None = None, need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
+                cache: KVCache | None = None, need_weights: bool = False,
+                context_kv: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor | None]:
         """Attend from `x` to itself (or to `context`).
 
         x: (batch, seq, hidden), or (tokens, hidden) real tokens only when `layout` is given.
@@ -287,15 +296,18 @@ class MultiHeadAttention(nn.Module):
         is_causal: also forbid attending to later positions.
         cache: append this call's keys/values to it and attend over all cached positions.
         need_weights: also return the (batch, heads, q, k) probabilities (slower, exact path).
+        context_kv: cross-attention keys/values already computed by `context_keys_values`.
         Returns the output (same layout as `x`) and the probabilities or None.
         """
         if self.is_cross_attention:
-            if context is None:
-                raise ValueError("cross-attention needs a context")
+            if context_kv is None:
+                if context is None:
+                    raise ValueError("cross-attention needs a context")
+                context_kv = self.context_keys_values(context)
             q = self.query(x)
             q = layout.pad(q) if layout is not None else q
             (q,) = self._heads(q)
-            k, v = self._heads(self.key_value(context))
+            k, v = context_kv
         else:
             qkv = self.qkv(x)
             if layout is not None and layout.buckets is not None and cache is None and not need_weights \
@@ -379,8 +391,10 @@ class TransformerBlock(nn.Module):
     def forward(self, x: Tensor, mask: Tensor | None = None, *, is_causal: bool = False,
                 layout: TokenLayout | None = None, context: Tensor | None = None,
                 context_mask: Tensor | None = None, cache: KVCache | None = None,
-                need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
-        """x: (batch, seq, hidden), or (tokens, hidden) with `layout`. Returns (x, attention probs)."""
+                need_weights: bool = False,
+                context_kv: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor | None]:
+        """x: (batch, seq, hidden), or (tokens, hidden) with `layout`. Returns (x, attention probs).
+        context_kv: the cross-attention's keys/values of `context`, computed once per source."""
         probs: Tensor | None = None
 
         def self_attention(h: Tensor) -> Tensor:
@@ -390,9 +404,10 @@ class TransformerBlock(nn.Module):
             return out
 
         x = self._residual(x, self.attention_norm, self_attention)
-        if self.cross_attention is not None and context is not None:
+        if self.cross_attention is not None and (context is not None or context_kv is not None):
             cross = self.cross_attention
             x = self._residual(x, self.cross_attention_norm,
-                               lambda h: cross(h, context_mask, context=context, layout=layout)[0])
+                               lambda h: cross(h, context_mask, context=context, layout=layout,
+                                               context_kv=context_kv)[0])
         x = self._residual(x, self.ffn_norm, self.ffn)
         return x, probs

@@ -14,6 +14,13 @@ from typing import Any
 from hanformer.errors import CheckpointError
 from hanformer.models.bert import BertModel, BertPreTrainedModel
 from hanformer.models.bert_checkpoint import BERT
+from hanformer.models.encoder_decoder.checkpoint import MARIAN
+from hanformer.models.encoder_decoder.config import MODEL_TYPE as ENCODER_DECODER
+from hanformer.models.encoder_decoder.model import (
+    TransformerForSeq2SeqLM,
+    TransformerModel,
+    TransformerPreTrainedModel,
+)
 from hanformer.models.encoder_family import FAMILY_MODEL_TYPES, InFamily, family_architectures
 from hanformer.models.family_checkpoint import FAMILY
 from hanformer.models.gpt import GPTForCausalLM, GPTModel, GPTPreTrainedModel
@@ -29,7 +36,7 @@ from hanformer.models.hub import CheckpointAdapter
 
 # What `hanformer serve` offers for a model; "none" where it has nothing to serve (GPTModel).
 CLASSIFICATION, TOKENS, QA, FILL_MASK = "classification", "token-classification", "question-answering", "fill-mask"
-EMBEDDINGS, GENERATION = "embeddings", "text-generation"
+EMBEDDINGS, GENERATION, TRANSLATION = "embeddings", "text-generation", "translation"
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,10 @@ MODELS: dict[str, ModelSpec] = {
     "GPTForCausalLM": ModelSpec(GPTForCausalLM, GPT, "gpt2", GENERATION),
     "GPT2Model": ModelSpec(GPTModel, GPT, "gpt2", "none"),
     "GPTModel": ModelSpec(GPTModel, GPT, "gpt2", "none"),
+    "MarianMTModel": ModelSpec(TransformerForSeq2SeqLM, MARIAN, ENCODER_DECODER, TRANSLATION),
+    "TransformerForSeq2SeqLM": ModelSpec(TransformerForSeq2SeqLM, MARIAN, ENCODER_DECODER, TRANSLATION),
+    "MarianModel": ModelSpec(TransformerModel, MARIAN, ENCODER_DECODER, "none"),
+    "TransformerModel": ModelSpec(TransformerModel, MARIAN, ENCODER_DECODER, "none"),
     **{name: ModelSpec(cls, FAMILY, family, _family_task(cls))
        for family in FAMILY_MODEL_TYPES for name, cls in family_architectures(family).items()},
 }
@@ -70,7 +81,7 @@ MODELS: dict[str, ModelSpec] = {
 # The base class of each family's models -> its adapter (most specific first: the RoBERTa /
 # ELECTRA classes subclass BERT's).
 _ADAPTER_OF_BASE: tuple[tuple[type, CheckpointAdapter], ...] = (
-    (InFamily, FAMILY), (GPTPreTrainedModel, GPT), (BertPreTrainedModel, BERT))
+    (InFamily, FAMILY), (GPTPreTrainedModel, GPT), (TransformerPreTrainedModel, MARIAN), (BertPreTrainedModel, BERT))
 
 
 def architectures(model_type: str) -> dict[str, type[Any]]:
@@ -82,6 +93,8 @@ def adapter_for_checkpoint(model_type: str | None) -> CheckpointAdapter:
     """The adapter that reads a checkpoint with this config.json model_type (BERT's by default)."""
     if model_type == "gpt2":
         return GPT
+    if model_type == ENCODER_DECODER:
+        return MARIAN
     return FAMILY if model_type in FAMILY_MODEL_TYPES else BERT
 
 
@@ -99,7 +112,7 @@ def architecture_class(name: str, model_type: str | None, source: str) -> type[A
     take each other's names and BERT's ("BertModel" means the family's equivalent): loading puts
     the checkpoint's own family class in its place."""
     family = model_type if model_type in FAMILY_MODEL_TYPES else None
-    own = family or ("gpt2" if model_type == "gpt2" else "bert")
+    own = family or (model_type if model_type in ("gpt2", ENCODER_DECODER) else "bert")
     accepted = (*FAMILY_MODEL_TYPES, "bert") if family else (own,)
     spec = MODELS.get(name)
     if spec is not None and spec.model_type in accepted:
