@@ -80,10 +80,17 @@ class ResumableLoader:
 
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "position": self.position, "seed": self.seed,
-                "examples": len(self.examples)}
+                "examples": len(self.examples), "global_batch": self.global_batch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("examples") not in (None, len(self.examples)):
             raise InputError(f"cannot resume: the checkpoint was trained on {state['examples']} "
                              f"examples but the data now has {len(self.examples)}")
         self.epoch, self.position, self.seed = int(state["epoch"]), int(state["position"]), int(state["seed"])
+        saved_batch = int(state.get("global_batch", self.global_batch))
+        if saved_batch != self.global_batch:  # resumed on another number of processes
+            done = self.position * saved_batch
+            if done % self.global_batch:
+                raise InputError(f"cannot resume: the checkpoint stopped {done} examples into the epoch, "
+                                 f"which is not a whole number of global batches of {self.global_batch}")
+            self.position = done // self.global_batch

@@ -1,6 +1,7 @@
 """Training checkpoints: atomic, the last K kept, and everything needed for an exact resume.
 
-Layout: `OUTPUT_DIR/checkpoints/step-00000100/state.pt` (+ `trainer_state.json` for people).
+Layout: `OUTPUT_DIR/checkpoints/step-00000100/state.pt` (+ `trainer_state.json` for people; an
+FSDP run adds the sharded model and optimizer in `sharded/`, see `sharded_checkpoint.py`).
 A checkpoint is first written to a hidden temporary folder and then renamed into place, so a
 crash or a second Ctrl-C leaves either the old checkpoints or a complete new one, never half.
 `state.pt` holds only tensors and plain Python values, so it loads with `weights_only=True`.
@@ -100,24 +101,36 @@ def _as_json(x: dict[str, Any]) -> dict[str, Any]:
 def save_checkpoint(output_dir: str | Path, step: int, state: dict[str, Any], keep_last: int,
                     summary: dict[str, Any] | None = None) -> Path:
     """Write `state` as checkpoint `step` atomically and delete all but the newest `keep_last`."""
-    root = checkpoint_root(output_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step-{step:08d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".step-{step:08d}.", dir=root))
+    tmp = new_checkpoint_dir(output_dir, step)
     try:
-        torch.save(state, tmp / "state.pt")
-        with open(tmp / "trainer_state.json", "w", encoding="utf-8") as f:
-            json.dump({"step": step, "format_version": FORMAT_VERSION, **(summary or {})}, f,
-                      indent=2, ensure_ascii=False, default=str)
-        for name in ("state.pt", "trainer_state.json"):
-            with open(tmp / name, "rb") as f:
-                os.fsync(f.fileno())
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        return finish_checkpoint(tmp, output_dir, step, state, keep_last, summary)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def new_checkpoint_dir(output_dir: str | Path, step: int) -> Path:
+    """The hidden folder checkpoint `step` is written into before `finish_checkpoint` renames it
+    (a sharded save lets every process write its shard there first)."""
+    root = checkpoint_root(output_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".step-{step:08d}.", dir=root))
+
+
+def finish_checkpoint(tmp: Path, output_dir: str | Path, step: int, state: dict[str, Any], keep_last: int,
+                      summary: dict[str, Any] | None = None) -> Path:
+    """Add state.pt and trainer_state.json to `tmp`, rename it into place, prune old ones."""
+    final = checkpoint_root(output_dir) / f"step-{step:08d}"
+    torch.save(state, tmp / "state.pt")
+    with open(tmp / "trainer_state.json", "w", encoding="utf-8") as f:
+        json.dump({"step": step, "format_version": FORMAT_VERSION, **(summary or {})}, f,
+                  indent=2, ensure_ascii=False, default=str)
+    for name in ("state.pt", "trainer_state.json"):
+        with open(tmp / name, "rb") as f:
+            os.fsync(f.fileno())
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
     for old in list_checkpoints(output_dir)[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -142,19 +155,24 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def check_model_compatible(model_state: dict[str, torch.Tensor], model: torch.nn.Module, source: str) -> None:
     """Refuse to resume into a model of another shape, naming the first differing parameter."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in model_state]
-    unexpected = [k for k in model_state if k not in own]
+    check_shapes_compatible({k: tuple(v.shape) for k, v in model_state.items()},
+                            {k: tuple(v.shape) for k, v in model.state_dict().items()}, source)
+
+
+def check_shapes_compatible(saved: dict[str, tuple[int, ...]], own: dict[str, tuple[int, ...]], source: str) -> None:
+    """The same check on parameter names and (full, unsharded) shapes."""
+    missing = [k for k in own if k not in saved]
+    unexpected = [k for k in saved if k not in own]
     if missing or unexpected:
         raise CheckpointError(
             f"{source}: checkpoint is for a different model ({len(missing)} parameters missing, e.g. "
             f"{missing[:1]}; {len(unexpected)} unexpected, e.g. {unexpected[:1]}); resume with the "
             f"same model settings or start a fresh output dir")
-    for k, v in own.items():
-        if tuple(model_state[k].shape) != tuple(v.shape):
+    for k, shape in own.items():
+        if tuple(saved[k]) != tuple(shape):
             raise CheckpointError(
                 f"{source}: checkpoint is for another model shape: {k} is "
-                f"{tuple(model_state[k].shape)} there but {tuple(v.shape)} here; resume with the "
+                f"{tuple(saved[k])} there but {tuple(shape)} here; resume with the "
                 f"same model settings or start a fresh output dir")
 
 

@@ -47,6 +47,17 @@ class TrainerConfig:
     precision: Literal["fp32", "bf16", "fp16"] = setting(
         "fp32", "bf16: bfloat16 autocast (CPU and CUDA); fp16: float16 autocast + loss scaling (CUDA)")
     compile: bool = setting(False, "torch.compile the model (pays off on long runs)")
+    parallelism: Literal["ddp", "fsdp"] = setting(
+        "ddp", "with several processes: ddp keeps a whole copy of the model in each and averages gradients; "
+        "fsdp (FSDP2) shards parameters, gradients and optimizer states across them, one unit per "
+        "Transformer block, and writes sharded checkpoints (torch.distributed.checkpoint)")
+    reshard_after_forward: bool = setting(
+        True, "fsdp: free each block's gathered parameters after its forward and gather them again for "
+        "backward (ZeRO-3); --no-reshard-after-forward keeps them until backward (ZeRO-2: more memory, "
+        "less communication)")
+    activation_checkpointing: bool = setting(
+        False, "keep only each Transformer block's input and recompute its activations in backward "
+        "(far less activation memory for about a third more compute)")
     device: str = setting("auto", "auto, cpu, cuda, cuda:1, ...")
     threads: int = setting(0, "CPU threads for torch (0: leave torch's default)")
     seed: int = setting(42, "random seed (model init, dropout, data order, masking)")
@@ -92,6 +103,9 @@ class TrainerConfig:
                      "early_stopping_patience"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} ({_flag(name)}) must be >= 0, got {getattr(self, name)}")
+        if self.parallelism == "fsdp" and self.precision == "fp16":
+            raise ConfigError("precision 'fp16' does not combine with parallelism (--parallelism) 'fsdp' here; "
+                              "use --precision bf16 (no loss scaling needed)")
         check_seed(self.seed, "seed")
         check_device_name(self.device)
         if self.metric_for_best is not None and not self.metric_for_best.strip():

@@ -1,9 +1,10 @@
 """Where and how a run computes: device, CPU threads, precision (autocast, loss scaling) and
-the wrapping of the model for DDP and `torch.compile`."""
+the wrapping of the model for DDP or FSDP, activation checkpointing and `torch.compile`."""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -13,6 +14,7 @@ from torch.nn.parallel import DistributedDataParallel
 from hanformer.errors import ConfigError
 from hanformer.training.config import TrainerConfig
 from hanformer.training.distributed import DistInfo, init_distributed, resolve_device
+from hanformer.training.fsdp import checkpoint_blocks, set_gradient_sync, shard_model
 from hanformer.utils.machine import cpu_has_fast_bf16
 
 
@@ -54,10 +56,24 @@ def slow_bf16_warning(precision: str, device: torch.device) -> str | None:
     return None
 
 
-def wrap_model(model: nn.Module, device: torch.device, dist: DistInfo, compile: bool) -> nn.Module:
-    """The module the steps call: `model` under DDP with several ranks, compiled on request."""
+def prepare_model(model: nn.Module, config: TrainerConfig, dist: DistInfo) -> nn.Module:
+    """Changes made to the model itself before its optimizer is built: activation checkpointing,
+    then FSDP sharding (in place: the optimizer must see the sharded parameters). With a single
+    process there is nothing to shard and an fsdp run trains the plain model."""
+    if config.activation_checkpointing:
+        checkpoint_blocks(model)
+    if config.parallelism == "fsdp" and dist.enabled:
+        shard_model(model, dist.world_size, bf16=config.precision == "bf16",
+                    reshard_after_forward=config.reshard_after_forward)
+    return model
+
+
+def wrap_model(model: nn.Module, device: torch.device, dist: DistInfo, compile: bool,
+               parallelism: str = "ddp") -> nn.Module:
+    """The module the steps call: `model` under DDP with several ranks (an FSDP model is its own
+    wrapper), compiled on request."""
     module: nn.Module = model
-    if dist.enabled:
+    if dist.enabled and parallelism == "ddp":
         module = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
     if compile:
         module = torch.compile(module)  # type: ignore[assignment]
@@ -65,6 +81,18 @@ def wrap_model(model: nn.Module, device: torch.device, dist: DistInfo, compile: 
 
 
 def no_sync(module: nn.Module) -> contextlib.AbstractContextManager:
-    """Skip DDP's gradient all-reduce (for all but the last micro-batch of a step)."""
+    """Skip the gradient all-reduce (DDP) or reduce-scatter (FSDP) for all but the last
+    micro-batch of a step."""
     m = getattr(module, "_orig_mod", module)  # torch.compile wrapper
-    return m.no_sync() if isinstance(m, HasNoSync) else contextlib.nullcontext()
+    if isinstance(m, HasNoSync):
+        return m.no_sync()
+    return _fsdp_no_sync(m)
+
+
+@contextlib.contextmanager
+def _fsdp_no_sync(module: nn.Module) -> Iterator[None]:
+    set_gradient_sync(module, False)
+    try:
+        yield
+    finally:
+        set_gradient_sync(module, True)

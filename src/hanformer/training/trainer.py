@@ -3,7 +3,8 @@
 `Trainer` runs any `nn.Module` whose forward takes a batch's tensors as keyword arguments and
 returns an object with `.loss`. It owns everything around that call: gradient accumulation,
 mixed precision, clipping, the optimizer and learning-rate schedule, evaluation, checkpoints
-(atomic, keep last K, on SIGINT/SIGTERM), exact resume, DDP, the progress bar and metrics.
+(atomic, keep last K, on SIGINT/SIGTERM), exact resume, DDP or FSDP (sharded checkpoints, see
+`sharded_checkpoint.py`), activation checkpointing, the progress bar and metrics.
 
 Batches come from a *batch source*: any object with
 
@@ -31,8 +32,11 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 from torch import nn
+from torch.distributed.tensor import DTensor
 
+from hanformer.errors import CheckpointError
 from hanformer.training import checkpointing as ckpt
+from hanformer.training import sharded_checkpoint as sharded
 from hanformer.training.best_model import check_metric_for_best, improves, tracked_value
 from hanformer.training.config import TrainerConfig
 from hanformer.training.distributed import (
@@ -40,8 +44,10 @@ from hanformer.training.distributed import (
     agree_on_stop,
     any_rank,
     barrier,
+    broadcast_object,
     env_dist_info,
 )
+from hanformer.training.fsdp import meta_skeleton
 from hanformer.training.loss_guard import NonFiniteLoss
 from hanformer.training.mfu import PeakFlops
 from hanformer.training.optim import build_optimizer
@@ -57,6 +63,7 @@ from hanformer.training.runtime import (
     autocast,
     grad_scaler,
     no_sync,
+    prepare_model,
     setup_device,
     slow_bf16_warning,
     wrap_model,
@@ -134,6 +141,10 @@ class Trainer:
         self.eval_fn = eval_fn
         self.export_fn = export_fn
         self.flops_fn = flops_fn or default_flops(model)
+        # An FSDP run exports through a weightless copy of the unsharded model (taken before
+        # sharding) that the gathered state dict fills on rank 0.
+        self._skeleton = meta_skeleton(self.model) if self.sharded else None
+        prepare_model(self.model, config, self.dist)
         self.optimizer = build_optimizer(self.model, config, self.device.type)
         self.schedule = Schedule(self.optimizer, config.schedule, 0, config.min_lr_ratio)
         self.scaler = grad_scaler(config.precision)
@@ -149,9 +160,20 @@ class Trainer:
         # the setup does (logs, the MFU probe, TensorBoard) can draw from them in between.
         self._rng_to_restore: dict[str, Any] | None = None
         self._output_dir_ready = False
-        self.module = wrap_model(self.model, self.device, self.dist, config.compile)
+        self.module = wrap_model(self.model, self.device, self.dist, config.compile, config.parallelism)
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def sharded(self) -> bool:
+        """Checkpoints are sharded (DCP) in an fsdp run, with one process too: they then load
+        into any number of processes."""
+        return self.config.parallelism == "fsdp"
+
+    @property
+    def micro_batches_per_step(self) -> int:
+        """Micro-batches (of every process) that make one optimizer step's global batch."""
+        return self.config.grad_accum * self.dist.world_size
+
     @property
     def warmup_by_time(self) -> bool:
         """A wall-clock budget with warmup_ratio: warm up over that fraction of the budget."""
@@ -185,10 +207,12 @@ class Trainer:
         return {k: v.to(self.device, non_blocking=nb) if torch.is_tensor(v) else v for k, v in batch.items()}
 
     def _state(self) -> dict[str, Any]:
+        weights: dict[str, Any] = {"sharded": True} if self.sharded else {
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict()}
         return {
             "format_version": ckpt.FORMAT_VERSION,
-            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(),
+            **weights,
             "schedule": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "rng": ckpt.capture_rng(),
@@ -197,19 +221,38 @@ class Trainer:
             "trainer": {"step": self.step, "elapsed": self.elapsed, "tokens_seen": int(self.tokens_seen),
                         "best_metric": self.best_metric,
                         "evals_without_improvement": self.evals_without_improvement,
-                        "world_size": self.dist.world_size},
+                        "world_size": self.dist.world_size,
+                        "micro_batches_per_step": self.micro_batches_per_step},
             "config": config_to_dict(self.config),
         }
 
     def identity(self) -> dict[str, Any]:
-        """The settings a checkpoint of this run records and a resumed run must match."""
-        return run_identity(self.config, self.run_identity)
+        """The settings a checkpoint of this run records and a resumed run must match. How the
+        work is spread (activation checkpointing, resharding) does not change the run, and an fsdp
+        run may resume on another number of processes: there the global batch (micro-batches per
+        step) must match, not grad_accum."""
+        identity = run_identity(self.config, self.run_identity)
+        trainer = identity["trainer"]
+        for key in ("activation_checkpointing", "reshard_after_forward"):
+            trainer.pop(key, None)
+        if trainer.get("parallelism") == "ddp":  # checkpoints from before the setting stay resumable
+            trainer.pop("parallelism")
+        elif self.sharded:
+            trainer.pop("grad_accum", None)
+            trainer["micro_batches_per_step"] = self.micro_batches_per_step
+        return identity
 
     def save_checkpoint(self) -> Path | None:
         """Write a resumable checkpoint now (rank 0); all ranks wait for it."""
         path = None
         state = self._state()  # every rank captures so RNG/data calls stay in step
-        if self.dist.is_main:
+        if self.sharded:
+            path = sharded.save_sharded(self.output_dir, self.step, state, self.model, self.optimizer,
+                                        self.config.keep_last, {"elapsed": self.elapsed, "eval": self.last_eval},
+                                        self.dist)
+            if path is not None:
+                self.last_checkpoint = path
+        elif self.dist.is_main:
             path = ckpt.save_checkpoint(self.output_dir, self.step, state, self.config.keep_last,
                                         summary={"elapsed": self.elapsed, "eval": self.last_eval})
             self.last_checkpoint = path
@@ -218,14 +261,23 @@ class Trainer:
 
     def load_checkpoint(self, path: str | Path) -> None:
         state = ckpt.load_checkpoint(path)
-        ckpt.check_model_compatible(state["model"], self.model, str(path))
-        check_same_run(state.get("identity"), self.identity(), path)
-        self.model.load_state_dict(state["model"])
-        try:
-            self.optimizer.load_state_dict(state["optimizer"])
-        except (ValueError, KeyError) as e:
-            raise ckpt.CheckpointError(f"{path}: optimizer state does not fit ({e}); was the "
-                                       f"optimizer changed? resume with the same settings") from None
+        if self.sharded:
+            if state.get("sharded"):
+                sharded.check_global_batch(state, self.dist.world_size, self.micro_batches_per_step, str(path))
+            check_same_run(state.get("identity"), self.identity(), path)
+            sharded.load_sharded(Path(path), self.model, self.optimizer)
+        else:
+            if state.get("sharded"):
+                raise CheckpointError(f"{path}: a sharded checkpoint (written with --parallelism fsdp); "
+                                      "resume it with --parallelism fsdp")
+            ckpt.check_model_compatible(state["model"], self.model, str(path))
+            check_same_run(state.get("identity"), self.identity(), path)
+            self.model.load_state_dict(state["model"])
+            try:
+                self.optimizer.load_state_dict(state["optimizer"])
+            except (ValueError, KeyError) as e:
+                raise ckpt.CheckpointError(f"{path}: optimizer state does not fit ({e}); was the "
+                                           f"optimizer changed? resume with the same settings") from None
         self.schedule.load_state_dict(state["schedule"])
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
@@ -250,25 +302,40 @@ class Trainer:
         if self.dist.is_main:
             print(text, file=sys.stderr, flush=True)
 
-    def export(self, directory: Path, metrics: dict[str, Any] | None = None) -> Path:
-        """Write the model (and what export_fn adds) to `directory` atomically (rank 0)."""
+    def export(self, directory: Path, metrics: dict[str, Any] | None = None) -> Path | None:
+        """Write the model (and what export_fn adds) to `directory` atomically on rank 0; None on
+        the other ranks. Every rank must call it: an FSDP model is first gathered whole."""
+        model = self._whole_model()
+        if not self.dist.is_main:
+            return None
+        assert model is not None  # rank 0 always holds the whole model
+
         def write(folder: Path) -> None:
             if self.export_fn is not None:
-                self.export_fn(self.model, folder)
-            elif isinstance(self.model, SavesPretrained):
-                self.model.save_pretrained(folder)
+                self.export_fn(model, folder)
+            elif isinstance(model, SavesPretrained):
+                model.save_pretrained(folder)
             else:
-                torch.save(self.model.state_dict(), folder / "model.pt")
+                torch.save(model.state_dict(), folder / "model.pt")
             if metrics is not None:
                 (folder / "metrics.json").write_text(json.dumps({"step": self.step, **metrics}, indent=2,
                                                                 ensure_ascii=False, default=float) + "\n")
 
         return ckpt.export_dir(directory, write)
 
+    def _whole_model(self) -> nn.Module | None:
+        """The unsharded model: itself, or (FSDP over several processes) a CPU copy filled with
+        the gathered weights on rank 0 (None on the others)."""
+        if self._skeleton is None or not self.dist.enabled:
+            return self.model
+        state = sharded.full_model_state(self.model)
+        return sharded.materialize(self._skeleton, state) if self.dist.is_main else None
+
     def evaluate(self) -> dict[str, float]:
-        """Run eval_fn on rank 0 and return its metrics ({} on other ranks or without one)."""
+        """Run eval_fn on rank 0 and return its metrics ({} on other ranks or without one). A
+        sharded model needs every rank for each forward pass: there all ranks run eval_fn alike."""
         metrics: dict[str, float] = {}
-        if self.eval_fn is not None and self.dist.is_main:
+        if self.eval_fn is not None and (self.dist.is_main or self.sharded):
             was_training = self.model.training
             self.model.eval()
             # Evaluation must not move the training's random streams (an eval_fn that samples
@@ -365,8 +432,7 @@ class Trainer:
                 if self.eval_fn is not None and last_eval_step != self.step:
                     self._eval_and_track(log, bar)
                 self.save_checkpoint()
-                if main:
-                    final_dir = self.export(self.output_dir / "final", self.last_eval or None)
+                final_dir = self.export(self.output_dir / "final", self.last_eval or None)
                 barrier(self.dist)
             else:
                 self.save_checkpoint()
@@ -407,6 +473,8 @@ class Trainer:
         grad_norm = None
         if c.grad_clip > 0:
             grad_norm = torch.nn.utils.clip_grad_norm_(params, c.grad_clip)
+            if isinstance(grad_norm, DTensor):  # FSDP: the norm of the whole, gathered gradient
+                grad_norm = grad_norm.full_tensor()
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -421,20 +489,25 @@ class Trainer:
         c = self.config
         metrics = self.evaluate()
         stop = False
+        improved = False
         if self.dist.is_main and metrics:
             self.last_eval = metrics
             log.log("eval", self.step, metrics)
             bar.write(f"step {self.step}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in metrics.items()))
             if c.metric_for_best:
                 value = tracked_value(metrics, c.metric_for_best)
-                if improves(value, self.best_metric, c.greater_is_better):
+                improved = improves(value, self.best_metric, c.greater_is_better)
+                if improved:
                     self.best_metric = value
                     self.evals_without_improvement = 0
-                    self.export(self.output_dir / "best", metrics)
+                    if not self.sharded:
+                        self.export(self.output_dir / "best", metrics)
                 else:
                     self.evals_without_improvement += 1
                     stop = bool(c.early_stopping_patience) and (
                         self.evals_without_improvement >= c.early_stopping_patience)
+        if self.sharded and broadcast_object(improved, self.dist):  # gathering the model takes every rank
+            self.export(self.output_dir / "best", metrics)
         if self.dist.enabled:
             stop = any_rank(stop, self.device, self.dist)
         return stop
