@@ -234,8 +234,8 @@ def test_one_call_to_register_and_one_to_read_in_a_command():
 
 
 def test_the_real_training_configs_register_and_keep_their_table_defaults(tmp_path):
+    from hanformer.pretraining.config import PretrainConfig
     from hanformer.tasks.finetune import FINETUNE_TRAINER_DEFAULTS, FinetuneConfig
-    from hanformer.training.pretrain import PretrainConfig
 
     parser = argparse.ArgumentParser()
     spec = add_settings_arguments(parser, FinetuneConfig, skip=("trainer.output_dir", "trainer.max_steps"))
@@ -316,7 +316,7 @@ FILE_THEN_FLAGS = [
     ("embed", "hanformer.models.embedding.embed", 'pooling = "cls"\nbatch_size = 4\n',
      ["--model", "m", "--batch-size", "2", "a", "b"],
      lambda c: (c.pooling, c.batch_size, c.normalize) == ("cls", 2, True)),
-    ("pretrain", "hanformer.training.pretrain.pretrain",
+    ("pretrain", "hanformer.pretraining.run.pretrain",
      'data = "shards"\nseq_len = 64\n[model_config]\nhidden_size = 64\n[trainer]\nlr = 0.01\nmax_steps = 5\n',
      ["--lr", "0.002", "--batch-size", "4"],
      lambda c: (c.data, c.seq_len, c.batch_size, c.model_config, c.trainer.lr, c.trainer.max_steps,

@@ -137,7 +137,7 @@ PIPELINE = TOKENIZER + "[data]\n\n[pretrain]\nmax_steps = 2\n\n"
     (PIPELINE + FINETUNE, None),  # the same recipe without a bad value plans fine
 ])
 def test_values_the_stages_parse_are_checked_by_the_dry_run(tmp_path, capsys, body, pattern):
-    pytest.importorskip("hanformer.training.pretrain")
+    pytest.importorskip("hanformer.pretraining.run")
     path = write_recipe(tmp_path, body)
     rc = main(["run", str(path), "--dry-run"])
     err = capsys.readouterr().err

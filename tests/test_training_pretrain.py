@@ -130,8 +130,9 @@ def test_resume_with_another_model_shape_is_refused(shards, tmp_path, capsys):
 @pytest.mark.slow
 def test_pretraining_learns_beyond_the_unigram_baseline(tmp_path):
     """Labels, masking, model and optimizer wired together actually learn from context."""
+    from hanformer.pretraining.config import PretrainConfig
+    from hanformer.pretraining.run import pretrain
     from hanformer.training.config import TrainerConfig
-    from hanformer.training.pretrain import PretrainConfig, pretrain
 
     text = write_patterned_corpus(tmp_path / "c.txt")
     tok = make_tokenizer(text, tmp_path / "tok", 300)

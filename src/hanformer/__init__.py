@@ -57,8 +57,8 @@ _EXPORTS: dict[str, str] = {
     # pretraining data and training
     "PrepareConfig": "hanformer.data.prepare",
     "prepare_data": "hanformer.data.prepare",
-    "PretrainConfig": "hanformer.training.pretrain",
-    "pretrain": "hanformer.training.pretrain",
+    "PretrainConfig": "hanformer.pretraining.config",
+    "pretrain": "hanformer.pretraining.run",
     "Trainer": "hanformer.training.trainer",
     "TrainerConfig": "hanformer.training.config",
     # the main job: recipes, stage caching, the report

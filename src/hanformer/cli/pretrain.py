@@ -11,7 +11,7 @@ ORDER = 25
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from hanformer.training.pretrain import PretrainConfig
+    from hanformer.pretraining.config import PretrainConfig
 
     p = add_command(subparsers, "pretrain", "pretrain a model on token shards (masked LM + NSP)",
                     "Pretrain BERT from scratch on shards made by `hanformer data prepare`. Settings come from "
@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _pretrain(args: argparse.Namespace) -> int:
-    from hanformer.training.pretrain import PretrainConfig, pretrain
+    from hanformer.pretraining.config import PretrainConfig
+    from hanformer.pretraining.run import pretrain
     from hanformer.utils.config import config_to_dict
 
     cfg = settings(args, PretrainConfig)

@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hanformer.errors import ConfigError
-from hanformer.generation.pretrain import _PRESET_ALIASES as GPT_PRESET_ALIASES
 from hanformer.models.config import PRESETS as BERT_PRESETS
 from hanformer.models.config import BertConfig
 from hanformer.models.gpt import PRESETS as GPT_PRESETS
 from hanformer.models.gpt import GPTConfig
+from hanformer.pretraining.config import GPT_PRESET_ALIASES
 from hanformer.training.config import check_seed
 from hanformer.utils.config import load_config, load_toml, parse_duration, setting
 

@@ -1,6 +1,6 @@
 """Held-out scores of an RNN language model over a token stream, the recurrence carried throughout.
 
-The definition is GPT's (`generation/pretrain.py`): the mean negative log-likelihood of every
+The definition is GPT's (`pretraining/clm.py`): the mean negative log-likelihood of every
 predicted next token of the stream (separators included), perplexity = exp of it. GPT predicts
 within rows of `seq_len` tokens, starting each row without context; here the stream is cut into
 `streams` contiguous pieces scored side by side (for speed), each starting from a zero state and

@@ -26,13 +26,13 @@ import torch
 
 from hanformer.data.shards import ShardSet, unigram_log_probs
 from hanformer.errors import InputError
-from hanformer.generation.pretrain import clm_metrics
 from hanformer.models.rnn.config import RNNConfig
 from hanformer.models.rnn.model import RNNLanguageModel
 from hanformer.models.rnn.score import score_stream
 from hanformer.models.rnn.settings import MAY_CHANGE_ON_RESUME, RNNTrainConfig
 from hanformer.models.rnn.tbptt import CarriedStateLM, StreamWindows
 from hanformer.models.rnn.tokens import TokenStream, separator_of, shard_stream, text_stream
+from hanformer.pretraining.clm import clm_metrics
 from hanformer.tokenization.tokenizer import Tokenizer
 from hanformer.training.distributed import env_dist_info, resolve_device
 from hanformer.training.trainer import Trainer, TrainResult, seed_everything

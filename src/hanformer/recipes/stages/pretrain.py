@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hanformer.pretraining.config import PretrainConfig
+from hanformer.pretraining.run import pretrain
 from hanformer.recipes.caching import Stage, StageContext
 from hanformer.recipes.config_merge import build_config, stage_settings
 from hanformer.recipes.layout import (
@@ -18,7 +20,6 @@ from hanformer.recipes.layout import (
 from hanformer.recipes.recipe import Recipe
 from hanformer.recipes.report.collect import read_jsonl
 from hanformer.recipes.stages.common import plain, stop_if_interrupted
-from hanformer.training.pretrain import PretrainConfig, pretrain
 
 # How the plan names each objective; the default (mlm_nsp) is the last one.
 _OBJECTIVE_WORDS = {"mlm": "masked-LM (no next-sentence prediction)", "rtd": "replaced-token detection (ELECTRA)",

@@ -12,20 +12,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import torch
+
+from hanformer.data.batches import BatchStream, require_batches
+from hanformer.data.clm import PackedCLMBatches
 from hanformer.errors import ConfigError
+from hanformer.models.gpt import PRESETS, GPTConfig, GPTForCausalLM
+from hanformer.pretraining.config import GPT_PRESET_ALIASES, ObjectiveParts
+from hanformer.pretraining.masked import held_out_batches
 
-# BERT preset names that GPT shares; "base" is GPT-2 small's size.
-_PRESET_ALIASES = {"base": "gpt2-small"}
 
-
-def build_clm(cfg: Any, shards: Any, tokenizer: Any, dist: Any) -> Any:
-    import torch
-
-    from hanformer.data.batches import BatchStream, require_batches
-    from hanformer.data.clm import PackedCLMBatches
-    from hanformer.models.gpt import PRESETS, GPTConfig, GPTForCausalLM
-    from hanformer.training.pretrain import ObjectiveParts, held_out_batches
-
+def build_clm(cfg: Any, shards: Any, tokenizer: Any, dist: Any) -> ObjectiveParts:
     sp = shards.special_ids
     separator = sp["sep"]
     if cfg.init_from:
@@ -35,7 +32,7 @@ def build_clm(cfg: Any, shards: Any, tokenizer: Any, dist: Any) -> Any:
             raise ConfigError(f"{cfg.init_from}: the model has {model.config.vocab_size} token ids but the "
                               f"shards' tokenizer has {shards.vocab_size}; use matching data")
     else:
-        preset = _PRESET_ALIASES.get(cfg.model, cfg.model)
+        preset = GPT_PRESET_ALIASES.get(cfg.model, cfg.model)
         if preset not in PRESETS:
             raise ConfigError(f"unknown GPT preset {cfg.model!r}; choose one of {', '.join(PRESETS)}")
         # The separator between documents is also where a text starts and where it ends.

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from hanformer.errors import ConfigError
-from hanformer.training.pretrain import (
+from hanformer.models.electra import ElectraForPreTraining
+from hanformer.pretraining.config import ObjectiveParts, PretrainConfig
+from hanformer.pretraining.masked import (
     MaskedLMScore,
-    ObjectiveParts,
-    PretrainConfig,
     check_seq_len,
     encoder_flops,
     held_out_batches,
@@ -27,10 +29,6 @@ EVAL_SAMPLING_SEED = 1234  # held-out replacements are drawn the same way at eve
 
 
 def build_rtd(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -> ObjectiveParts:
-    import torch
-
-    from hanformer.models.electra import ElectraForPreTraining
-
     if cfg.init_from:
         raise ConfigError("init_from is not supported with objective 'rtd' (it starts generator and "
                           "discriminator fresh); drop init_from or use objective 'mlm_nsp'")
