@@ -20,6 +20,7 @@ from hanformer.models.bert import BertModel
 from hanformer.models.checkpoint import load_model
 from hanformer.models.embed_config import EmbedConfig
 from hanformer.models.layers import masked_mean
+from hanformer.tokenization.tokenizer import Tokenizer
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -28,20 +29,9 @@ def _resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_tokenizer(directory: str | Path) -> Any:
-    """The checkpoint's tokenizer: hanformer's Tokenizer when available, else the raw `tokenizers` one."""
-    try:
-        from hanformer.tokenization.tokenizer import Tokenizer
-    except ImportError:
-        pass
-    else:
-        return Tokenizer.from_pretrained(directory)
-    from tokenizers import Tokenizer as Backend
-
-    path = Path(directory) / "tokenizer.json"
-    if not path.is_file():
-        raise InputError(f"{directory}: no tokenizer.json next to the model; pass a tokenizer")
-    return Backend.from_file(str(path))
+def load_tokenizer(directory: str | Path) -> Tokenizer:
+    """The checkpoint's tokenizer (vocab.txt or tokenizer.json beside the weights)."""
+    return Tokenizer.from_pretrained(directory)
 
 
 def encode_batch(tokenizer: Any, texts: Sequence[str], max_length: int) -> dict[str, Tensor]:

@@ -35,6 +35,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hanformer import __version__
 from hanformer.errors import HanformerError
 from hanformer.serving.config import ServeConfig
 from hanformer.serving.engine import (
@@ -86,7 +87,6 @@ def create_app(model_dir: str | Path, config: ServeConfig | None = None) -> Fast
         torch.set_num_threads(cfg.torch_threads)
     engine = InferenceEngine(model_dir, cfg)
     models = request_models(cfg)
-    from hanformer import __version__
 
     app = FastAPI(title="hanformer", version=__version__, docs_url=None, redoc_url=None,
                   description="Try a hanformer checkpoint: tokenize, fill-mask, embeddings, predict, attention, generate.")

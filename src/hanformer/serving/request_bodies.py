@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hanformer.generation.config import GenerationConfig
 from hanformer.serving.config import ServeConfig
 
 # The `GenerationConfig` settings a generation request may set; token ids, the cache and several
@@ -71,7 +72,6 @@ def generate_request_model(cfg: ServeConfig, base: type[BaseModel]) -> type[Base
     Types come from `GenerationConfig` itself and values are checked by its `validate` (in the
     engine), so the rules live in one place; only this server's limits are added here.
     """
-    from hanformer.generation.config import GenerationConfig
 
     hints = typing.get_type_hints(GenerationConfig)
     limits: dict[str, Any] = {

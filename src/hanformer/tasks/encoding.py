@@ -19,6 +19,7 @@ import torch
 from hanformer.errors import ConfigError
 from hanformer.tasks.examples import TextExample, TokenExample
 from hanformer.tokenization.hf_file import sequence_frame
+from hanformer.tokenization.tokenizer import Tokenizer
 
 IGNORE = -100
 Alignment = Literal["first", "all"]
@@ -44,7 +45,6 @@ class PieceEncoder:
             backend.no_truncation()
             backend.no_padding()
         self.engine = backend
-        from hanformer.tokenization.tokenizer import Tokenizer
 
         # Our Tokenizer switches truncation/padding on this very engine during its calls (under
         # its lock); going through it means another thread's call can never cut these pieces.
