@@ -16,6 +16,12 @@ The rows are shuffled with a fixed seed and cut into three disjoint parts:
   model's accuracy), so 5,000 more were added and the first 2,000 kept, in place and in order.
 
 Running it again gives byte-identical files; their sha256 sums are printed for the README.
+
+With `--study-dir DIR` it also writes, outside the repository, the two files the README's study of
+the demo's settings used: `dev.tsv`, the 5,000 labeled reviews after the held-out ones (settings are
+chosen on them, never on `test.tsv`), and `reviews.txt`, every review of the file except the
+held-out and dev ones as unlabeled text (137,995 reviews, `pretrain.txt` and `train.tsv`'s texts
+among them) for pretraining on all the in-domain text there is.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ N_PRETRAIN = 20_000
 N_TRAIN = 4_000
 N_TEST = 2_000
 N_TEST_MORE = 5_000
+N_DEV = 5_000
 
 
 def read_nsmc(path: Path) -> list[tuple[str, str, str]]:
@@ -53,6 +60,8 @@ def main() -> None:
     parser.add_argument("--source", type=Path, default=repo.parent / "shared/data/nsmc/ratings_train.txt",
                         help="NSMC ratings_train.txt (150,000 rows)")
     parser.add_argument("--out", type=Path, default=repo / "data/nsmc-sample", help="output folder")
+    parser.add_argument("--study-dir", type=Path, default=None,
+                        help="also write dev.tsv and reviews.txt (all other reviews, unlabeled) there")
     args = parser.parse_args()
 
     rows = read_nsmc(args.source)
@@ -62,6 +71,14 @@ def main() -> None:
     used = N_TEST + N_TRAIN + N_PRETRAIN
     pretrain = rows[N_TEST + N_TRAIN:used]
     test += rows[used:used + N_TEST_MORE]
+    if args.study_dir is not None:
+        dev_end = used + N_TEST_MORE + N_DEV
+        args.study_dir.mkdir(parents=True, exist_ok=True)
+        (args.study_dir / "dev.tsv").write_text(
+            "id\tdocument\tlabel\n" + "".join(f"{i}\t{d}\t{y}\n" for i, d, y in rows[used + N_TEST_MORE:dev_end]),
+            encoding="utf-8")
+        (args.study_dir / "reviews.txt").write_text(
+            "".join(f"{doc}\n\n" for _, doc, _ in rows[N_TEST:used] + rows[dev_end:]), encoding="utf-8")
 
     args.out.mkdir(parents=True, exist_ok=True)
     files = {
