@@ -235,7 +235,7 @@ def test_one_call_to_register_and_one_to_read_in_a_command():
 
 def test_the_real_training_configs_register_and_keep_their_table_defaults(tmp_path):
     from hanformer.pretraining.config import PretrainConfig
-    from hanformer.tasks.finetune import FINETUNE_TRAINER_DEFAULTS, FinetuneConfig
+    from hanformer.tasks.finetune_config import FINETUNE_TRAINER_DEFAULTS, FinetuneConfig
 
     parser = argparse.ArgumentParser()
     spec = add_settings_arguments(parser, FinetuneConfig, skip=("trainer.output_dir", "trainer.max_steps"))

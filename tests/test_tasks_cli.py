@@ -250,7 +250,7 @@ def test_finetune_resumes_from_its_checkpoint(tiny_model, nsmc_files, tmp_path, 
 def test_finetune_ranks_under_torchrun_take_disjoint_shares(tiny_model, nsmc_files, tmp_path, monkeypatch):
     """Under torchrun (RANK/WORLD_SIZE set) each rank's loader holds its own slice of every global batch:
     two ranks together see each training example at most once per epoch, and all but the remainder."""
-    import hanformer.training.trainer as trainer_module
+    import hanformer.tasks.finetune as finetune_module
 
     class Captured(Exception):
         pass
@@ -265,7 +265,7 @@ def test_finetune_ranks_under_torchrun_take_disjoint_shares(tiny_model, nsmc_fil
             seen[dist_info.rank] = (len(loader.examples), [i for batch in loader for i in batch])
             raise Captured
 
-    monkeypatch.setattr(trainer_module, "Trainer", FakeTrainer)
+    monkeypatch.setattr(finetune_module, "Trainer", FakeTrainer)
     train, _ = nsmc_files
     for rank in (0, 1):
         monkeypatch.setenv("RANK", str(rank))

@@ -228,6 +228,7 @@ def test_resume_with_other_settings_is_refused(shards, tmp_path, capsys):
 
 def test_fine_tuning_reports_on_rank_0_only(finetune_args, tmp_path, monkeypatch, capsys):
     """RANK=1 of WORLD_SIZE=2 (no process group: the trainer is replaced) prints nothing."""
+    import hanformer.tasks.finetune as finetune_module
     import hanformer.training.trainer as trainer_module
 
     class FakeTrainer:
@@ -239,7 +240,7 @@ def test_fine_tuning_reports_on_rank_0_only(finetune_args, tmp_path, monkeypatch
                                               eval_metrics={"accuracy": 0.5}, best_metric=None, checkpoint=None,
                                               final_dir=None, output_dir=Path(self.config.output_dir))
 
-    monkeypatch.setattr(trainer_module, "Trainer", FakeTrainer)
+    monkeypatch.setattr(finetune_module, "Trainer", FakeTrainer)
     monkeypatch.setenv("WORLD_SIZE", "2")
     for rank in ("1", "0"):
         monkeypatch.setenv("RANK", rank)

@@ -34,8 +34,8 @@ _EXPORTS: dict[str, str] = {
     "convert_checkpoint": "hanformer.models.checkpoint",
     "embed": "hanformer.models.embedding",
     # fine-tuning tasks and metrics
-    "FinetuneConfig": "hanformer.tasks.finetune",
-    "FinetuneResult": "hanformer.tasks.finetune",
+    "FinetuneConfig": "hanformer.tasks.finetune_config",
+    "FinetuneResult": "hanformer.tasks.finetune_config",
     "finetune": "hanformer.tasks.finetune",
     "EvaluateConfig": "hanformer.tasks.evaluate",
     "evaluate": "hanformer.tasks.evaluate",

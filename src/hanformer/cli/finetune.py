@@ -55,7 +55,7 @@ examples:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from hanformer.tasks.evaluate import EvaluateConfig
-    from hanformer.tasks.finetune import FinetuneConfig
+    from hanformer.tasks.finetune_config import FinetuneConfig
     from hanformer.tasks.predict import PredictConfig
 
     p = add_command(subparsers, "finetune", "fine-tune a checkpoint on a task (classification, NER, QA, ...)",
@@ -76,7 +76,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _finetune(args: argparse.Namespace) -> int:
-    from hanformer.tasks.finetune import FinetuneConfig, finetune
+    from hanformer.tasks.finetune import finetune
+    from hanformer.tasks.finetune_config import FinetuneConfig
     from hanformer.tasks.registry import TASKS
     from hanformer.training.distributed import env_dist_info
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hanformer.errors import ConfigError, HanformerError, InputError
-from hanformer.tasks.finetune import DataConfig, Log, read_examples, subsample
+from hanformer.tasks.finetune_config import DataConfig, Log, read_examples, subsample
 from hanformer.tasks.registry import TaskSpec, compute_metrics, get_task
 from hanformer.tasks.split import carve_validation
 from hanformer.training.config import check_seed

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hanformer.errors import CheckpointError, ConfigError
-from hanformer.tasks.finetune import (
+from hanformer.tasks.finetune_config import (
     DataConfig,
     Log,
     format_mean_std,

@@ -13,7 +13,7 @@ from hanformer.recipes.config_merge import stage_settings
 from hanformer.recipes.layout import BASELINE_FILE, baseline_key
 from hanformer.recipes.recipe import FinetuneSection, Recipe
 from hanformer.tasks.baseline import BaselineConfig, run_baseline
-from hanformer.tasks.finetune import FinetuneConfig
+from hanformer.tasks.finetune_config import FinetuneConfig
 from hanformer.tasks.registry import get_task
 
 

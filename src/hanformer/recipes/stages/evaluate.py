@@ -14,7 +14,7 @@ from hanformer.recipes.recipe import EvaluateSection, FinetuneSection, Recipe
 from hanformer.recipes.stages.common import named_majority, plain, task_inits, task_seeds
 from hanformer.recipes.stages.predictions import prediction_samples
 from hanformer.tasks.evaluate import evaluate
-from hanformer.tasks.finetune import mean_std
+from hanformer.tasks.finetune_config import mean_std
 from hanformer.utils.files import atomic_write_json
 
 # (table name, its section, initialisation): one fine-tuned model family to score.

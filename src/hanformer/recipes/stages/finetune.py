@@ -29,7 +29,8 @@ from hanformer.recipes.stages.common import (
     task_inits,
     task_seeds,
 )
-from hanformer.tasks.finetune import FinetuneConfig, finetune
+from hanformer.tasks.finetune import finetune
+from hanformer.tasks.finetune_config import FinetuneConfig
 from hanformer.tasks.registry import get_task
 
 # Settings the recipe runner fills in (paths and wiring): not part of a stage's hashed settings.

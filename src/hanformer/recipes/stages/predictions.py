@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from hanformer.recipes.recipe import EvaluateSection, FinetuneSection
-from hanformer.tasks.finetune import subsample
+from hanformer.tasks.finetune_config import subsample
 from hanformer.tasks.predict import predict
 from hanformer.tasks.registry import get_task, label_name
 
