@@ -133,3 +133,19 @@ def test_rtd_refuses_init_from(shards, tmp_path, capsys):
                  "--output-dir", str(tmp_path / "x")])
     assert code != 0
     assert "init_from is not supported with objective 'rtd'" in capsys.readouterr().err
+
+
+def test_a_collapsed_detector_is_said_at_the_end():
+    from hanformer.pretraining.rtd import collapsed_detector, rtd_metrics
+
+    class Score:  # the generator's half of the metrics does not matter here
+        def metrics(self) -> dict:
+            return {}
+
+    # 100 tokens, 12 replaced, never flagged: accuracy equals the always-"original" baseline
+    collapsed = rtd_metrics(Score(), loss=35.0, tp=0.0, fp=0.0, fn=12.0, tn=88.0)
+    assert collapsed["rtd_accuracy"] == collapsed["rtd_baseline_accuracy"] == 0.88
+    warning = collapsed_detector(collapsed)
+    assert warning is not None and "lower --lr" in warning and "0.8800" in warning
+    learning = rtd_metrics(Score(), loss=30.0, tp=3.0, fp=1.0, fn=9.0, tn=87.0)
+    assert collapsed_detector(learning) is None

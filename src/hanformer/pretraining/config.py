@@ -90,3 +90,5 @@ class ObjectiveParts:
     eval_fn: Callable[[Any], dict[str, float]] | None
     flops_fn: Callable[[dict], Any] | None = None
     metric_names: tuple[str, ...] | None = None  # what eval_fn reports (checks --metric-for-best early)
+    # The last evaluation's metrics -> a warning when they show a run that learned nothing useful.
+    diagnose: Callable[[dict[str, float]], str | None] | None = None

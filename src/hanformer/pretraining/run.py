@@ -8,6 +8,7 @@ package, named in `OBJECTIVES` below.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,11 @@ def pretrain(config: PretrainConfig, resume: str | bool | None = None) -> Any:
         trainer.prepare_output_dir(resume)  # before writing into it: it may hold another run
         if dist.is_main:
             atomic_write_json(Path(config.trainer.output_dir) / "pretrain_config.json", config_to_dict(config))
-        return trainer.train(resume=resume)
+        result = trainer.train(resume=resume)
+        warning = parts.diagnose(result.eval_metrics) if parts.diagnose and result.eval_metrics else None
+        if warning and dist.is_main:
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
+        return result
     finally:
         close = getattr(parts.train_batches, "close", None)
         if close:
