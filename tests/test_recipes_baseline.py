@@ -106,6 +106,7 @@ class Spy:
     of examples a model is scored on, by source (file:line), calling the real functions."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch):
+        import hanformer.tasks.finetune as finetune_module
         import hanformer.tasks.inference as inference
 
         self.encoded: dict[tuple[str, bool], list[list[str]]] = {}
@@ -121,8 +122,10 @@ class Spy:
             self.scored.append([e.source for e in examples])
             return score(task, model, encoder, examples, *args, **kwargs)
 
-        monkeypatch.setattr(inference, "encode_examples", encode_spy)
-        monkeypatch.setattr(inference, "score_examples", score_spy)
+        # Fine-tuning binds these names at import, evaluation looks them up in `inference`.
+        for module in (inference, finetune_module):
+            monkeypatch.setattr(module, "encode_examples", encode_spy)
+            monkeypatch.setattr(module, "score_examples", score_spy)
 
 
 @pytest.mark.slow
