@@ -260,6 +260,7 @@ SETTINGS_COMMANDS = {
     "predict": "PredictConfig", "baseline": "BaselineConfig", "generate": "GenerationConfig",
     "embed": "EmbedConfig", "attention": "AttentionViewConfig", "serve": "ServeConfig",
     "data prepare": "PrepareConfig", "rnn train": "RNNTrainConfig", "translate": "TranslateConfig",
+    "translation train": "TranslationTrainConfig",
 }
 
 

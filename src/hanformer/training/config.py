@@ -37,8 +37,9 @@ class TrainerConfig:
     beta2: float = setting(0.999, "Adam/LAMB beta2")
     eps: float = setting(1e-6, "Adam/LAMB epsilon")
     momentum: float = setting(0.9, "SGD momentum")
-    schedule: Literal["linear", "cosine", "constant"] = setting(
-        "linear", "decay after warmup: linear or cosine to min-lr-ratio, or constant")
+    schedule: Literal["linear", "cosine", "constant", "inverse_sqrt"] = setting(
+        "linear", "decay after warmup: linear or cosine to min-lr-ratio, constant, or inverse_sqrt (the "
+        "Transformer paper's lr * sqrt(warmup / step))")
     warmup_steps: int = setting(0, "linear warmup steps (0: use warmup-ratio)")
     warmup_ratio: float = setting(0.0, "warmup as a fraction of the run: of its steps, or of --max-time when "
                                   "there is a time budget (used when warmup-steps is 0)")

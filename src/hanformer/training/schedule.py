@@ -1,10 +1,17 @@
-"""Learning-rate schedule: linear warmup, then linear or cosine decay (or constant).
+"""Learning-rate schedule: linear warmup, then linear or cosine decay, constant, or inverse square root.
 
 The decay follows *progress* in [0, 1], not just the step: with a wall-clock budget
 (`--max-time`) progress is the larger of steps done / max steps and time used / budget, so a
 time-limited run still ends its schedule at the minimum learning rate (as in Cramming).
 A time-limited run can warm up by time too (`warmup_fraction`): a step count cannot be chosen
 before knowing how many steps the budget will hold.
+
+`inverse_sqrt` is the schedule of "Attention Is All You Need": the rate rises linearly for
+`warmup_steps` and then falls as 1/sqrt(step), whatever the run's length. The paper writes it
+d_model^-0.5 * min(step^-0.5, step * warmup^-1.5); here the peak is the configured lr, so
+lr = (d_model * warmup)^-0.5 (`paper_peak_lr`) gives the paper's rates exactly. It follows the
+step, not progress: a time budget does not change it (only with warmup by time, where the step
+at the end of warmup is not known in advance, does it fall as 1/sqrt(progress)).
 """
 
 from __future__ import annotations
@@ -20,10 +27,14 @@ def lr_factor(step: int, progress: float, warmup_steps: int, kind: str, min_rati
     `warmup_fraction`, `progress` is the whole run's (warmup included) and warmup ends there."""
     if warmup_steps > 0 and step < warmup_steps:
         return (step + 1) / warmup_steps
+    if kind == "inverse_sqrt" and warmup_fraction <= 0.0:
+        return max(min_ratio, math.sqrt(max(warmup_steps, 1) / (step + 1)))
     p = min(max(progress, 0.0), 1.0)
     if warmup_fraction > 0.0:
         if p < warmup_fraction:
             return p / warmup_fraction
+        if kind == "inverse_sqrt":
+            return max(min_ratio, math.sqrt(warmup_fraction / p))
         p = (p - warmup_fraction) / (1.0 - warmup_fraction)
     if kind == "constant":
         return 1.0
@@ -34,6 +45,12 @@ def lr_factor(step: int, progress: float, warmup_steps: int, kind: str, min_rati
     else:
         raise ValueError(f"unknown schedule {kind!r}")
     return min_ratio + (1.0 - min_ratio) * decay
+
+
+def paper_peak_lr(d_model: int, warmup_steps: int) -> float:
+    """The peak rate of the paper's schedule, d_model^-0.5 * warmup^-0.5 (7.0e-4 for the base
+    model's 512 and 4000 steps)."""
+    return float((d_model * max(warmup_steps, 1)) ** -0.5)
 
 
 class Schedule:
