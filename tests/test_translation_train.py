@@ -7,6 +7,7 @@ import json
 import math
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -53,7 +54,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "valid.de": _write(d / "valid.de", [t for _, t in valid])}
 
 
-def _config(files: dict[str, Path], out: Path, **trainer: object) -> TranslationTrainConfig:
+def _config(files: dict[str, Path], out: Path, **trainer: Any) -> TranslationTrainConfig:
     return TranslationTrainConfig(
         train_source=str(files["train.en"]), train_target=str(files["train.de"]), out=str(out), model="tiny",
         model_overrides={"d_model": 32, "encoder_ffn_dim": 64, "decoder_ffn_dim": 64, "encoder_layers": 1,

@@ -5,4 +5,8 @@
                    TransformerForSeq2SeqLM (logits, label-smoothed loss, generate)
     cache.py       Seq2SeqCache: decoder self-attention keys/values + cross-attention ones
     checkpoint.py  the MarianMTModel / MarianModel checkpoint layout, both ways
+    vocab.py       one subword vocabulary trained on both sides (Unigram pieces or WordPiece)
+    data.py        token-budget batches of length-bucketed sentence pairs (exact resume)
+    settings.py    TranslationTrainConfig (`hanformer translation train`; torch-free)
+    train.py       train_translation: the shared Trainer + validation loss and BLEU/chrF
 """
