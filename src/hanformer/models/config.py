@@ -252,6 +252,19 @@ def load_model_config(cls: type[C], data: dict[str, Any], source: str) -> C:
         raise
 
 
+def take_hf_fields(data: dict[str, Any], source: str, *, required: dict[str, Any],
+                   ignored: set[str] | frozenset[str], strict: bool) -> None:
+    """Fit a Hugging Face config.json's fields to a hanformer config, in place: a field whose
+    only supported value is given (`required`) is refused with any other value and dropped with
+    it; unless `strict`, the fields transformers writes that mean nothing here (`ignored`) go."""
+    for key, only in required.items():
+        if key in data and (value := data.pop(key)) != only:
+            raise ConfigError(f"{source}: {key} = {value!r} is not supported (only {only!r})")
+    if not strict:
+        for key in ignored & data.keys():
+            del data[key]
+
+
 def block_parameters(hidden: int, intermediate: int) -> int:
     """Parameters of one `TransformerBlock`: fused Q/K/V + output projection, feed-forward, two LayerNorms."""
     return 4 * hidden * hidden + 2 * hidden * intermediate + 9 * hidden + intermediate

@@ -39,6 +39,7 @@ from hanformer.models.config import (
     require_positive_numbers,
     require_probabilities,
     require_token_ids,
+    take_hf_fields,
 )
 from hanformer.models.config import PRESETS as BERT_PRESETS
 from hanformer.models.layers import (
@@ -146,14 +147,7 @@ class GPTConfig:
         model_type = data.get("model_type", "gpt2")
         if model_type != "gpt2":
             raise ConfigError(f"{source}: model_type {model_type!r} is not a GPT-2 style model (expected 'gpt2')")
-        for key, required in _REQUIRED_HF_VALUES.items():
-            if key in data:
-                if data.pop(key) != required:
-                    raise ConfigError(f"{source}: {key} = {not required} is not supported (only {required})")
-        if not strict:
-            for key in list(data):
-                if key in _IGNORED_HF_KEYS:
-                    del data[key]
+        take_hf_fields(data, source, required=_REQUIRED_HF_VALUES, ignored=_IGNORED_HF_KEYS, strict=strict)
         return load_model_config(cls, data, source)
 
     @classmethod

@@ -26,6 +26,7 @@ from hanformer.models.config import (
     require_positive_numbers,
     require_probabilities,
     require_token_ids,
+    take_hf_fields,
 )
 from hanformer.utils.config import load_json_object, setting
 from hanformer.utils.files import atomic_write_json
@@ -175,13 +176,7 @@ class TransformerConfig:
         if model_type != MODEL_TYPE:
             raise ConfigError(f"{source}: model_type {model_type!r} is not an encoder-decoder Transformer "
                               f"(expected {MODEL_TYPE!r})")
-        for key, required in _REQUIRED_HF_VALUES.items():
-            if key in data and data.pop(key) != required:
-                raise ConfigError(f"{source}: {key} other than {required!r} is not supported")
-        if not strict:
-            for key in list(data):
-                if key in _IGNORED_HF_KEYS:
-                    del data[key]
+        take_hf_fields(data, source, required=_REQUIRED_HF_VALUES, ignored=_IGNORED_HF_KEYS, strict=strict)
         return load_model_config(cls, data, source)
 
     @classmethod
