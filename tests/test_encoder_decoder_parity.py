@@ -109,13 +109,34 @@ def test_label_smoothing_loss_ignores_padding():
     config = TransformerConfig.preset("tiny", vocab_size=VOCAB, pad_token_id=PAD, eos_token_id=EOS, dropout=0.0)
     model = TransformerForSeq2SeqLM(config).eval()
     source, source_mask, _, _, labels = batch()
+    real = labels >= 0
+    decoder_ids = torch.cat([torch.full((3, 1), PAD), labels[:, :-1].masked_fill(~real[:, :-1], PAD)], 1)
     with torch.no_grad():
-        out = model(source, source_mask, labels=labels)
-        real = labels >= 0
-        expected = F.cross_entropy(out.logits[real], labels[real], label_smoothing=0.1)
+        out = model(source, source_mask, labels=labels)  # the decoder skips the padded targets
+        dense = model(source, source_mask, decoder_ids).logits  # every target position, no labels
+        expected = F.cross_entropy(dense[real], labels[real], label_smoothing=0.1)
         padded_with_pad = model(source, source_mask, labels=labels.masked_fill(~real, PAD)).loss
+    torch.testing.assert_close(out.logits, dense[real], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(out.loss, expected)
     torch.testing.assert_close(padded_with_pad, expected)
+
+
+def test_training_on_packed_targets_has_the_dense_gradients():
+    """With labels the decoder runs on the real target tokens only; the gradients must be those
+    of the plain padded computation (dropout off)."""
+    torch.manual_seed(4)
+    config = TransformerConfig.preset("tiny", vocab_size=VOCAB, pad_token_id=PAD, eos_token_id=EOS, dropout=0.0,
+                                      attention_dropout=0.0, label_smoothing=0.1)
+    model = TransformerForSeq2SeqLM(config).train()
+    source, source_mask, decoder_ids, _, labels = batch()
+    real = labels >= 0
+    model(source, source_mask, labels=labels).loss.backward()
+    packed = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad()
+    logits = model(source, source_mask, decoder_ids).logits
+    F.cross_entropy(logits[real], labels[real], label_smoothing=0.1).backward()
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(packed[name], p.grad, atol=1e-5, rtol=1e-4, msg=name)
 
 
 def test_learned_positions_and_bare_model_load_in_transformers(tmp_path):

@@ -310,10 +310,10 @@ class MultiHeadAttention(nn.Module):
             k, v = context_kv
         else:
             qkv = self.qkv(x)
-            if layout is not None and layout.buckets is not None and cache is None and not need_weights \
-                    and not is_causal:
+            if layout is not None and layout.buckets is not None and cache is None and not need_weights:
                 # Each sentence attends to itself, padded only to its bucket's longest (models/unpad.py).
-                out = bucketed_attention(qkv, layout.buckets, self.num_heads, self.dropout if self.training else 0.0)
+                out = bucketed_attention(qkv, layout.buckets, self.num_heads, self.dropout if self.training else 0.0,
+                                         is_causal=is_causal)
                 return self.out(out), None
             qkv = layout.pad(qkv) if layout is not None else qkv
             q, k, v = self._heads(qkv)

@@ -143,23 +143,27 @@ class AttentionBuckets:
 
 
 def bucketed_attention(qkv: Tensor, buckets: AttentionBuckets, num_heads: int, dropout_p: float = 0.0,
-                       scale: float | None = None) -> Tensor:
+                       scale: float | None = None, is_causal: bool = False) -> Tensor:
     """Self-attention within each sequence of a packed batch.
 
     qkv: (tokens, 3 * hidden), the fused projection (Q, K, V blocks, heads inside each).
+    is_causal: each token attends to the earlier tokens of its sequence only. A sequence's tokens
+    fill its grid row from the left, so causality alone already keeps every real query off the
+    padding slots after it: no padding mask is needed.
     Returns (tokens, hidden), the heads' outputs concatenated, in packed order.
     """
     hidden = qkv.shape[1] // 3
     head_dim = hidden // num_heads
     if dropout_p == 0.0 and not (torch.is_grad_enabled() and qkv.requires_grad):
-        return _bucketed_attention_inference(qkv, buckets, num_heads, scale)
+        return _bucketed_attention_inference(qkv, buckets, num_heads, scale, is_causal)
     by_bucket = take_rows(qkv, buckets.order).split(buckets.counts)
     outs = []
     for part, (rows, width), slot, mask in zip(by_bucket, buckets.shapes, buckets.slots, buckets.masks,
                                                strict=True):
         grid = put_rows(part, slot, rows * width) if mask is not None else part
         q, k, v = grid.view(rows, width, 3, num_heads, head_dim).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=None if is_causal else mask, dropout_p=dropout_p,
+                                             scale=scale, is_causal=is_causal)
         out = out.transpose(1, 2).reshape(rows * width, hidden)
         outs.append(take_rows(out, slot) if mask is not None else out)
     if not outs:
@@ -168,7 +172,7 @@ def bucketed_attention(qkv: Tensor, buckets: AttentionBuckets, num_heads: int, d
 
 
 def _bucketed_attention_inference(qkv: Tensor, buckets: AttentionBuckets, num_heads: int,
-                                  scale: float | None) -> Tensor:
+                                  scale: float | None, is_causal: bool) -> Tensor:
     """`bucketed_attention` without gradients, in fewer memory passes: each bucket's grid is
     gathered straight from the packed tokens, its padding slots repeating a real token of their
     row (masked out as keys, dropped as queries), so there is no zero-filled grid to scatter into;
@@ -180,7 +184,8 @@ def _bucketed_attention_inference(qkv: Tensor, buckets: AttentionBuckets, num_he
     for gather, (rows, width), mask in zip(buckets.gathers, buckets.shapes, buckets.masks, strict=True):
         grid = qkv.index_select(0, gather)
         q, k, v = grid.view(rows, width, 3, num_heads, head_dim).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=None if is_causal else mask, scale=scale,
+                                             is_causal=is_causal)
         outs.append(out.transpose(1, 2).reshape(rows * width, hidden))
     if not outs:
         return qkv.new_zeros(0, hidden)

@@ -206,8 +206,15 @@ class TransformerDecoder(_Stack):
             past_key_values = Seq2SeqCache()
         cache = past_key_values if use_cache else None
         positions = torch.arange(past, past + seq_len, device=input_ids.device).expand(batch, seq_len)
-        mask = _decoder_mask(attention_mask, seq_len, past)
-        is_causal = mask is None and seq_len > 1  # one new token may see every cached position
+        layout = None
+        if cache is None and not output_attentions and attention_mask is not None and not bool(attention_mask.all()):
+            # Teacher forcing on a padded target: the dense layers run on the real tokens only,
+            # self-attention on length buckets (causal within each sentence), as the encoder does.
+            layout = TokenLayout.from_mask(attention_mask)
+            mask, is_causal = None, True
+        else:
+            mask = _decoder_mask(attention_mask, seq_len, past)
+            is_causal = mask is None and seq_len > 1  # one new token may see every cached position
         context_mask = None
         if encoder_attention_mask is not None and not bool(encoder_attention_mask.all()):
             context_mask = padding_mask(encoder_attention_mask)
@@ -216,7 +223,10 @@ class TransformerDecoder(_Stack):
                 assert isinstance(block, TransformerBlock) and block.cross_attention is not None  # every one has it
                 cache.cross.append(block.cross_attention.context_keys_values(encoder_hidden_states))
 
-        x = self.embed(input_ids, positions)
+        if layout is not None:
+            x = self.embed(layout.unpad(input_ids), layout.unpad(positions))
+        else:
+            x = self.embed(input_ids, positions)
         attentions: list[Tensor] = []
         for i, block in enumerate(self.layers):
             if cache is not None:
@@ -225,10 +235,12 @@ class TransformerDecoder(_Stack):
                                  need_weights=output_attentions)
             else:
                 x, probs = block(x, mask, is_causal=is_causal, context=encoder_hidden_states,
-                                 context_mask=context_mask, need_weights=output_attentions)
+                                 context_mask=context_mask, layout=layout, need_weights=output_attentions)
             if probs is not None:
                 attentions.append(probs)
-        return DecoderOutput(self.finish(x), cache, tuple(attentions) if output_attentions else None)
+        x = self.finish(x)
+        return DecoderOutput(layout.pad(x) if layout is not None else x, cache,
+                             tuple(attentions) if output_attentions else None)
 
 
 def shift_right(labels: Tensor, start_token_id: int, pad_token_id: int) -> Tensor:
@@ -344,22 +356,30 @@ class TransformerForSeq2SeqLM(TransformerPreTrainedModel):
                 **_: Any) -> Seq2SeqLMOutput:
         """labels: (batch, target) ids; without decoder_input_ids the decoder reads them shifted
         right. The loss is cross-entropy with `config.label_smoothing` over the real target
-        tokens (positions that hold -100 or the pad token do not count).
+        tokens (positions that hold -100 or the pad token do not count); with labels, `logits` is
+        (real target tokens, vocab), the rows of `labels[real]` in order, not the padded grid.
         logits_to_keep: project only the last n positions onto the vocabulary (0 = all)."""
-        if labels is not None and decoder_input_ids is None:
+        if labels is None:
+            out = self.model(input_ids, attention_mask, decoder_input_ids, decoder_attention_mask, encoder_outputs,
+                             past_key_values, use_cache)
+            hidden = out.last_hidden_state[:, -logits_to_keep:] if logits_to_keep else out.last_hidden_state
+            return Seq2SeqLMOutput(None, self._project(hidden), out.past_key_values, out.encoder_last_hidden_state)
+        if decoder_input_ids is None:
             decoder_input_ids = shift_right(labels, self.config.start_token_id, self.config.pad_token_id)
-        out = self.model(input_ids, attention_mask, decoder_input_ids, decoder_attention_mask, encoder_outputs,
-                         past_key_values, use_cache and labels is None)
-        hidden = out.last_hidden_state
-        if logits_to_keep and labels is None:
-            hidden = hidden[:, -logits_to_keep:]
-        logits = F.linear(hidden, self.output_weight()) + self.final_logits_bias.to(hidden.dtype)
-        loss = None
-        if labels is not None:
-            targets = labels.masked_fill(labels == self.config.pad_token_id, IGNORE_INDEX)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
-                                   ignore_index=IGNORE_INDEX, label_smoothing=self.config.label_smoothing)
-        return Seq2SeqLMOutput(loss, logits, out.past_key_values, out.encoder_last_hidden_state)
+        real = (labels != self.config.pad_token_id) & (labels != IGNORE_INDEX)
+        if decoder_attention_mask is None and bool((real[:, 1:] <= real[:, :-1]).all()):
+            # The real targets are a prefix of every row: under the causal mask the padding after
+            # them cannot change them, so the decoder may skip it (its dense layers run on the real tokens).
+            decoder_attention_mask = real.long()
+        out = self.model(input_ids, attention_mask, decoder_input_ids, decoder_attention_mask, encoder_outputs)
+        # Only the real target positions are projected onto the vocabulary (the largest matmul of a
+        # step) and returned: padding them back to (batch, target, vocab) would cost more than the loss.
+        logits = self._project(out.last_hidden_state[real])
+        loss = F.cross_entropy(logits.float(), labels[real], label_smoothing=self.config.label_smoothing)
+        return Seq2SeqLMOutput(loss, logits, None, out.encoder_last_hidden_state)
+
+    def _project(self, hidden: Tensor) -> Tensor:
+        return F.linear(hidden, self.output_weight(), self.final_logits_bias[0].to(hidden.dtype))  # one addmm
 
     def generate(self, input_ids: Tensor, attention_mask: Tensor | None = None, *,
                  generation_config: GenerationConfig | None = None, **settings: Any) -> Tensor:
