@@ -12,8 +12,11 @@ both models in training mode. transformers' step computes the same loss from its
 
 Part 2, decoding. Beam search (`--beams`, batch `--decode-batch`, `--new-tokens` at most) on
 sources of different lengths, right-padded as Marian's tokenizer pads them; the generated ids are
-compared, so the speed-up is for identical output. Random weights with an untied output layer end
-some beams early, so the finished-beam bookkeeping is exercised.
+compared, so the speed-up is for identical output. Random weights (untied output layer, small
+vocabulary, so some beams end early) run nearly every prompt to the length limit; a trained
+model (`--model DIR --sources FILE`) ends its translations at different steps, and there a
+prompt whose beam search can no longer change its result leaves hanformer's batch, while
+transformers computes it to the end.
 
 The two implementations alternate in one process after warm-up rounds (see common.py); medians.
 
@@ -41,6 +44,7 @@ import torch.nn.functional as F  # noqa: E402
 from common import alternate, format_table, machine_facts, median, print_facts, write_results  # noqa: E402
 from hanformer.generation.config import GenerationConfig  # noqa: E402
 from hanformer.generation.search import decode_encoder_decoder  # noqa: E402
+from hanformer.generation.translate import encode_sources, load_translator  # noqa: E402
 from hanformer.models.encoder_decoder.config import TransformerConfig  # noqa: E402
 from hanformer.models.encoder_decoder.model import TransformerForSeq2SeqLM  # noqa: E402
 
@@ -138,28 +142,53 @@ def bench_training(preset: str, args: argparse.Namespace) -> dict[str, Any]:
     return row
 
 
+def trained_pair(model_dir: str, sources_file: str, rows: int) -> tuple[TransformerForSeq2SeqLM, Any, torch.Tensor,
+                                                                        torch.Tensor]:
+    """A trained translation model (ours and transformers' load of the same folder) and the
+    first `rows` lines of `sources_file` encoded as `hanformer translate` encodes them."""
+    import transformers
+
+    ours, tokenizer = load_translator(model_dir)
+    ref = transformers.MarianMTModel.from_pretrained(model_dir, attn_implementation="sdpa").eval()
+    lines = [line.strip() for line in Path(sources_file).read_text(encoding="utf-8").splitlines() if line.strip()]
+    pad = ours.config.pad_token_id
+    encoded = encode_sources(tokenizer, lines[:rows], ours.config.eos_token_id, ours.config.max_position_embeddings)
+    width = max(len(ids) for ids in encoded)
+    ids = torch.full((len(encoded), width), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, piece_ids in enumerate(encoded):
+        ids[row, :len(piece_ids)] = torch.tensor(piece_ids)
+        mask[row, :len(piece_ids)] = 1
+    return ours, ref, ids, mask
+
+
 def bench_beam(preset: str, args: argparse.Namespace) -> dict[str, Any]:
-    ours, ref = model_pair(preset, args.decode_vocab, dropout=0.0, untied=True)
+    if args.model:
+        ours, ref, ids, mask = trained_pair(args.model, args.sources, args.decode_batch)
+        preset = Path(args.model).name
+    else:
+        ours, ref = model_pair(preset, args.decode_vocab, dropout=0.0, untied=True)
+        g = torch.Generator().manual_seed(1)
+        lengths = pair_lengths(args.decode_batch, args.mean_len, args.max_len, np.random.default_rng(1))
+        ids, mask = padded(lengths, args.decode_vocab, g, PAD)
     ours.eval()
     ref.eval()
-    g = torch.Generator().manual_seed(1)
-    lengths = pair_lengths(args.decode_batch, args.mean_len, args.max_len, np.random.default_rng(1))
-    ids, mask = padded(lengths, args.decode_vocab, g, PAD)
+    start, eos, pad = ours.config.start_token_id, ours.config.eos_token_id, ours.config.pad_token_id
     settings = dict(num_beams=args.beams, max_new_tokens=args.new_tokens, length_penalty=1.0, early_stopping=False)
     gen = GenerationConfig(**settings)
     outputs: dict[str, torch.Tensor] = {}
 
     @torch.inference_mode()
     def run_ours(_: int) -> None:
-        outputs["ours"] = decode_encoder_decoder(ours, ids, mask, gen, decoder_start_token_id=PAD,
-                                                 eos_token_id=EOS, pad_token_id=PAD).sequences
+        outputs["ours"] = decode_encoder_decoder(ours, ids, mask, gen, decoder_start_token_id=start,
+                                                 eos_token_id=eos, pad_token_id=pad).sequences
 
     @torch.inference_mode()
     def run_ref(_: int) -> None:
         outputs["transformers"] = ref.generate(input_ids=ids, attention_mask=mask, **settings)
 
     times = alternate({"transformers": run_ref, "ours": run_ours}, warmup=args.warmup, repeats=args.repeats)
-    generated = int((outputs["ours"][:, 1:] != PAD).sum())
+    generated = int((outputs["ours"][:, 1:] != pad).sum())
     row = {"part": "beam", "preset": preset, "d_model": ours.config.d_model,
            "layers": f"{ours.config.encoder_layers}+{ours.config.decoder_layers}", "batch": args.decode_batch,
            "beams": args.beams, "identical_output": torch.equal(outputs["ours"], outputs["transformers"]),
@@ -178,7 +207,9 @@ def main() -> None:
     parser.add_argument("--mean-len", type=int, default=16, help="mean sentence length in tokens (EOS included)")
     parser.add_argument("--max-len", type=int, default=64, help="longest sentence in tokens")
     parser.add_argument("--decode-vocab", type=int, default=64,
-                        help="vocabulary of the decoding model (small, so random weights end some beams early)")
+                        help="vocabulary of the random decoding model (small, so that some beams end early)")
+    parser.add_argument("--model", help="decode with this trained translation model folder instead of random weights")
+    parser.add_argument("--sources", help="with --model: a file of source sentences, one per line")
     parser.add_argument("--decode-batch", type=int, default=32, help="sources per beam-search call")
     parser.add_argument("--beams", type=int, default=5, help="beam width")
     parser.add_argument("--new-tokens", type=int, default=40, help="at most this many tokens per translation")

@@ -123,6 +123,22 @@ class _Stepper:
             return self._run(sequences[:, -1:], next_position)
         return self._run(sequences, self.positions)
 
+    @property
+    def can_select_rows(self) -> bool:
+        """Whether rows can leave the batch mid-search (hanformer's caches; transformers' are left whole)."""
+        return not self.use_cache or hasattr(self.cache, "select_rows")
+
+    def select_rows(self, rows: torch.Tensor) -> None:
+        """Go on with the batch rows `rows` only (fewer than now)."""
+        self.positions = self.positions.index_select(0, rows)
+        if self.mask is not None:
+            self.mask = self.mask.index_select(0, rows)
+        if self.source is not None:
+            self.source = EncodedSource(self.source.hidden.index_select(0, rows),
+                                        self.source.attention_mask.index_select(0, rows))
+        if self.use_cache and self.cache is not None:
+            self.cache.select_rows(rows)
+
     def reorder(self, rows: torch.Tensor) -> None:
         """Beam search: keep cache rows `rows` (the beams that survive) in their new order."""
         if self.cache is None:
@@ -226,6 +242,11 @@ def _greedy_or_sample(model: Any, input_ids: torch.Tensor, attention_mask: torch
     return DecodeOutput(buffer[:, :length].clone(), prompt_length)
 
 
+def _beam_rows(prompts: torch.Tensor, beams: int) -> torch.Tensor:
+    """The flat (prompt * beams + beam) rows of `prompts`."""
+    return (prompts[:, None] * beams + torch.arange(beams, device=prompts.device)[None, :]).reshape(-1)
+
+
 def _gather_beams(tensor: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
     """Pick beams along dim 1: tensor (batch, beams, ...), indices (batch, picked)."""
     while indices.dim() < tensor.dim():
@@ -273,6 +294,7 @@ def _beam_search(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tens
                        source.repeat(beams) if source is not None else None)
     logits = stepper.prefill(flat_ids)
     length = prompt_length
+    kept = torch.arange(batch, device=device)  # the prompts whose beams the model still runs
     while True:
         log_probs = torch.log_softmax(logits, dim=-1)
         if processors:
@@ -331,8 +353,22 @@ def _beam_search(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tens
                 or bool(ends.all()))
         if done:
             break
-        stepper.reorder(running_origin[:, :, length - 1 - prompt_length].reshape(-1))
-        logits = stepper.step(running[:, :, :length].reshape(batch * beams, length))
+        # A prompt whose finished set can no longer change leaves the batch (as in fairseq):
+        # its beams stop costing model work; the bookkeeping above still covers every prompt.
+        still = can_improve[kept, 0]
+        if stepper.can_select_rows and not bool(still.all()):
+            stepper.select_rows(_beam_rows(still.nonzero().squeeze(1), beams))
+            kept = kept[still]
+        # The surviving beams of each kept prompt, numbered as the stepper now holds its rows.
+        origin = running_origin[kept, :, length - 1 - prompt_length] % beams
+        stepper.reorder((torch.arange(len(kept), device=device)[:, None] * beams + origin).reshape(-1))
+        kept_logits = stepper.step(running[kept, :, :length].reshape(len(kept) * beams, length))
+        if len(kept) == batch:
+            logits = kept_logits
+        else:
+            logits = kept_logits.new_zeros(batch, beams, kept_logits.shape[-1])
+            logits[kept] = kept_logits.view(len(kept), beams, -1)
+            logits = logits.view(batch * beams, -1)
 
     n = config.num_return_sequences
     sequences = finished_seqs[:, :n].reshape(batch * n, max_length)

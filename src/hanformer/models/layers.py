@@ -138,6 +138,10 @@ class KVCache:
         self.keys = [k.index_select(0, beam_indices) for k in self.keys]
         self.values = [v.index_select(0, beam_indices) for v in self.values]
 
+    def select_rows(self, rows: Tensor) -> None:
+        """Keep only the batch rows `rows` (fewer than now: sequences whose search has ended)."""
+        KVCache.reorder(self, rows)
+
 
 class StaticKVCache(KVCache):
     """A KVCache whose buffers hold `max_length` positions from the start.
@@ -169,6 +173,14 @@ class StaticKVCache(KVCache):
         self.values[layer_index][:, :, start:end] = value
         self.lengths[layer_index] = end
         return self.keys[layer_index][:, :, :end], self.values[layer_index][:, :, :end]
+
+    def reorder(self, beam_indices: Tensor) -> None:
+        """Keep the batch rows `beam_indices` (as many as now), moving only the filled positions
+        (the buffers hold `max_length`, often many times more than has been generated so far)."""
+        for buffers in (self.keys, self.values):
+            for layer, buffer in enumerate(buffers):
+                filled = buffer[:, :, :self.lengths[layer]]
+                filled.copy_(filled.index_select(0, beam_indices))
 
 
 # --- decoding: products with a row or two -------------------------------------------------

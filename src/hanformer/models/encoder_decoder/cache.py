@@ -31,3 +31,8 @@ class Seq2SeqCache:
         keys/values are equal, so those stay where they are: no copying of the source side.
         """
         self.self_attention.reorder(beam_indices)
+
+    def select_rows(self, rows: Tensor) -> None:
+        """Keep only the batch rows `rows`, on both sides (sources whose search has ended leave)."""
+        self.self_attention.select_rows(rows)
+        self.cross = [(k.index_select(0, rows), v.index_select(0, rows)) for k, v in self.cross]
