@@ -1,4 +1,4 @@
-"""`hanformer translation train`: an encoder-decoder Transformer from parallel files to a model with BLEU."""
+"""`hanformer translation train`: an encoder-decoder (Transformer, GRU or LSTM) from parallel files to a model with BLEU."""
 
 from __future__ import annotations
 
@@ -23,9 +23,18 @@ training pair with a side longer than --max-length tokens is left out, with a wa
 Ctrl-C saves a checkpoint; --resume continues exactly. Settings: defaults < the TOML file
 (--config) < flags.
 
+--architecture gru (or lstm) trains the recurrent baselines instead, on the same data,
+vocabulary, batches, loss, schedule and validation: a (bidirectional) GRU/LSTM encoder and a
+decoder whose context is the encoder's final state (--attention none), additive attention
+(bahdanau) or multiplicative attention (luong). --model picks their size (tiny, mini, small,
+base = RNNsearch); --model-overrides takes RNNSeq2SeqConfig fields.
+
 examples:
   hanformer translation train --train-source train.en --train-target train.de \\
       --valid-source val.en --valid-target val.de --out runs/en-de --model mini --max-time 20m
+  hanformer translation train --train-source train.en --train-target train.de \\
+      --valid-source val.en --valid-target val.de --out runs/en-de-gru --architecture gru \\
+      --attention bahdanau --model mini --max-time 20m
   hanformer translation train --train-source train.en --train-target train.de --out runs/en-de --resume
 """
 
@@ -37,8 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
 
     top = add_command(subparsers, "translation", "encoder-decoder translation models: train",
-                      "Translation models (the encoder-decoder Transformer): train one on parallel files; "
-                      "translate with `hanformer translate`.")
+                      "Translation models (the encoder-decoder Transformer, or GRU/LSTM encoder-decoders with "
+                      "or without attention): train one on parallel files; translate with `hanformer translate`.")
     sub = top.add_subparsers(dest="translation_command", metavar="SUBCOMMAND", title="subcommands")
     p = add_command(sub, "train", "train a translation model on parallel files", _TRAIN_HELP)
     p.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -22,12 +22,35 @@ from hanformer.generation.config import GenerationConfig
 from hanformer.generation.search import decode_encoder_decoder
 from hanformer.generation.translate_config import TranslateConfig
 from hanformer.models.checkpoint import load_model
-from hanformer.models.encoder_decoder.model import TransformerForSeq2SeqLM
 from hanformer.models.hf_cache import locate_model
+from hanformer.models.hub import model_type
+from hanformer.models.seq2seq.config import MODEL_TYPE as RNN_SEQ2SEQ
+from hanformer.models.seq2seq.model import RNNForSeq2SeqLM
 from hanformer.tokenization.tokenizer import Tokenizer
 from hanformer.utils.config import load_config
 
 log = logging.getLogger("hanformer.generation")
+
+
+@runtime_checkable
+class TranslationModel(Protocol):
+    """What translation needs of a model (`TransformerForSeq2SeqLM`, `RNNForSeq2SeqLM`): an
+    encoder, a decoder called as `decode_encoder_decoder` calls it, an output projection onto the
+    target vocabulary (a bare encoder–decoder has none), and a config with max_position_embeddings,
+    pad_token_id, eos_token_id and start_token_id."""
+
+    config: Any
+
+    def get_encoder(self) -> Any: ...
+
+    def output_weight(self) -> torch.Tensor: ...
+
+    def eval(self) -> Any: ...  # a torch module
+
+
+# Translation models whose folders are not in a Hugging Face layout, by config.json model_type;
+# every other folder loads through the checkpoint registry (`load_model`).
+_FOLDER_LOADERS: dict[str, Callable[[Path], Any]] = {RNN_SEQ2SEQ: RNNForSeq2SeqLM.from_pretrained}
 
 
 @dataclasses.dataclass
@@ -45,7 +68,7 @@ class Translation:
     """Source length in tokens after any truncation (EOS included)."""
 
 
-def load_translator(model_dir: str | Path) -> tuple[TransformerForSeq2SeqLM, Tokenizer]:
+def load_translator(model_dir: str | Path) -> tuple[TranslationModel, Tokenizer]:
     """A translation model folder (config.json, model.safetensors, tokenizer.json) -> (model in
     eval mode, its tokenizer)."""
     try:
@@ -58,10 +81,11 @@ def load_translator(model_dir: str | Path) -> tuple[TransformerForSeq2SeqLM, Tok
     if not (folder / "config.json").is_file():
         raise InputError(f"{folder}: no config.json, so not a model folder; pass the folder a translation "
                          "model was saved to")
-    model = load_model(folder)
-    if not isinstance(model, TransformerForSeq2SeqLM):
+    model = _FOLDER_LOADERS.get(model_type(folder) or "", load_model)(folder)
+    if not isinstance(model, TranslationModel):
         raise InputError(f"{folder}: a {type(model).__name__} checkpoint cannot translate; translation needs an "
-                         "encoder-decoder model (MarianMTModel layout)")
+                         "encoder-decoder model (MarianMTModel layout, or a recurrent one from "
+                         "`hanformer translation train`)")
     if not any((folder / name).is_file() for name in ("tokenizer.json", "vocab.txt")):
         raise InputError(f"{folder}: no tokenizer.json; save the tokenizer the model was trained with into this "
                          "folder (tokenizer.save_pretrained(folder))")
@@ -90,7 +114,8 @@ def translate(model: Any, sentences: str | Sequence[str], config: TranslateConfi
               tokenizer: Any = None, **settings: Any) -> list[Translation]:
     """Translate each sentence with an encoder–decoder model.
 
-    `model` is a model folder or a loaded `TransformerForSeq2SeqLM` (then pass `tokenizer`).
+    `model` is a model folder or a loaded `TransformerForSeq2SeqLM` / `RNNForSeq2SeqLM` (then
+    pass `tokenizer`).
     Settings come from `config` and/or keyword overrides (`num_beams=5, batch_size=16`).
     Returns `num_return_sequences` translations per sentence, sentence by sentence, best first.
     """

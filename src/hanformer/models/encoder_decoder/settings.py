@@ -5,7 +5,8 @@ the inverse-square-root schedule after a linear warmup, label smoothing 0.1, dro
 batches of a token budget. The warmup is shorter than the base model's 4000 steps because the
 runs this is made for are short (minutes to hours on a CPU); the peak rate 1e-3 is half what
 the paper's formula gives for mini with that warmup ((256 x 1000)^-0.5 = 2e-3): a cautious
-choice for a post-LN model, not a tuned one.
+choice for a post-LN model, not a tuned one. The recurrent architectures (`--architecture gru`
+or `lstm`) train with the same loop and defaults, so the comparison changes the model only.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from hanformer.training.config import TrainerConfig, check_output_dir
 from hanformer.utils.config import setting
 
 PRESET_NAMES = ("tiny", "mini", "small", "base")
+# What `--architecture` chooses: the Transformer, or a recurrent encoder-decoder on this cell.
+ARCHITECTURES = ("transformer", "gru", "lstm")
+ATTENTIONS = ("none", "bahdanau", "luong")
 
 TRANSLATION_TRAINER_DEFAULTS: dict[str, Any] = {
     "output_dir": "runs/translation", "optimizer": "adamw", "weight_decay": 0.0, "beta1": 0.9, "beta2": 0.98,
@@ -42,9 +46,17 @@ class TranslationTrainConfig:
         "unigram", "joint vocabulary kind: unigram (SentencePiece-style pieces, decodes to the exact text) or "
         "wordpiece (hanformer's BERT trainer; decoding puts spaces around hyphens)")
     vocab_size: int = setting(8000, "size of the joint source+target vocabulary to train")
-    model: str = setting("mini", f"model size preset: {', '.join(PRESET_NAMES)} (base = the paper's base model)")
+    architecture: Literal["transformer", "gru", "lstm"] = setting(
+        "transformer", "transformer (the encoder-decoder Transformer), or gru / lstm: a recurrent "
+        "encoder-decoder on that cell (see --attention)")
+    attention: Literal["none", "bahdanau", "luong"] = setting(
+        "bahdanau", "gru / lstm only: the decoder's context: none (the encoder's final state), bahdanau "
+        "(additive attention) or luong (multiplicative attention)")
+    model: str = setting("mini", f"model size preset: {', '.join(PRESET_NAMES)} (transformer: base = the paper's "
+                         "base model; gru / lstm: base = RNNsearch's sizes)")
     model_overrides: dict[str, Any] = setting(
-        {}, "TransformerConfig fields over the preset, e.g. dropout=0.3,norm_placement=pre")
+        {}, "model config fields over the preset, e.g. dropout=0.3,norm_placement=pre (TransformerConfig) or "
+        "hidden_size=512,bidirectional=false (RNNSeq2SeqConfig)")
     label_smoothing: float = setting(0.1, "label smoothing of the training loss (the paper's 0.1)")
     max_length: int = setting(128, "longest sentence in tokens (EOS included) on either side; longer training "
                               "pairs are left out; also the model's positions")
@@ -68,6 +80,14 @@ class TranslationTrainConfig:
     def validate(self) -> None:
         if self.model not in PRESET_NAMES:
             raise ConfigError(f"--model {self.model!r}: use one of {', '.join(PRESET_NAMES)}")
+        if self.architecture not in ARCHITECTURES:
+            raise ConfigError(f"--architecture {self.architecture!r}: use one of {', '.join(ARCHITECTURES)}")
+        if self.attention not in ATTENTIONS:
+            raise ConfigError(f"--attention {self.attention!r}: use one of {', '.join(ATTENTIONS)}")
+        for name in ("cell", "attention"):
+            if self.architecture != "transformer" and name in self.model_overrides:
+                raise ConfigError(f"--model-overrides {name}=...: choose it with --architecture (the cell) and "
+                                  "--attention instead")
         for name in ("valid_size", "vocab_size", "max_length", "max_tokens", "pool_size", "eval_beams",
                      "eval_max_tokens"):
             if getattr(self, name) < 1:

@@ -1,4 +1,8 @@
-"""`train_translation`: an encoder–decoder Transformer trained on parallel files by the shared `Trainer`.
+"""`train_translation`: an encoder–decoder trained on parallel files by the shared `Trainer`.
+
+The model is the Transformer (`architecture` "transformer") or a recurrent encoder–decoder
+(`architecture` "gru" / "lstm" with `attention` none / bahdanau / luong, `models/seq2seq/`); the
+data, vocabulary, batches, loss, schedule, validation and checkpoints are the same for all.
 
     parallel files ─► pairs (data/parallel.py: one-line errors) ─► train / validation split
                    ─► joint vocabulary (vocab.py) ─► token-budget batches (data.py)
@@ -49,6 +53,8 @@ from hanformer.models.encoder_decoder.data import (
 from hanformer.models.encoder_decoder.model import TransformerForSeq2SeqLM
 from hanformer.models.encoder_decoder.settings import MAY_CHANGE_ON_RESUME, TranslationTrainConfig
 from hanformer.models.encoder_decoder.vocab import special_ids, train_joint_vocabulary
+from hanformer.models.seq2seq.config import RNNSeq2SeqConfig
+from hanformer.models.seq2seq.model import RNNForSeq2SeqLM
 from hanformer.tokenization.tokenizer import Tokenizer
 from hanformer.training.distributed import env_dist_info, resolve_device
 from hanformer.training.run_state import Resume, is_resuming, prepare_output_dir
@@ -92,7 +98,14 @@ def joint_tokenizer(config: TranslationTrainConfig, pairs: list[SentencePair], r
     return train_joint_vocabulary(sentences, folder, vocab_size=config.vocab_size, kind=config.subword)
 
 
-def build_model(config: TranslationTrainConfig, tokenizer: Tokenizer, ids: SpecialIds) -> TransformerForSeq2SeqLM:
+def build_model(config: TranslationTrainConfig, tokenizer: Tokenizer,
+                ids: SpecialIds) -> TransformerForSeq2SeqLM | RNNForSeq2SeqLM:
+    if config.architecture != "transformer":
+        return RNNForSeq2SeqLM(RNNSeq2SeqConfig.preset(
+            config.model, **{"vocab_size": tokenizer.vocab_size, "max_position_embeddings": config.max_length,
+                             "cell": config.architecture, "attention": config.attention, "pad_token_id": ids.pad,
+                             "eos_token_id": ids.eos, "decoder_start_token_id": ids.start,
+                             "label_smoothing": config.label_smoothing, **config.model_overrides}))
     model_config = TransformerConfig.preset(
         config.model, **{"vocab_size": tokenizer.vocab_size, "max_position_embeddings": config.max_length,
                          "pad_token_id": ids.pad, "eos_token_id": ids.eos, "bos_token_id": ids.start,
@@ -108,7 +121,7 @@ def loss_batches(pairs: EncodedPairs, ids: SpecialIds, max_tokens: int) -> list[
     return [collate([pairs.sources[i] for i in rows], [pairs.targets[i] for i in rows], ids) for rows in plan]
 
 
-def validation_nll(model: TransformerForSeq2SeqLM, batches: list[dict[str, torch.Tensor]], pad: int) -> float:
+def validation_nll(model: Any, batches: list[dict[str, torch.Tensor]], pad: int) -> float:
     """Mean negative log-likelihood per target token, without label smoothing (so exp() of it is
     the perplexity; the training loss is higher by the smoothing term)."""
     total, count = 0.0, 0
@@ -166,6 +179,10 @@ def train_translation(config: TranslationTrainConfig, resume: Resume = None) -> 
         tokenizer.save_pretrained(directory)
 
     settings = {k: v for k, v in config_to_dict(config).items() if k not in MAY_CHANGE_ON_RESUME}
+    if config.architecture == "transformer":
+        # A Transformer run records the settings it recorded before the recurrent architectures
+        # existed (attention means nothing to it), so its earlier checkpoints still resume.
+        del settings["architecture"], settings["attention"]
     src_tokens, tgt_tokens = train_pairs.tokens()
     identity = {"vocab_hash": tokenizer.vocab_hash, "train_pairs": len(train_pairs), "translation": settings}
     trainer = Trainer(model, config.trainer, batches, evaluate, export_fn=export, dist_info=dist,
