@@ -1,4 +1,4 @@
-"""Tiny BERT and GPT runs for the FSDP tests: in the test process (one process) and under
+"""Tiny BERT, GPT and encoder-decoder runs for the FSDP tests: in the test process (one process) and under
 torchrun (two processes, gloo), where `main` runs every scenario of one launch in turn."""
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import torch
 
 from hanformer.data.loader import ResumableLoader
 from hanformer.models.config import BertConfig
+from hanformer.models.encoder_decoder.config import TransformerConfig
+from hanformer.models.encoder_decoder.model import TransformerForSeq2SeqLM
 from hanformer.models.gpt import GPTConfig, GPTForCausalLM
 from hanformer.models.heads import BertForMaskedLM
 from hanformer.training import Trainer, TrainerConfig, seed_everything
@@ -29,6 +31,11 @@ def tiny_model(family: str, dropout: float = 0.0, hidden: int = 16) -> torch.nn.
     if family == "gpt":
         return GPTForCausalLM(GPTConfig(vocab_size=VOCAB, n_positions=SEQ, n_embd=hidden, n_layer=2, n_head=2,
                                         resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout))
+    if family == "seq2seq":
+        return TransformerForSeq2SeqLM(TransformerConfig.preset(
+            "tiny", vocab_size=VOCAB, d_model=hidden, encoder_attention_heads=2, decoder_attention_heads=2,
+            encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=SEQ + 1, pad_token_id=0, eos_token_id=1,
+            decoder_start_token_id=0, dropout=dropout, attention_dropout=dropout))
     return BertForMaskedLM(BertConfig(vocab_size=VOCAB, hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2,
                                       intermediate_size=32, max_position_embeddings=SEQ, hidden_dropout_prob=dropout,
                                       attention_probs_dropout_prob=dropout))
@@ -47,6 +54,11 @@ def examples(family: str, n: int = 48) -> list[dict[str, Any]]:
 
 
 def collate(batch: list[dict[str, Any]], family: str) -> dict[str, torch.Tensor]:
+    if family == "seq2seq":  # translate each (padded) sequence into itself reversed (padded targets)
+        sources = collate(batch, "bert")
+        reversed_ids = [e["ids"][::-1][:len(e["ids"]) - i % 3] for i, e in enumerate(batch)]
+        targets = collate([{"ids": ids, "predict": [True] * len(ids)} for ids in reversed_ids], "bert")
+        return {**sources, "labels": targets["labels"]}
     width = max(len(e["ids"]) for e in batch)
     ids = torch.zeros(len(batch), width, dtype=torch.long)
     mask = torch.zeros(len(batch), width, dtype=torch.long)
@@ -91,6 +103,7 @@ def main(root: str) -> None:
                              resume=str(out / "gpt" / "checkpoints" / "step-00000002")),
         "gpt_ac": train(out / "gpt_ac", "gpt", parallelism="fsdp", activation_checkpointing=True),
         "bert": train(out / "bert", "bert", parallelism="fsdp"),
+        "seq2seq": train(out / "seq2seq", "seq2seq", parallelism="fsdp"),
     }
     if env_dist_info().is_main:
         print(json.dumps(report))

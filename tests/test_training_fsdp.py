@@ -1,4 +1,5 @@
-"""FSDP2 on CPU (gloo): two processes train, checkpoint (sharded) and export exactly as one does.
+"""FSDP2 on CPU (gloo): two processes train, checkpoint (sharded) and export exactly as one does
+(BERT, GPT and the encoder-decoder Transformer).
 
 One torchrun launch runs every two-process scenario (tests/_fsdp_toy.py `main`); the tests
 compare its results with one-process runs in this process, on the same global batch.
@@ -18,6 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _fsdp_toy import tiny_model, train  # noqa: E402
 from hanformer.errors import CheckpointError, ConfigError  # noqa: E402
+from hanformer.models.encoder_decoder.model import TransformerForSeq2SeqLM  # noqa: E402
 from hanformer.models.gpt import GPTForCausalLM  # noqa: E402
 from hanformer.models.heads import BertForMaskedLM  # noqa: E402
 from hanformer.training.config import TrainerConfig  # noqa: E402
@@ -38,6 +40,9 @@ def two_process(tmp_path_factory) -> tuple[Path, dict]:
     return root, json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+FAMILY_CLASSES = {"gpt": GPTForCausalLM, "bert": BertForMaskedLM, "seq2seq": TransformerForSeq2SeqLM}
+
+
 def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
@@ -49,14 +54,14 @@ def _assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor])
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", ["gpt", "bert"])
+@pytest.mark.parametrize("family", ["gpt", "bert", "seq2seq"])
 def test_two_process_fsdp_matches_one_process(two_process, tmp_path, family):
     root, report = two_process
     # One plain process: micro-batch 4 x 2 accumulation steps = the two processes' global batch.
     single = train(tmp_path / "single", family, grad_accum=2)
     assert report[family]["losses"] == pytest.approx(single["losses"], abs=1e-5)
     # The final model is exported whole, in the single-file Hugging Face layout, from the shards.
-    cls = GPTForCausalLM if family == "gpt" else BertForMaskedLM
+    cls = FAMILY_CLASSES[family]
     final = Path(report[family]["final"])
     assert (final / "model.safetensors").is_file() and (final / "config.json").is_file()
     _assert_same_weights(_weights(cls.from_pretrained(final)), _weights(cls.from_pretrained(single["final"])))
@@ -94,7 +99,7 @@ def test_activation_checkpointing_on_two_processes_changes_nothing(two_process):
     assert report["gpt_ac"]["losses"] == pytest.approx(report["gpt"]["losses"], abs=1e-6)
 
 
-@pytest.mark.parametrize("family", ["gpt", "bert"])
+@pytest.mark.parametrize("family", ["gpt", "bert", "seq2seq"])
 def test_activation_checkpointing_gives_the_same_losses(tmp_path, family):
     # With dropout: the recomputed forward must replay the very masks the first one drew.
     def dropping() -> torch.nn.Module:
@@ -104,7 +109,7 @@ def test_activation_checkpointing_gives_the_same_losses(tmp_path, family):
     checkpointed = train(tmp_path / "ac", family, make_model=dropping, steps=3, activation_checkpointing=True)
     assert checkpointed["losses"] == pytest.approx(plain["losses"], abs=1e-6)
     # The wrappers are invisible in the exported checkpoint.
-    cls = GPTForCausalLM if family == "gpt" else BertForMaskedLM
+    cls = FAMILY_CLASSES[family]
     _assert_same_weights(_weights(cls.from_pretrained(checkpointed["final"])),
                          _weights(cls.from_pretrained(plain["final"])))
 
