@@ -29,6 +29,14 @@ examples:
   hanformer finetune --task nsmc --model runs/demo/pretrain/final --train ratings_train.txt --from-scratch
   hanformer finetune --task classification --model DIR --train reviews.csv --text-column review \\
       --label-column stars --seeds 1,2,3
+
+entity-aware BERT: --entities kiwi finds proper nouns (Kiwi's NNP; --entity-tags NNP,NNG,SL for
+more) in every text, question and context alike, puts [ENT] ... [/ENT] around them and adds an
+entity embedding (zero at the start) to the model; --entities DIR takes them from a fine-tuned NER
+model instead; --no-entity-markers / --no-entity-embedding keep one of the two. The fine-tuned
+model remembers its entity settings, so evaluate and predict need no option.
+  hanformer finetune --task korquad --model DIR --train ../shared/data/korquad_v1_part/korquad_v1_train_part.json \\
+      --out runs/korquad-ent --entities kiwi
 """
 
 EVALUATE_HELP = """\
@@ -50,6 +58,8 @@ character spans and scores.
 examples:
   echo "이 영화 정말 재밌어요" | hanformer predict --model runs/nsmc
   hanformer predict --model runs/korquad --input questions.tsv --output answers.jsonl
+  hanformer predict --model runs/korquad-ent --entities runs/klue-ner/best --input questions.tsv
+      # an entity-aware model, its entities from a NER model instead of the source it was trained with
 """
 
 

@@ -101,13 +101,37 @@ class BertModel(BertPreTrainedModel):
             raise InputError(f"attention_mask shape {tuple(attention_mask.shape)} does not match input_ids "
                              f"shape {tuple(input_ids.shape)}")
 
+    def check_entity_ids(self, entity_ids: Tensor | None, shape: tuple[int, ...]) -> None:
+        """An entity-aware model needs its entity ids; a plain one has no use for them."""
+        rows = self.config.entity_type_vocab_size
+        if rows and entity_ids is None:
+            raise InputError(
+                f"this model is entity-aware (entity_type_vocab_size {rows}) and needs entity_ids: pass "
+                "entity_ids= (batch, seq), 1 where a token is part of an entity, 0 elsewhere "
+                "(hanformer.entities computes them; on the command line, --entities)")
+        if entity_ids is None:
+            return
+        if not rows:
+            raise InputError("entity_ids were given, but this model has no entity embedding "
+                             "(entity_type_vocab_size 0 in config.json); leave entity_ids out, or fine-tune "
+                             "it with entities first (--entities)")
+        if tuple(entity_ids.shape) != shape:
+            raise InputError(f"entity_ids shape {tuple(entity_ids.shape)} does not match input_ids shape {shape}")
+        if entity_ids.numel() and (int(entity_ids.min()) < 0 or int(entity_ids.max()) >= rows):
+            raise InputError(f"entity_ids contain {int(entity_ids.max())}, but the model has only {rows} "
+                             "entity types (entity_type_vocab_size)")
+
     def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
                 token_type_ids: Tensor | None = None, position_ids: Tensor | None = None,
                 inputs_embeds: Tensor | None = None, output_attentions: bool = False,
-                output_hidden_states: bool = False, **_: Any) -> BaseModelOutputWithPooling:
+                output_hidden_states: bool = False, **extra: Any) -> BaseModelOutputWithPooling:
         """input_ids: (batch, seq) token ids. attention_mask: (batch, seq) 1 = real token, 0 = padding
         (or a boolean mask broadcastable to (batch, heads, seq, seq), True = may attend).
-        token_type_ids: (batch, seq) segment ids, default 0."""
+        token_type_ids: (batch, seq) segment ids, default 0. entity_ids: (batch, seq), 1 = part of
+        an entity, 0 = not; required by an entity-aware model (entity_type_vocab_size > 0) only.
+        (A keyword read from `extra`, so that the encoders built on this one, RoBERTa's and
+        ELECTRA's, keep their signatures; other keywords are ignored, as before.)"""
+        entity_ids: Tensor | None = extra.get("entity_ids")
         if (input_ids is None) == (inputs_embeds is None):
             raise InputError("pass exactly one of input_ids or inputs_embeds")
         grid = input_ids if input_ids is not None else inputs_embeds[..., 0]  # type: ignore[index]
@@ -116,6 +140,7 @@ class BertModel(BertPreTrainedModel):
                              "for one sentence use input_ids[None]")
         batch, seq_len = grid.shape
         self.check_inputs(input_ids, attention_mask, token_type_ids, seq_len)
+        self.check_entity_ids(entity_ids, (batch, seq_len))
         device = grid.device
         if token_type_ids is None:
             token_type_ids = torch.zeros(batch, seq_len, dtype=torch.long, device=device)
@@ -136,7 +161,11 @@ class BertModel(BertPreTrainedModel):
         def flat(t: Tensor | None) -> Tensor | None:
             return layout.unpad(t) if layout is not None and t is not None else t
 
-        x = self.embeddings(flat(input_ids), flat(token_type_ids), flat(position_ids), flat(inputs_embeds))
+        tokens, vectors = flat(input_ids), flat(inputs_embeds)
+        if entity_ids is not None:  # the entity vectors join the token vectors before the other sums
+            entities = layout.unpad(entity_ids) if layout is not None else entity_ids
+            tokens, vectors = None, self.embeddings.with_entities(tokens, vectors, entities)
+        x = self.embeddings(tokens, flat(token_type_ids), flat(position_ids), vectors)
 
         def grid_view(h: Tensor) -> Tensor:
             return layout.pad(h) if layout is not None else h

@@ -8,6 +8,15 @@ Loading is forgiving where transformers is (old `LayerNorm.gamma/beta` names, a 
 present or absent, task heads missing -> freshly initialised, heads of another task -> dropped)
 and strict everywhere else: missing or unexpected encoder tensors and wrong shapes are errors
 that name the tensors. Reading files and the shared checks are `models/hub.py`'s.
+
+The entity embedding of an entity-aware BERT (`entity_type_vocab_size` > 0) is saved as
+`bert.embeddings.entity_type_embeddings.weight`. A checkpoint without it (any Hugging Face
+BERT) loads into an entity-aware model with the table at zero, so the model starts as that
+checkpoint. transformers' BERT has no such table: it drops the tensor as an unused weight (with a
+warning) and ignores `entity_type_vocab_size` in config.json, so a saved entity-aware model loads
+there as a plain BERT without its entity information (its outputs then differ from ours once the
+table has been trained). The entity markers `[ENT]`/`[/ENT]` are ordinary added tokens and rows of
+the word embeddings, which transformers keeps.
 """
 
 from __future__ import annotations
@@ -57,6 +66,8 @@ _QKV_HF = re.compile(r"^(.*)encoder\.layer\.(\d+)\.attention\.self\.(query|key|v
 _HEAD_PREFIXES = ("mlm.", "nsp.", "classifier.", "qa_outputs.", "pooler.", "bert.pooler.")
 # Stored by some checkpoints but not learned: integer buffers, and the tied copy of the word embeddings.
 _DERIVED = ("embeddings.position_ids", "embeddings.token_type_ids", "cls.predictions.decoder.weight")
+# Starts at zero when absent (see the module docstring): neither a missing encoder tensor nor a head.
+_ZERO_WHEN_ABSENT = ("embeddings.entity_type_embeddings.weight",)
 # Layer numbers in transformers' BERT tensor names (compared with num_hidden_layers).
 _LAYER_NUMBER = re.compile(r"(?:^|\.)encoder\.layer\.(\d+)\.")
 # Which config.json keys decide a tensor's shape (named when the shape is wrong); default hidden_size.
@@ -64,6 +75,7 @@ _SHAPE_KEYS = [
     (re.compile(r"word_embeddings"), "vocab_size, hidden_size"),
     (re.compile(r"position_embeddings"), "max_position_embeddings, hidden_size"),
     (re.compile(r"token_type_embeddings"), "type_vocab_size, hidden_size"),
+    (re.compile(r"entity_type_embeddings"), "entity_type_vocab_size, hidden_size"),
     (re.compile(r"predictions\.bias"), "vocab_size"),
     (re.compile(r"intermediate\.dense|layer\.\d+\.output\.dense"), "intermediate_size, hidden_size"),
     (re.compile(r"classifier|qa_outputs"), "num_labels, hidden_size"),
@@ -152,7 +164,7 @@ def from_hf_state_dict(state: dict[str, Tensor], model: BertPreTrainedModel,
 
     expected = model.state_dict()
     unexpected = [k for k in ours if k not in expected]
-    missing = [k for k in expected if k not in ours]
+    missing = [k for k in expected if k not in ours and not k.endswith(_ZERO_WHEN_ABSENT)]
     is_head = lambda k: k.startswith(_HEAD_PREFIXES) or k.startswith(tuple("bert." + p for p in _HEAD_PREFIXES))  # noqa: E731
     bad_unexpected = [k for k in unexpected if not is_head(k)]
     bad_missing = [k for k in missing if not is_head(k)]

@@ -57,6 +57,9 @@ class BertConfig:
     attention_probs_dropout_prob: float = setting(0.1, "dropout on attention probabilities")
     max_position_embeddings: int = setting(512, "longest sequence the model accepts, in tokens")
     type_vocab_size: int = setting(2, "number of segment (token type) ids; 2 for sentence pairs")
+    entity_type_vocab_size: int = setting(
+        0, "rows of the entity embedding added to every token (0: none, as in BERT; 2: 0 = not part of an "
+        "entity, 1 = part of one); not read by transformers")
     initializer_range: float = setting(0.02, "std of the normal init of weights")
     layer_norm_eps: float = setting(1e-12, "epsilon of every LayerNorm")
     pad_token_id: int = setting(0, "id of [PAD]; its embedding row gets no gradient")
@@ -90,6 +93,10 @@ class BertConfig:
                 f"BertConfig: hidden_size {self.hidden_size} is not divisible by num_attention_heads "
                 f"{self.num_attention_heads} (each head gets hidden_size / heads dimensions; e.g. use "
                 f"{_nearest_divisor(self.hidden_size, self.num_attention_heads)} heads)")
+        if not isinstance(self.entity_type_vocab_size, int) or isinstance(self.entity_type_vocab_size, bool) \
+                or self.entity_type_vocab_size < 0:
+            _fail(self, f"entity_type_vocab_size must be 0 (no entity embedding) or a positive integer, "
+                        f"got {self.entity_type_vocab_size!r}")
         require_choice(self, "hidden_act", ACTIVATIONS)
         if self.position_embedding_type not in ("absolute", "sinusoidal"):
             raise ConfigError(
@@ -111,7 +118,7 @@ class BertConfig:
         """
         h, i = self.hidden_size, self.intermediate_size
         positions = self.max_position_embeddings * h if self.position_embedding_type == "absolute" else 0
-        embeddings = self.vocab_size * h + positions + self.type_vocab_size * h + 2 * h
+        embeddings = (self.vocab_size + self.type_vocab_size + self.entity_type_vocab_size) * h + positions + 2 * h
         final_norm = 2 * h if self.norm_placement == "pre" else 0
         return embeddings + self.num_hidden_layers * block_parameters(h, i) + final_norm + h * h + h
 
@@ -188,6 +195,8 @@ class BertConfig:
             del out["problem_type"]
         if out["architectures"] is None:
             del out["architectures"]
+        if not out["entity_type_vocab_size"]:  # a plain BERT's config.json stays as transformers writes it
+            del out["entity_type_vocab_size"]
         return out
 
     def save_pretrained(self, directory: str | Path) -> None:

@@ -1,10 +1,16 @@
-"""BERT's input embeddings: token + segment (token type) + position, then LayerNorm and dropout."""
+"""BERT's input embeddings: token + segment (token type) + position, then LayerNorm and dropout.
+
+An entity-aware BERT (`entity_type_vocab_size` > 0 in its config) adds a fourth table: whether
+each token is part of an entity (id 1) or not (id 0). It starts at zero, so a model given the
+table computes exactly what the plain model computes until fine-tuning moves it.
+"""
 
 from __future__ import annotations
 
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hanformer.models.config import BertConfig
@@ -21,8 +27,23 @@ def sinusoidal_table(num_positions: int, dim: int) -> Tensor:
     return table
 
 
+class EntityTypeEmbedding(nn.Module):
+    """One vector per entity id (0 = not part of an entity, 1 = part of one), zero at the start.
+
+    Not an `nn.Embedding` on purpose: BERT's init draws every embedding table from a normal
+    distribution, and this one must start at zero so that the entity-aware model starts identical
+    to the plain one (its state-dict name, `...entity_type_embeddings.weight`, is an embedding's)."""
+
+    def __init__(self, num_ids: int, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(num_ids, dim))
+
+    def forward(self, entity_ids: Tensor) -> Tensor:
+        return F.embedding(entity_ids, self.weight)
+
+
 class BertEmbeddings(nn.Module):
-    """Sum of word, token-type and position embeddings.
+    """Sum of word, token-type and position embeddings (and entity-type ones when configured).
 
     Works on a padded (batch, seq) grid or, for speed, on the real tokens only:
     pass 1-D `input_ids` of shape (tokens,) with matching 1-D `token_type_ids` and `position_ids`.
@@ -34,6 +55,8 @@ class BertEmbeddings(nn.Module):
         super().__init__()
         self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.entity_type_embeddings = EntityTypeEmbedding(config.entity_type_vocab_size, config.hidden_size) \
+            if config.entity_type_vocab_size else None
         if config.position_embedding_type == "absolute":
             self.position_embeddings: nn.Embedding | None = nn.Embedding(config.max_position_embeddings,
                                                                          config.hidden_size)
@@ -44,6 +67,15 @@ class BertEmbeddings(nn.Module):
                                  persistent=False)
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def with_entities(self, input_ids: Tensor | None, inputs_embeds: Tensor | None, entity_ids: Tensor) -> Tensor:
+        """The token vectors plus the entity vectors, to go into `forward` as `inputs_embeds`.
+        (A step of its own rather than an argument of `forward`, whose signature the embeddings
+        of the other families share; a zero table adds exactly nothing either way.)"""
+        if self.entity_type_embeddings is None:
+            raise ValueError("with_entities: this model has no entity embedding (entity_type_vocab_size 0)")
+        x = self.word_embeddings(input_ids) if inputs_embeds is None else inputs_embeds
+        return x + self.entity_type_embeddings(entity_ids).to(x.dtype)
 
     def forward(self, input_ids: Tensor | None, token_type_ids: Tensor, position_ids: Tensor,
                 inputs_embeds: Tensor | None = None) -> Tensor:

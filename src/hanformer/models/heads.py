@@ -71,10 +71,11 @@ class BertForPreTraining(BertPreTrainedModel):
 
     def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
                 token_type_ids: Tensor | None = None, labels: Tensor | None = None,
-                next_sentence_label: Tensor | None = None, **kwargs: Any) -> BertForPreTrainingOutput:
+                next_sentence_label: Tensor | None = None, entity_ids: Tensor | None = None,
+                **kwargs: Any) -> BertForPreTrainingOutput:
         """labels: (batch, seq) original ids at masked positions, -100 elsewhere.
         next_sentence_label: (batch,) 0 = B follows A, 1 = B is random."""
-        out = self.bert(input_ids, attention_mask, token_type_ids, **kwargs)
+        out = self.bert(input_ids, attention_mask, token_type_ids, entity_ids=entity_ids, **kwargs)
         nsp_logits = self.nsp(out.pooler_output)
         mlm_loss = nsp_loss = loss = None
         if labels is not None:
@@ -103,8 +104,8 @@ class BertForMaskedLM(BertPreTrainedModel):
 
     def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
                 token_type_ids: Tensor | None = None, labels: Tensor | None = None,
-                **kwargs: Any) -> MaskedLMOutput:
-        out = self.bert(input_ids, attention_mask, token_type_ids, **kwargs)
+                entity_ids: Tensor | None = None, **kwargs: Any) -> MaskedLMOutput:
+        out = self.bert(input_ids, attention_mask, token_type_ids, entity_ids=entity_ids, **kwargs)
         loss = None
         if labels is not None:
             loss, logits = self.mlm.masked_loss(out.last_hidden_state, labels)
@@ -126,9 +127,9 @@ class BertForSequenceClassification(BertPreTrainedModel):
 
     def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
                 token_type_ids: Tensor | None = None, labels: Tensor | None = None,
-                **kwargs: Any) -> SequenceClassifierOutput:
+                entity_ids: Tensor | None = None, **kwargs: Any) -> SequenceClassifierOutput:
         """labels: (batch,) class ids; floats for regression; (batch, num_labels) 0/1 for multi-label."""
-        out = self.bert(input_ids, attention_mask, token_type_ids, **kwargs)
+        out = self.bert(input_ids, attention_mask, token_type_ids, entity_ids=entity_ids, **kwargs)
         logits = self.classifier(self.dropout(self._sentence_vector(out, attention_mask)))
         loss = None
         if labels is not None:
@@ -178,8 +179,8 @@ class BertForTokenClassification(BertPreTrainedModel):
 
     def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
                 token_type_ids: Tensor | None = None, labels: Tensor | None = None,
-                **kwargs: Any) -> TokenClassifierOutput:
-        out = self.bert(input_ids, attention_mask, token_type_ids, **kwargs)
+                entity_ids: Tensor | None = None, **kwargs: Any) -> TokenClassifierOutput:
+        out = self.bert(input_ids, attention_mask, token_type_ids, entity_ids=entity_ids, **kwargs)
         logits = self.classifier(self.dropout(out.last_hidden_state))
         loss = None
         if labels is not None:
@@ -205,9 +206,10 @@ class BertForQuestionAnswering(BertPreTrainedModel):
 
     def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
                 token_type_ids: Tensor | None = None, start_positions: Tensor | None = None,
-                end_positions: Tensor | None = None, **kwargs: Any) -> QuestionAnsweringModelOutput:
+                end_positions: Tensor | None = None, entity_ids: Tensor | None = None,
+                **kwargs: Any) -> QuestionAnsweringModelOutput:
         """start_positions/end_positions: (batch,) token indices of the answer span (0 = [CLS] = no answer)."""
-        out = self.bert(input_ids, attention_mask, token_type_ids, **kwargs)
+        out = self.bert(input_ids, attention_mask, token_type_ids, entity_ids=entity_ids, **kwargs)
         start_logits, end_logits = self.qa_outputs(out.last_hidden_state).unbind(dim=-1)
         loss = None
         if start_positions is not None and end_positions is not None:

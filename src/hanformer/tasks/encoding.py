@@ -6,6 +6,11 @@ encoded *without* special tokens, so that this module controls truncation and wi
 always knows which character span every piece came from. (A copy of the engine is used with its
 own truncation/padding switched off: a tokenizer.json that pads to 128 must not cut a
 KorQuAD context.)
+
+With entity inputs (`hanformer.entities`: given as `entities=`, or recorded in the tokenizer of
+an entity-aware model) every text's pieces get `[ENT]`/`[/ENT]` around its entities and/or an
+entity id per piece; the pieces keep the offsets of the original text, and features carry
+`entity_ids` (0 on special tokens) when the model reads them.
 """
 
 from __future__ import annotations
@@ -16,6 +21,10 @@ from typing import Any, Literal
 
 import torch
 
+from hanformer.entities.config import EntityConfig
+from hanformer.entities.detect import EntityDetector
+from hanformer.entities.inputs import EntityInputs
+from hanformer.entities.tokens import recorded_entity_config
 from hanformer.errors import ConfigError
 from hanformer.tasks.examples import TextExample, TokenExample
 from hanformer.tokenization.hf_file import sequence_frame
@@ -29,12 +38,17 @@ Alignment = Literal["first", "all"]
 class Pieces:
     ids: list[int]
     offsets: list[tuple[int, int]]
+    entity_ids: list[int] | None = None  # per piece, when the model reads entity ids
 
 
 class PieceEncoder:
-    """Encodes text into pieces with offsets and frames them as `[CLS] a [SEP] (b [SEP])`."""
+    """Encodes text into pieces with offsets and frames them as `[CLS] a [SEP] (b [SEP])`.
 
-    def __init__(self, tokenizer: Any) -> None:
+    `entities` switches entity inputs on (default: those recorded in the tokenizer, none for a
+    plain model); `entity_detector` replaces the detector the config names (tests, custom sources)."""
+
+    def __init__(self, tokenizer: Any, entities: EntityConfig | None = None,
+                 entity_detector: EntityDetector | None = None) -> None:
         from tokenizers import Tokenizer as Engine
 
         backend = getattr(tokenizer, "backend", tokenizer)
@@ -63,15 +77,33 @@ class PieceEncoder:
         self.pad_id = special("pad_token_id", "[PAD]")
         # The tokenizer's own frame: `<s> a </s></s> b </s>` for RoBERTa / XLM-R files.
         self.layout = sequence_frame(self.engine, self.cls_id, self.sep_id)
+        config = entities if entities is not None else recorded_entity_config(tokenizer)
+        self.entities = EntityInputs(config, self.engine, entity_detector) \
+            if config is not None and config.enabled else None
+        # Marker positions are no text: never an answer, never a labelled unit.
+        self.marker_ids = self.entities.marker_ids if self.entities is not None else frozenset()
 
     def pieces(self, texts: Sequence[str]) -> list[Pieces]:
-        encs = self._encode_batch(list(texts), add_special_tokens=False)
-        return [Pieces(list(e.ids), [tuple(o) for o in e.offsets]) for e in encs]
+        texts = list(texts)
+        encs = self._encode_batch(texts, add_special_tokens=False)
+        plain = [Pieces(list(e.ids), [tuple(o) for o in e.offsets]) for e in encs]
+        if self.entities is None:
+            return plain
+        marked = self.entities.mark(texts, [p.ids for p in plain], [p.offsets for p in plain])
+        embedding = self.entities.embedding
+        return [Pieces(m.ids, m.offsets, m.entity_ids if embedding else None) for m in marked]
 
     def frame(self, a: Sequence[int], b: Sequence[int] | None = None) -> tuple[list[int], list[int]]:
         """input_ids and token_type_ids of `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` (the
         tokenizer's frame: RoBERTa's `<s> a </s></s> b </s>`)."""
         return self.layout.apply(list(a), None if b is None else list(b))
+
+    def frame_entity_ids(self, a: Sequence[int], b: Sequence[int] | None = None) -> list[int]:
+        """The entity ids of `frame(a, b)`'s positions: those of `a` and `b`, 0 on special tokens."""
+        out: list[int] = []
+        for what, _ in self.layout.single if b is None else self.layout.pair:
+            out += list(a) if what == "A" else list(b or ()) if what == "B" else [0]
+        return out
 
 
 def truncate_pair(a: list[int], b: list[int] | None, max_length: int,
@@ -101,10 +133,14 @@ def encode_text_examples(encoder: PieceEncoder, examples: Sequence[TextExample],
     second = iter(encoder.pieces(pairs)) if pairs else iter(())
     features = []
     for ex, a in zip(examples, first, strict=False):
-        b = next(second).ids if ex.text_pair is not None else None
+        pair = next(second) if ex.text_pair is not None else None
+        b = pair.ids if pair is not None else None
         ta, tb = truncate_pair(a.ids, b, max_length, encoder.layout.added(b is not None))
         ids, types = encoder.frame(ta, tb)
         f: dict[str, Any] = {"input_ids": ids, "token_type_ids": types}
+        if a.entity_ids is not None:
+            pair_entities = pair.entity_ids[: len(tb or ())] if pair is not None and pair.entity_ids else None
+            f["entity_ids"] = encoder.frame_entity_ids(a.entity_ids[: len(ta)], pair_entities)
         if ex.label is not None:
             f["labels"] = label2id[str(ex.label)] if label2id is not None else float(ex.label)
         features.append(f)
@@ -147,11 +183,13 @@ def encode_token_examples(encoder: PieceEncoder, examples: Sequence[TokenExample
     for ex, p in zip(examples, pieces, strict=False):
         owner = unit_of_char(ex)
         units, lasts = _token_units(owner, p.offsets)
-        keep = [i for i, u in enumerate(units) if u >= 0][: max_length - 2]
+        keep = [i for i, u in enumerate(units) if u >= 0 or p.ids[i] in encoder.marker_ids][: max_length - 2]
         ids, types = encoder.frame([p.ids[i] for i in keep])
         piece_units = [-1] + [units[i] for i in keep] + [-1]
         f: dict[str, Any] = {"input_ids": ids, "token_type_ids": types, "piece_units": piece_units,
                              "piece_last_units": [-1] + [lasts[i] for i in keep] + [-1]}
+        if p.entity_ids is not None:
+            f["entity_ids"] = encoder.frame_entity_ids([p.entity_ids[i] for i in keep])
         if ex.tags is not None and label2id is not None:
             labels, prev = [], -1
             for u in piece_units:
@@ -209,6 +247,11 @@ def collate(features: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.
         types[i, :k] = torch.tensor(f["token_type_ids"])
         mask[i, :k] = 1
     batch.update(input_ids=ids, token_type_ids=types, attention_mask=mask)
+    if "entity_ids" in features[0]:  # padding is no entity
+        entities = torch.zeros((len(features), n), dtype=torch.long)
+        for i, f in enumerate(features):
+            entities[i, : len(f["entity_ids"])] = torch.tensor(f["entity_ids"])
+        batch["entity_ids"] = entities
     if "labels" in features[0]:
         first = features[0]["labels"]
         if isinstance(first, list):

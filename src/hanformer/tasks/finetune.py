@@ -21,6 +21,9 @@ import torch
 from tokenizers import Tokenizer as Engine
 
 from hanformer.data.loader import ResumableLoader
+from hanformer.entities.config import EntityConfig
+from hanformer.entities.model import prepare_entity_model
+from hanformer.entities.tokens import entity_tokenizer, recorded_entity_config
 from hanformer.errors import CheckpointError
 from hanformer.tasks.encoding import PieceEncoder, collate
 from hanformer.tasks.finetune_config import (
@@ -102,6 +105,22 @@ def task_tokenizer(task: TaskSpec, tokenizer: Any, morpheme_split: bool | None, 
                      settings=tokenizer.settings)
 
 
+def entity_inputs(config: EntityConfig, tokenizer: Tokenizer, log: Log = log_to_stderr
+                  ) -> tuple[EntityConfig | None, Tokenizer]:
+    """The entity settings of the run and the tokenizer that records them: `--entities` when
+    given (its markers added to the tokenizer), else those an entity-aware checkpoint was
+    fine-tuned with (kept, so it is never run without its entity inputs), else none."""
+    if not config.enabled:
+        recorded = recorded_entity_config(tokenizer)
+        if recorded is not None:
+            log(f"entities: {recorded.entities}, as the checkpoint was fine-tuned (its tokenizer's record)")
+        return recorded, tokenizer
+    parts = [f"tags {','.join(config.tags)}" if config.tags else "all entity types"]
+    parts += ["[ENT]/[/ENT] markers"] * config.entity_markers + ["entity embedding"] * config.entity_embedding
+    log(f"entities: {config.entities} ({', '.join(parts)}), for every text of the task")
+    return config, entity_tokenizer(tokenizer, config)
+
+
 def base_model_dir(model: str) -> Path:
     """The checkpoint `--model` names: a folder with config.json (or its best/ or final/), or a
     model in the Hugging Face cache; an error names --model."""
@@ -160,7 +179,8 @@ def finetune(config: FinetuneConfig, resume: str | Path | bool | None = None, lo
         log(f"validation: {describe_majority(floor)}")
 
     tokenizer = task_tokenizer(task, Tokenizer.from_pretrained(config.model), config.morpheme_split, log)
-    encoder = PieceEncoder(tokenizer)
+    entities, tokenizer = entity_inputs(config.entity, tokenizer, log)
+    encoder = PieceEncoder(tokenizer)  # the entity settings travel in the tokenizer
     train_features = encode_examples(task, encoder, train, settings, labels)
     valid_features = encode_examples(task, encoder, valid, settings, labels, with_labels=False)
     log(f"{task.name}: {len(train)} training examples ({len(train_features)} features), "
@@ -171,6 +191,8 @@ def finetune(config: FinetuneConfig, resume: str | Path | bool | None = None, lo
     model = load_task_model(task, config.model, labels, from_scratch=config.from_scratch,
                             reinit_head=config.reinit_head, dropout=config.dropout, pooling=config.pooling,
                             names=config.label_names)
+    if entities is not None:
+        prepare_entity_model(model, tokenizer.vocab_size, entities)
     hidden = getattr(model.config, "hidden_size", 0)
     if tc.lr == FINETUNE_TRAINER_DEFAULTS["lr"] and hidden >= 768 and not config.from_scratch:
         log(f"lr {tc.lr:g} is the default measured on small encoders; this one has hidden size {hidden}, "
@@ -189,9 +211,12 @@ def finetune(config: FinetuneConfig, resume: str | Path | bool | None = None, lo
     def export_fn(m: torch.nn.Module, directory: Path) -> None:
         save_task_model(m, tokenizer, directory, task, settings,
                         {"labels": labels, "base_model": str(config.model), "from_scratch": config.from_scratch,
-                         **({"majority_label": majority} if majority is not None else {})})
+                         **({"majority_label": majority} if majority is not None else {}),
+                         **({"entities": entities.record()} if entities is not None else {})})
 
     run_settings = {k: v for k, v in config_to_dict(config).items() if k not in FINETUNE_MAY_CHANGE_ON_RESUME}
+    if not config.entity.enabled:  # a run without entities keeps the identity it had before they existed
+        run_settings.pop("entity", None)
     identity = {"vocab_hash": tokenizer.vocab_hash, "finetune": run_settings, "labels": labels,
                 "train_features": len(train_features)}
     names = evaluation_metric_names(task, valid, labels) if config.trainer.metric_for_best else None

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from hanformer.entities.config import EntityConfig
 from hanformer.errors import ConfigError, InputError
 from hanformer.tasks.model_io import TaskSettings
 from hanformer.tasks.registry import Columns, TaskSpec, get_task
@@ -102,6 +103,8 @@ class FinetuneConfig:
     seeds: list[int] = setting([], "run once per seed (OUT/seed-N) and report mean ± std, e.g. 1,2,3")
     resume: str | None = setting(None, "continue from a checkpoint (a path, or 'auto' for the latest in OUT)")
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    # Entity inputs ([ENT] markers, entity embedding) for question and context alike; off by default.
+    entity: EntityConfig = dataclasses.field(default_factory=EntityConfig)
     trainer: TrainerConfig = dataclasses.field(
         default_factory=lambda: TrainerConfig(**FINETUNE_TRAINER_DEFAULTS))
 
@@ -128,6 +131,7 @@ class FinetuneConfig:
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds (--seeds) repeats a seed: {','.join(map(str, self.seeds))}")
         check_output_dir(self.out, "out")
+        self.entity.validate()
         self.trainer.validate()
 
     def settings(self, task: TaskSpec) -> TaskSettings:

@@ -30,6 +30,8 @@ class PredictConfig:
     top_k: int = setting(5, "QA: how many n-best answers to include per question")
     threads: int = setting(0, "CPU threads for torch (0: torch's default)")
     device: str = setting("auto", "auto, cpu, cuda, ...")
+    entities: str | None = setting(None, "entity-aware models: where their entities come from, 'kiwi' or a "
+                                   "NER model directory ('off': none; default: as the model was fine-tuned)")
 
     def validate(self) -> None:
         if not self.model:
@@ -69,7 +71,7 @@ def predict(config: PredictConfig | str | Path, inputs: Iterable[str | tuple[str
         torch.set_num_threads(config.threads)
     # Predictor checks the examples against the task and names the labels, as it does in Python.
     predictor = Predictor(config.model, task=config.task, device=config.device, batch_size=config.batch_size,
-                          top_k=config.top_k)
+                          top_k=config.top_k, entities=config.entities)
     if predictor.task.kind == "qa" and from_file and Path(config.input).suffix.lower() == ".json":
         examples = read_squad(config.input, require_answers=False).examples
     else:

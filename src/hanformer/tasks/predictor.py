@@ -15,11 +15,14 @@ answers with spans, scores and the n-best list.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hanformer.entities.tokens import recorded_entity_config
 from hanformer.errors import ConfigError, InputError
+from hanformer.tasks.encoding import PieceEncoder
 from hanformer.tasks.evaluate import load_for_task, resolve_model_dir
 from hanformer.tasks.examples import TextExample
 from hanformer.tasks.inference import predict_examples, prediction_record, raw_examples
@@ -34,19 +37,33 @@ class Predictor:
 
     `task` overrides the one recorded in task.json; `device` is "auto" (CUDA when there is one),
     "cpu", "cuda", ...; `batch_size` examples go through the model at once; `top_k` n-best
-    answers are kept per QA record."""
+    answers are kept per QA record. An entity-aware model finds its entities as it was fine-tuned
+    to (its tokenizer records how); `entities` names another source for them ('kiwi', a NER
+    model directory, or 'off')."""
 
     def __init__(self, model_dir: str | Path, *, task: str | None = None, device: str = "auto",
-                 batch_size: int = 64, top_k: int = 5) -> None:
+                 batch_size: int = 64, top_k: int = 5, entities: str | None = None) -> None:
         for name, value in (("batch_size", batch_size), ("top_k", top_k)):
             if value < 1:
                 raise ConfigError(f"Predictor: {name} = {value}: must be at least 1")
         self.model_dir = resolve_model_dir(model_dir)
         self.task, self.model, self.tokenizer, self.encoder, self.settings, self.labels = load_for_task(
             self.model_dir, task, device)
+        if entities is not None:
+            self.encoder = self._entity_encoder(entities)
         self.label_names = model_label_names(self.model_dir, self.task, self.labels)
         self.batch_size = batch_size
         self.top_k = top_k
+
+    def _entity_encoder(self, entities: str) -> PieceEncoder:
+        """The model's encoder with its entities found by `entities` instead of the recorded source."""
+        recorded = recorded_entity_config(self.tokenizer)
+        if recorded is None:
+            if entities == "off":
+                return self.encoder
+            raise ConfigError(f"--entities {entities}: {self.model_dir} was fine-tuned without entity inputs, so "
+                              "it has no use for them; fine-tune it with --entities first")
+        return PieceEncoder(self.tokenizer, entities=dataclasses.replace(recorded, entities=entities))
 
     def predict(self, inputs: Example | Iterable[Example]) -> list[dict[str, Any]]:
         """One record per example, in order. `inputs` is one example (a text, or a 2-tuple: a

@@ -5,6 +5,8 @@ A context longer than the model's window is cut into overlapping windows of
 `[CLS] question [SEP] context-piece [SEP]`; consecutive windows start `doc_stride` pieces apart
 (BERT's original meaning of doc_stride). Every context position remembers its character span, so
 the predicted answer is the exact substring of the context, never re-detokenised pieces.
+With entity inputs (see `tasks.encoding`), question and context are both marked; the markers
+keep no offsets, so answers are still spans of the context as given.
 """
 
 from __future__ import annotations
@@ -66,9 +68,12 @@ def encode_qa_examples(encoder: PieceEncoder, examples: Sequence[QAExample], set
             base = encoder.layout.second_start(len(q_ids))
             offsets: list[tuple[int, int] | None] = [None] * len(ids)
             for i in range(start, end):
-                offsets[base + i - start] = c.offsets[i]
+                # Entity markers cover no character of the context: no answer starts or ends there.
+                offsets[base + i - start] = None if c.ids[i] in encoder.marker_ids else c.offsets[i]
             f: dict[str, Any] = {"input_ids": ids, "token_type_ids": types, "example_index": idx,
                                  "offsets": offsets}
+            if q.entity_ids is not None and c.entity_ids is not None:
+                f["entity_ids"] = encoder.frame_entity_ids(q.entity_ids[: len(q_ids)], c.entity_ids[start:end])
             if with_labels:
                 if gold is not None and start <= gold[0] and gold[1] < end:
                     f["start_positions"] = base + gold[0] - start
