@@ -352,7 +352,7 @@ def test_a_bad_key_in_a_commands_toml_file_is_named_with_the_file(tmp_path, caps
     path = _toml(tmp_path, "model = 'm'\ntopk = 3\n")
     assert main(["predict", "--config", path]) == 2
     assert capsys.readouterr().err == (f"hanformer: error: {path}: unknown key 'topk' (did you mean 'top_k'?); "
-                                       "valid keys: model, input, output, task, batch_size, top_k, threads, device\n")
+                                       "valid keys: model, input, output, task, batch_size, top_k, threads, device, entities\n")
 
 
 # ---- fine-tuning checks --model before it reads any data ---------------------------------------

@@ -11,7 +11,8 @@ ORDER = 75
 HELP = """\
 Serve a checkpoint on this computer: a page where you type a sentence (or a question and a
 context) and see the model's prediction and the attention views (or, for a GPT checkpoint, a
-prompt that the model continues as you watch), and a JSON API:
+prompt that the model continues as you watch; for a translation model, lines to translate with
+the cross-attention of each translation), and a JSON API:
 
   GET  /health, /info              status; model config, task, labels, limits, version
   POST /api/tokenize               {"texts": [...], "pairs": [...]}
@@ -23,6 +24,10 @@ prompt that the model continues as you watch), and a JSON API:
   POST /api/generate               {"prompt": "...", "max_new_tokens": 50, "do_sample": true, ...}
                                    (GPT checkpoints: the settings of `hanformer generate`;
                                    the text comes back as server-sent events, piece by piece)
+  POST /api/translate              {"texts": [lines], "num_beams": 4, "max_new_tokens": 64,
+                                   "length_penalty": 1.0}   (translation models; 1 beam = greedy)
+  POST /api/translate/attention    {"text": "...", "token_ids": [...]}   (the cross-attention of
+                                   one translation: output tokens x source tokens)
 
 Bad requests get a 4xx JSON error naming the field. It listens on 127.0.0.1 (this computer only)
 unless --host says otherwise. Stop it with Ctrl-C.
@@ -34,13 +39,14 @@ DNS rebinding) and it sends no CORS headers, so other sites' pages cannot read i
 
 Every request is bounded: bodies over --max-body-bytes get 413; otherwise 422 names the limit
 and its value: --max-batch texts of at most --max-chars characters, --max-masks [MASK]s per
-text, --max-top-k candidates, --max-new-tokens and --max-beams for generation,
+text, --max-top-k candidates, --max-new-tokens and --max-beams for generation and translation,
 --attention-max-tokens for the attention, and no answer larger than --max-response-bytes
 (refused before the work where the size can be foreseen).
 
 examples:
   hanformer serve --model runs/nsmc/best
   hanformer serve --model runs/demo/pretrain/final --port 8080
+  hanformer serve --model runs/translate/final        # a `hanformer translation train` model
   curl -s localhost:8000/api/predict -H 'content-type: application/json' -d '{"texts": ["재밌어요"]}'
 """
 

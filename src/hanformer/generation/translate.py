@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -23,9 +23,6 @@ from hanformer.generation.search import decode_encoder_decoder
 from hanformer.generation.translate_config import TranslateConfig
 from hanformer.models.checkpoint import load_model
 from hanformer.models.hf_cache import locate_model
-from hanformer.models.hub import model_type
-from hanformer.models.seq2seq.config import MODEL_TYPE as RNN_SEQ2SEQ
-from hanformer.models.seq2seq.model import RNNForSeq2SeqLM
 from hanformer.tokenization.tokenizer import Tokenizer
 from hanformer.utils.config import load_config
 
@@ -46,11 +43,6 @@ class TranslationModel(Protocol):
     def output_weight(self) -> torch.Tensor: ...
 
     def eval(self) -> Any: ...  # a torch module
-
-
-# Translation models whose folders are not in a Hugging Face layout, by config.json model_type;
-# every other folder loads through the checkpoint registry (`load_model`).
-_FOLDER_LOADERS: dict[str, Callable[[Path], Any]] = {RNN_SEQ2SEQ: RNNForSeq2SeqLM.from_pretrained}
 
 
 @dataclasses.dataclass
@@ -81,7 +73,7 @@ def load_translator(model_dir: str | Path) -> tuple[TranslationModel, Tokenizer]
     if not (folder / "config.json").is_file():
         raise InputError(f"{folder}: no config.json, so not a model folder; pass the folder a translation "
                          "model was saved to")
-    model = _FOLDER_LOADERS.get(model_type(folder) or "", load_model)(folder)
+    model = load_model(folder)  # the registry knows both kinds (Marian layout and the recurrent one)
     if not isinstance(model, TranslationModel):
         raise InputError(f"{folder}: a {type(model).__name__} checkpoint cannot translate; translation needs an "
                          "encoder-decoder model (MarianMTModel layout, or a recurrent one from "

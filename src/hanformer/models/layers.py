@@ -404,9 +404,12 @@ class TransformerBlock(nn.Module):
                 layout: TokenLayout | None = None, context: Tensor | None = None,
                 context_mask: Tensor | None = None, cache: KVCache | None = None,
                 need_weights: bool = False,
-                context_kv: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor | None]:
+                context_kv: tuple[Tensor, Tensor] | None = None,
+                cross_weights: list[Tensor] | None = None) -> tuple[Tensor, Tensor | None]:
         """x: (batch, seq, hidden), or (tokens, hidden) with `layout`. Returns (x, attention probs).
-        context_kv: the cross-attention's keys/values of `context`, computed once per source."""
+        context_kv: the cross-attention's keys/values of `context`, computed once per source.
+        cross_weights: with need_weights, the cross-attention probabilities are appended to it
+        (the return value holds the self-attention ones, as for blocks without cross-attention)."""
         probs: Tensor | None = None
 
         def self_attention(h: Tensor) -> Tensor:
@@ -418,8 +421,14 @@ class TransformerBlock(nn.Module):
         x = self._residual(x, self.attention_norm, self_attention)
         if self.cross_attention is not None and (context is not None or context_kv is not None):
             cross = self.cross_attention
-            x = self._residual(x, self.cross_attention_norm,
-                               lambda h: cross(h, context_mask, context=context, layout=layout,
-                                               context_kv=context_kv)[0])
+
+            def cross_attention(h: Tensor) -> Tensor:
+                out, weights = cross(h, context_mask, context=context, layout=layout, context_kv=context_kv,
+                                     need_weights=need_weights)
+                if weights is not None and cross_weights is not None:
+                    cross_weights.append(weights)
+                return out
+
+            x = self._residual(x, self.cross_attention_norm, cross_attention)
         x = self._residual(x, self.ffn_norm, self.ffn)
         return x, probs

@@ -33,6 +33,10 @@ from hanformer.models.heads import (
     BertForTokenClassification,
 )
 from hanformer.models.hub import CheckpointAdapter
+from hanformer.models.seq2seq.checkpoint import RNN_SEQ2SEQ, RNNSeq2SeqLoader
+from hanformer.models.seq2seq.config import ARCHITECTURE as RNN_ARCHITECTURE
+from hanformer.models.seq2seq.config import MODEL_TYPE as RNN_SEQ2SEQ_TYPE
+from hanformer.models.seq2seq.model import RNNForSeq2SeqLM
 
 # What `hanformer serve` offers for a model; "none" where it has nothing to serve (GPTModel).
 CLASSIFICATION, TOKENS, QA, FILL_MASK = "classification", "token-classification", "question-answering", "fill-mask"
@@ -42,12 +46,14 @@ EMBEDDINGS, GENERATION, TRANSLATION = "embeddings", "text-generation", "translat
 @dataclass(frozen=True)
 class ModelSpec:
     """One architecture: its class, the adapter for its checkpoints, its config.json model_type
-    and the task it serves."""
+    and the task it serves. `loader` is the class whose `from_pretrained` `load_model` calls,
+    where the model class's own does not take its arguments (RNNForSeq2SeqLM's)."""
 
     model_class: type[Any]
     adapter: CheckpointAdapter
     model_type: str
     task: str
+    loader: type[Any] | None = None
 
 
 _BERT_TASKS: dict[type[BertPreTrainedModel], str] = {
@@ -74,6 +80,7 @@ MODELS: dict[str, ModelSpec] = {
     "TransformerForSeq2SeqLM": ModelSpec(TransformerForSeq2SeqLM, MARIAN, ENCODER_DECODER, TRANSLATION),
     "MarianModel": ModelSpec(TransformerModel, MARIAN, ENCODER_DECODER, "none"),
     "TransformerModel": ModelSpec(TransformerModel, MARIAN, ENCODER_DECODER, "none"),
+    RNN_ARCHITECTURE: ModelSpec(RNNForSeq2SeqLM, RNN_SEQ2SEQ, RNN_SEQ2SEQ_TYPE, TRANSLATION, RNNSeq2SeqLoader),
     **{name: ModelSpec(cls, FAMILY, family, _family_task(cls))
        for family in FAMILY_MODEL_TYPES for name, cls in family_architectures(family).items()},
 }
@@ -81,7 +88,11 @@ MODELS: dict[str, ModelSpec] = {
 # The base class of each family's models -> its adapter (most specific first: the RoBERTa /
 # ELECTRA classes subclass BERT's).
 _ADAPTER_OF_BASE: tuple[tuple[type, CheckpointAdapter], ...] = (
-    (InFamily, FAMILY), (GPTPreTrainedModel, GPT), (TransformerPreTrainedModel, MARIAN), (BertPreTrainedModel, BERT))
+    (InFamily, FAMILY), (GPTPreTrainedModel, GPT), (TransformerPreTrainedModel, MARIAN),
+    (RNNForSeq2SeqLM, RNN_SEQ2SEQ), (BertPreTrainedModel, BERT))
+# The model_types whose checkpoints only their own architectures read (the encoder families
+# read each other's and BERT's).
+_OWN_ADAPTERS: dict[str, CheckpointAdapter] = {"gpt2": GPT, ENCODER_DECODER: MARIAN, RNN_SEQ2SEQ_TYPE: RNN_SEQ2SEQ}
 
 
 def architectures(model_type: str) -> dict[str, type[Any]]:
@@ -91,10 +102,8 @@ def architectures(model_type: str) -> dict[str, type[Any]]:
 
 def adapter_for_checkpoint(model_type: str | None) -> CheckpointAdapter:
     """The adapter that reads a checkpoint with this config.json model_type (BERT's by default)."""
-    if model_type == "gpt2":
-        return GPT
-    if model_type == ENCODER_DECODER:
-        return MARIAN
+    if model_type in _OWN_ADAPTERS:
+        return _OWN_ADAPTERS[model_type]
     return FAMILY if model_type in FAMILY_MODEL_TYPES else BERT
 
 
@@ -112,11 +121,11 @@ def architecture_class(name: str, model_type: str | None, source: str) -> type[A
     take each other's names and BERT's ("BertModel" means the family's equivalent): loading puts
     the checkpoint's own family class in its place."""
     family = model_type if model_type in FAMILY_MODEL_TYPES else None
-    own = family or (model_type if model_type in ("gpt2", ENCODER_DECODER) else "bert")
+    own = family or (model_type if model_type in _OWN_ADAPTERS else "bert")
     accepted = (*FAMILY_MODEL_TYPES, "bert") if family else (own,)
     spec = MODELS.get(name)
     if spec is not None and spec.model_type in accepted:
-        return spec.model_class
+        return spec.loader or spec.model_class
     for_type = f" for model_type {family!r}" if family else ""
     raise CheckpointError(f"{source}: architecture {name!r} is not supported{for_type}; "
                           f"choose one of {', '.join(architectures(own))}")
@@ -134,6 +143,12 @@ def task_of(cls: type[Any]) -> str:
     (a subclass of a head serves what the head serves), else EMBEDDINGS."""
     tasks = {spec.model_class: spec.task for spec in MODELS.values()}
     return next((tasks[c] for c in cls.__mro__ if c in tasks), EMBEDDINGS)
+
+
+def serves_translation(model_type: str | None) -> bool:
+    """Whether checkpoints of this config.json model_type are translation models (the
+    encoder-decoders), known before loading one."""
+    return any(spec.task == TRANSLATION and spec.model_type == model_type for spec in MODELS.values())
 
 
 def classes_read_by(adapter: CheckpointAdapter) -> dict[str, type[Any]]:

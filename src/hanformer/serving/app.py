@@ -11,6 +11,10 @@
     POST /api/attention    {"text": "...", "pair": "..."?, "packed": false}
     POST /api/generate     {"prompt": "...", "max_new_tokens": 50, ...}   (causal LM checkpoints;
                            the settings of `GenerationConfig`; answers with server-sent events)
+    POST /api/translate    {"texts": [lines], "num_beams": 4, "max_new_tokens": 64?, "length_penalty": 1.0}
+                           (translation models; num_beams 1 = greedy)
+    POST /api/translate/attention  {"text": source line, "token_ids": [ids of its translation]}
+                           (the cross-attention: output tokens x source tokens)
 
 Every bad request gets a 4xx JSON answer `{"error": "...", "field": "..."}` that names the field
 (`request_bodies.py`);
@@ -38,12 +42,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from hanformer import __version__
 from hanformer.errors import HanformerError
 from hanformer.serving.config import ServeConfig
-from hanformer.serving.engine import (
-    FieldError,
-    GenerationCancelled,
-    InferenceEngine,
-    answer_too_large,
-)
+from hanformer.serving.engine import GenerationCancelled, InferenceEngine
+from hanformer.serving.errors import FieldError, answer_too_large
 from hanformer.serving.hosts import LOOPBACK_NAMES, WILDCARD_ADDRESSES
 from hanformer.serving.request_bodies import (
     BodyLimit,
@@ -55,6 +55,7 @@ from hanformer.serving.request_bodies import (
 )
 from hanformer.serving.security import HostRules, RequestGuard
 from hanformer.serving.streaming import EventStream, WorkerStream, sse
+from hanformer.serving.translation import Decoding
 from hanformer.visualization.html import ASSETS_DIR
 
 if TYPE_CHECKING:
@@ -89,7 +90,8 @@ def create_app(model_dir: str | Path, config: ServeConfig | None = None) -> Fast
     models = request_models(cfg)
 
     app = FastAPI(title="hanformer", version=__version__, docs_url=None, redoc_url=None,
-                  description="Try a hanformer checkpoint: tokenize, fill-mask, embeddings, predict, attention, generate.")
+                  description="Try a hanformer checkpoint: tokenize, fill-mask, embeddings, predict, attention, "
+                              "generate, translate.")
     app.state.engine = engine
     app.state.config = cfg
     app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)
@@ -188,6 +190,24 @@ def create_app(model_dir: str | Path, config: ServeConfig | None = None) -> Fast
         if first[0] == "error":
             raise first[1]  # the prompt does not fit, or the like: a 4xx naming the field, before any event
         return EventStream(_generation_events(first, worker, config, started), on_close=worker.cancel)
+
+    @app.post("/api/translate")
+    async def translate(request: Request) -> Response:
+        req = await parse_body(request, models["translate"])
+        service = engine.translator("texts")
+        decoding = Decoding(req.num_beams, req.max_new_tokens, req.length_penalty)
+        config = service.translate_config(decoding)
+        started = time.perf_counter()
+        results = await run_in_threadpool(service.translate, req.texts, config)
+        return answer({"results": results, "strategy": decoding.strategy, "num_beams": config.num_beams,
+                       "max_new_tokens": config.max_length, "length_penalty": config.length_penalty,
+                       "seconds": round(time.perf_counter() - started, 4)})
+
+    @app.post("/api/translate/attention")
+    async def translation_attention(request: Request) -> Response:
+        req = await parse_body(request, models["translation-attention"])
+        service = engine.translator("text")
+        return answer(await run_in_threadpool(service.cross_attention, req.text, req.token_ids))
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

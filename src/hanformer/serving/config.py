@@ -33,8 +33,10 @@ class ServeConfig:
                                                  "would be larger gets 422 before the work is done where it can "
                                                  "be foreseen (fewer texts, masks or candidates fix it)")
     max_body_bytes: int = setting(1_000_000, "largest request body accepted, in bytes")
-    max_new_tokens: int = setting(256, "most tokens one generation request may ask for (causal LM checkpoints)")
-    max_beams: int = setting(8, "widest beam search one generation request may ask for (causal LM checkpoints)")
+    max_new_tokens: int = setting(256, "most tokens one generation or translation request may ask for (causal "
+                                       "LM and translation checkpoints)")
+    max_beams: int = setting(8, "widest beam search one generation or translation request may ask for (causal LM "
+                                "and translation checkpoints)")
     max_generations: int = setting(4, "most generations running at once (each keeps a thread busy); "
                                       "more get 503 until one ends")
     torch_threads: int | None = setting(None, "CPU threads for each forward pass (default: PyTorch's choice)")

@@ -3,8 +3,9 @@
 The engine knows nothing about HTTP; `app.py` validates requests and calls it from a thread
 pool. Every method is safe to call from several threads at once: the model only runs forward
 passes under `torch.inference_mode`, and `Tokenizer` is itself safe to share between threads.
-A causal LM (GPT) checkpoint serves text generation (`generate`) and tokenization; the
-encoder-only endpoints answer that they do not apply.
+A causal LM (GPT) checkpoint serves text generation (`generate`) and tokenization; a translation
+model (Transformer or recurrent encoder-decoder) serves translation (`translation.py`) and
+tokenization; the encoder-only endpoints answer that they do not apply.
 """
 
 from __future__ import annotations
@@ -20,13 +21,17 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from hanformer import __version__
-from hanformer.errors import CheckpointError, HanformerError, InputError
+from hanformer.errors import CheckpointError, HanformerError
 from hanformer.generation.api import generate
 from hanformer.generation.config import GenerationConfig
+from hanformer.generation.translate import load_translator
 from hanformer.models.checkpoint import load_model
 from hanformer.models.embedding import EmbedConfig, embed
-from hanformer.models.registry import task_of
+from hanformer.models.hub import model_type
+from hanformer.models.registry import serves_translation, task_of
 from hanformer.serving.config import ServeConfig
+from hanformer.serving.errors import FieldError, check_answer_size
+from hanformer.serving.translation import TranslationService
 from hanformer.tasks.encoding import PieceEncoder
 from hanformer.tasks.examples import TextExample
 from hanformer.tasks.inference import predict_examples, prediction_record, raw_examples
@@ -42,6 +47,7 @@ if TYPE_CHECKING:
 # Which endpoints each kind of checkpoint answers (for /info and the page's footer).
 ENCODER_ENDPOINTS = ["/api/tokenize", "/api/embeddings", "/api/attention"]
 CAUSAL_LM_ENDPOINTS = ["/api/tokenize", "/api/generate"]
+TRANSLATION_ENDPOINTS = ["/api/tokenize", "/api/translate", "/api/translate/attention"]
 HEAD_TASKS = ("classification", "regression", "token-classification", "question-answering")
 
 # A vocabulary whose words are this much Hangul is Korean (the page's examples follow it). Words are
@@ -56,20 +62,6 @@ CANDIDATE_JSON_BYTES = 96
 ATTENTION_FLOAT_BYTES = 7
 EMBEDDING_FLOAT_BYTES = 22
 PACKED_WEIGHT_BYTES = 4 / 3
-
-
-class FieldError(InputError):
-    """Bad input in one request field; the app answers 422 naming `field`."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-def answer_too_large(size: int, limit: int, advice: str) -> str:
-    """The one wording of a refused answer size (the engine's estimates and the app's final check)."""
-    return (f"the answer would be about {size} bytes, more than max_response_bytes = {limit} "
-            f"(`hanformer serve --max-response-bytes`); {advice}")
 
 
 def hangul_share(vocabulary: Iterable[str]) -> float:
@@ -103,9 +95,16 @@ class InferenceEngine:
 
         self.model_dir = resolve_model_dir(model_dir)  # a fine-tuning output dir serves its best/
         self.config = config
-        self.model = load_model(self.model_dir)
-        self.model.eval()
-        self.tokenizer = Tokenizer.from_pretrained(self.model_dir)
+        self.translation: TranslationService | None = None
+        if serves_translation(model_type(self.model_dir)):
+            # load_translator checks what translation needs (an output layer, the tokenizer).
+            model, self.tokenizer = load_translator(self.model_dir)
+            self.model: Any = model
+            self.translation = TranslationService(model, self.tokenizer, config)
+        else:
+            self.model = load_model(self.model_dir)
+            self.model.eval()
+            self.tokenizer = Tokenizer.from_pretrained(self.model_dir)
         architecture = type(self.model).__name__
         self.architecture = architecture
         self.task = task_of(type(self.model))  # the checkpoint's class decides which task the app serves
@@ -189,6 +188,8 @@ class InferenceEngine:
         """The POST endpoints that answer for this checkpoint (the others explain why not)."""
         if self.causal_lm:
             return list(CAUSAL_LM_ENDPOINTS)
+        if self.translation is not None:
+            return list(TRANSLATION_ENDPOINTS)
         served = list(ENCODER_ENDPOINTS)
         if self.task == "fill-mask":
             served[1:1] = ["/api/fill-mask", "/api/predict"]  # predict fills the masks too
@@ -197,15 +198,23 @@ class InferenceEngine:
         return served
 
     def _check_answer_size(self, size: float, field: str, advice: str) -> None:
-        """Refuse (422 naming `field`) an answer foreseen to be over the server's limit."""
-        limit = self.config.max_response_bytes
-        if size > limit:
-            raise FieldError(field, f"{field}: {answer_too_large(int(size), limit, advice)}")
+        check_answer_size(size, self.config.max_response_bytes, field, advice)
 
     def _require_encoder(self, field: str, what: str) -> None:
         if self.causal_lm:
             raise FieldError(field, f"{what} needs an encoder (BERT) checkpoint; this one is a causal language "
                                     f"model ({self.architecture}): use /api/generate")
+        if self.translation is not None:
+            raise FieldError(field, f"{what} needs an encoder (BERT) checkpoint; this one is a translation "
+                                    f"model ({self.architecture}): use /api/translate")
+
+    def translator(self, field: str) -> TranslationService:
+        """The translation side of a translation model; for any other checkpoint a 422 naming `field`."""
+        if self.translation is None:
+            raise FieldError(field, f"this checkpoint ({self.architecture}, {self.task}) is not a translation "
+                                    "model; serve one from `hanformer translation train` or a MarianMTModel "
+                                    "checkpoint")
+        return self.translation
 
     # ---- shared steps -----------------------------------------------------------------------
 

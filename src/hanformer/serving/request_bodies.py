@@ -62,8 +62,23 @@ def request_models(cfg: ServeConfig) -> dict[str, type[BaseModel]]:
         pair: Text | None = None
         packed: bool = False
 
+    # Lines to translate: a blank one is allowed (it translates to an empty line, so that
+    # translation N is always line N's).
+    Line = Annotated[str, StringConstraints(max_length=cfg.max_chars)]
+
+    class TranslateRequest(Strict):
+        texts: Annotated[list[Line], Field(min_length=1, max_length=cfg.max_batch)]
+        num_beams: Annotated[int, Field(ge=1, le=cfg.max_beams)] = min(4, cfg.max_beams)  # 1 = greedy
+        max_new_tokens: Annotated[int, Field(ge=1, le=cfg.max_new_tokens)] | None = None
+        length_penalty: Annotated[float, Field(allow_inf_nan=False)] = 1.0
+
+    class TranslationAttentionRequest(Strict):
+        text: Text
+        token_ids: Annotated[list[int], Field(min_length=1, max_length=cfg.max_new_tokens)]
+
     return {"texts": TextsRequest, "fill-mask": FillMaskRequest, "embeddings": EmbeddingsRequest,
-            "attention": AttentionRequest, "generate": generate_request_model(cfg, Strict)}
+            "attention": AttentionRequest, "generate": generate_request_model(cfg, Strict),
+            "translate": TranslateRequest, "translation-attention": TranslationAttentionRequest}
 
 
 def generate_request_model(cfg: ServeConfig, base: type[BaseModel]) -> type[BaseModel]:
@@ -91,7 +106,8 @@ LIMIT_SETTINGS = {("texts", "too_long"): "max_batch", ("pairs", "too_long"): "ma
                   ("text", "string_too_long"): "max_chars", ("pair", "string_too_long"): "max_chars",
                   ("prompt", "string_too_long"): "max_chars", ("top_k", "less_than_equal"): "max_top_k",
                   ("max_new_tokens", "less_than_equal"): "max_new_tokens",
-                  ("num_beams", "less_than_equal"): "max_beams"}
+                  ("num_beams", "less_than_equal"): "max_beams",
+                  ("token_ids", "too_long"): "max_new_tokens"}
 
 
 def _limit_note(field: str, error_type: str, cfg: ServeConfig) -> str:

@@ -64,6 +64,8 @@ class DecoderOutput(ModelOutput):
     last_hidden_state: Tensor
     past_key_values: Seq2SeqCache | None = None
     attentions: tuple[Tensor, ...] | None = None
+    cross_attentions: tuple[Tensor, ...] | None = None
+    """With output_attentions: per layer, (batch, heads, target, source) probabilities, 0 on padding."""
 
 
 @dataclass
@@ -71,6 +73,7 @@ class Seq2SeqModelOutput(ModelOutput):
     last_hidden_state: Tensor
     past_key_values: Seq2SeqCache | None = None
     encoder_last_hidden_state: Tensor | None = None
+    cross_attentions: tuple[Tensor, ...] | None = None
 
 
 @dataclass
@@ -79,6 +82,8 @@ class Seq2SeqLMOutput(ModelOutput):
     logits: Tensor | None = None
     past_key_values: Seq2SeqCache | None = None
     encoder_last_hidden_state: Tensor | None = None
+    cross_attentions: tuple[Tensor, ...] | None = None
+    """With output_attentions: per decoder layer, (batch, heads, target, source) probabilities."""
 
 
 class _Stack(nn.Module):
@@ -228,19 +233,22 @@ class TransformerDecoder(_Stack):
         else:
             x = self.embed(input_ids, positions)
         attentions: list[Tensor] = []
+        cross_attentions: list[Tensor] = []
         for i, block in enumerate(self.layers):
             if cache is not None:
                 x, probs = block(x, mask, is_causal=is_causal, context_mask=context_mask,
                                  cache=cache.self_attention, context_kv=cache.cross[i],
-                                 need_weights=output_attentions)
+                                 need_weights=output_attentions, cross_weights=cross_attentions)
             else:
                 x, probs = block(x, mask, is_causal=is_causal, context=encoder_hidden_states,
-                                 context_mask=context_mask, layout=layout, need_weights=output_attentions)
+                                 context_mask=context_mask, layout=layout, need_weights=output_attentions,
+                                 cross_weights=cross_attentions)
             if probs is not None:
                 attentions.append(probs)
         x = self.finish(x)
         return DecoderOutput(layout.pad(x) if layout is not None else x, cache,
-                             tuple(attentions) if output_attentions else None)
+                             tuple(attentions) if output_attentions else None,
+                             tuple(cross_attentions) if output_attentions else None)
 
 
 def shift_right(labels: Tensor, start_token_id: int, pad_token_id: int) -> Tensor:
@@ -309,9 +317,10 @@ class TransformerModel(TransformerPreTrainedModel):
     def forward(self, input_ids: Tensor | None = None, attention_mask: Tensor | None = None,
                 decoder_input_ids: Tensor | None = None, decoder_attention_mask: Tensor | None = None,
                 encoder_outputs: Any = None, past_key_values: Seq2SeqCache | None = None,
-                use_cache: bool = False, **_: Any) -> Seq2SeqModelOutput:
+                use_cache: bool = False, output_attentions: bool = False, **_: Any) -> Seq2SeqModelOutput:
         """input_ids / attention_mask: the (right-padded) source; decoder_input_ids: the target
-        shifted right. `encoder_outputs` skips the encoder (decoding step by step)."""
+        shifted right. `encoder_outputs` skips the encoder (decoding step by step).
+        output_attentions: also return the decoder's cross-attention probabilities."""
         if encoder_outputs is None:
             if input_ids is None:
                 raise InputError("pass the source as input_ids (or its encoding as encoder_outputs)")
@@ -320,8 +329,8 @@ class TransformerModel(TransformerPreTrainedModel):
             raise InputError("pass decoder_input_ids (or labels, from which they are made by shifting right)")
         hidden = _encoder_hidden(encoder_outputs)
         out = self.decoder(decoder_input_ids, hidden, attention_mask, decoder_attention_mask,
-                           past_key_values, use_cache)
-        return Seq2SeqModelOutput(out.last_hidden_state, out.past_key_values, hidden)
+                           past_key_values, use_cache, output_attentions)
+        return Seq2SeqModelOutput(out.last_hidden_state, out.past_key_values, hidden, out.cross_attentions)
 
 
 class TransformerForSeq2SeqLM(TransformerPreTrainedModel):
@@ -353,17 +362,19 @@ class TransformerForSeq2SeqLM(TransformerPreTrainedModel):
                 decoder_input_ids: Tensor | None = None, decoder_attention_mask: Tensor | None = None,
                 encoder_outputs: Any = None, past_key_values: Seq2SeqCache | None = None,
                 use_cache: bool = False, labels: Tensor | None = None, logits_to_keep: int = 0,
-                **_: Any) -> Seq2SeqLMOutput:
+                output_attentions: bool = False, **_: Any) -> Seq2SeqLMOutput:
         """labels: (batch, target) ids; without decoder_input_ids the decoder reads them shifted
         right. The loss is cross-entropy with `config.label_smoothing` over the real target
         tokens (positions that hold -100 or the pad token do not count); with labels, `logits` is
         (real target tokens, vocab), the rows of `labels[real]` in order, not the padded grid.
-        logits_to_keep: project only the last n positions onto the vocabulary (0 = all)."""
+        logits_to_keep: project only the last n positions onto the vocabulary (0 = all).
+        output_attentions (without labels): also return the cross-attention probabilities."""
         if labels is None:
             out = self.model(input_ids, attention_mask, decoder_input_ids, decoder_attention_mask, encoder_outputs,
-                             past_key_values, use_cache)
+                             past_key_values, use_cache, output_attentions)
             hidden = out.last_hidden_state[:, -logits_to_keep:] if logits_to_keep else out.last_hidden_state
-            return Seq2SeqLMOutput(None, self._project(hidden), out.past_key_values, out.encoder_last_hidden_state)
+            return Seq2SeqLMOutput(None, self._project(hidden), out.past_key_values, out.encoder_last_hidden_state,
+                                   out.cross_attentions)
         if decoder_input_ids is None:
             decoder_input_ids = shift_right(labels, self.config.start_token_id, self.config.pad_token_id)
         real = (labels != self.config.pad_token_id) & (labels != IGNORE_INDEX)

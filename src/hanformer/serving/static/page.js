@@ -1,7 +1,8 @@
 /*
  * The page of `hanformer serve`: a form for a sentence (or question + context), the model's
  * prediction, and the attention views (HanformerAttention from /assets/attention.js, the same
- * code as the offline HTML of `hanformer attention`).
+ * code as the offline HTML of `hanformer attention`). GPT checkpoints get the generation box
+ * (generate.js), translation models the translation box (translate.js).
  */
 (function () {
   "use strict";
@@ -94,6 +95,17 @@
 
   // ---- setting up ----------------------------------------------------------------------------
 
+  // The model's size in its own config's words: BERT / GPT-2, the encoder-decoder Transformer, the RNN.
+  function shape(cfg) {
+    if (cfg.encoder_layers) {
+      return cfg.encoder_layers + " + " + cfg.decoder_layers + " layers \u00b7 " +
+        cfg.decoder_attention_heads + " heads";
+    }
+    if (cfg.cell) return cfg.num_layers + " layer " + cfg.cell.toUpperCase() + " \u00b7 " + cfg.attention + " attention";
+    return (cfg.num_hidden_layers || cfg.n_layer || "?") + " layers \u00b7 " +
+      (cfg.num_attention_heads || cfg.n_head || "?") + " heads";
+  }
+
   function setUp(data) {
     info = data;
     var form = FORMS[info.task] || FORMS.embeddings;
@@ -103,16 +115,19 @@
     line.appendChild(el("strong", "", info.name));
     var task = info.task_name && info.task_name !== info.task ? info.task + " \u00b7 " + info.task_name : info.task;
     line.appendChild(el("span", "badge", task));
-    var cfg = info.config || {};
-    line.appendChild(el("span", "dim", (cfg.num_hidden_layers || cfg.n_layer || "?") + " layers \u00b7 " +
-                        (cfg.num_attention_heads || cfg.n_head || "?") + " heads \u00b7 " +
-                        formatCount(info.parameters) + " parameters"));
+    line.appendChild(el("span", "dim", shape(info.config || {}) + " \u00b7 " + formatCount(info.parameters) +
+                        " parameters"));
     // Only the endpoints this checkpoint answers.
     $("foot").textContent = "hanformer " + info.version + " \u00b7 JSON API: /info, " + info.endpoints.join(", ");
     if (info.causal_lm) {
       // A GPT checkpoint: the generation box (generate.js) instead of the encoder's form.
       $("try").hidden = true;
       HanformerGenerate.setUp(info);
+      return;
+    }
+    if (info.task === "translation") {
+      $("try").hidden = true;
+      HanformerTranslate.setUp(info, { api: api, el: el });
       return;
     }
 
