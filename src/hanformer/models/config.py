@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any, Literal, NoReturn, TypeVar
+from typing import Any, ClassVar, Literal, NoReturn, TypeVar
 
 from hanformer.errors import ConfigError
 from hanformer.utils.config import load_config, load_json_object, setting
@@ -259,6 +259,42 @@ def load_model_config(cls: type[C], data: dict[str, Any], source: str) -> C:
         if e.message.startswith(prefix):
             raise ConfigError(f"{source}: {e.message[len(prefix):]}") from None
         raise
+
+
+OwnConfig = TypeVar("OwnConfig", bound="OwnLayoutConfig")
+
+
+class OwnLayoutConfig:
+    """What the configs of families stored in hanformer's own layout share (no transformers
+    class reads them): config.json holds `model_type`, `architectures` and the dataclass fields.
+    A subclass (a dataclass) names its `model_type`, its one `architecture` and what the family
+    is called in errors (`described_as`)."""
+
+    model_type: ClassVar[str]
+    architecture: ClassVar[str]
+    described_as: ClassVar[str]
+
+    @classmethod
+    def from_dict(cls: type[OwnConfig], data: dict[str, Any], source: str = "config") -> OwnConfig:
+        data = dict(data)
+        model_type = data.pop("model_type", cls.model_type)
+        if model_type != cls.model_type:
+            raise ConfigError(f"{source}: model_type {model_type!r} is not {cls.described_as} "
+                              f"(expected {cls.model_type!r})")
+        data.pop("architectures", None)
+        return load_model_config(cls, data, source)
+
+    @classmethod
+    def from_pretrained(cls: type[OwnConfig], directory: str | Path) -> OwnConfig:
+        path = Path(directory) / "config.json"
+        return cls.from_dict(load_json_object(path), source=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model_type": self.model_type, "architectures": [self.architecture],
+                **dataclasses.asdict(self)}  # type: ignore[call-overload]
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        atomic_write_json(Path(directory) / "config.json", self.to_dict())
 
 
 def take_hf_fields(data: dict[str, Any], source: str, *, required: dict[str, Any],

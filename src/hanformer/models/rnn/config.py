@@ -11,19 +11,17 @@ example refuses H ≠ E; here a linear projection H → E bridges them instead.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
-from typing import Any, Literal
+from typing import ClassVar, Literal
 
 from hanformer.errors import ConfigError
 from hanformer.models.config import (
-    load_model_config,
+    OwnLayoutConfig,
     require_choice,
     require_positive_ints,
     require_probabilities,
     require_token_ids,
 )
-from hanformer.utils.config import load_json_object, setting
-from hanformer.utils.files import atomic_write_json
+from hanformer.utils.config import setting
 
 MODEL_TYPE = "rnn_lm"
 CELLS = ("lstm", "gru")
@@ -32,7 +30,11 @@ _GATES = {"lstm": 4, "gru": 3}
 
 
 @dataclasses.dataclass
-class RNNConfig:
+class RNNConfig(OwnLayoutConfig):
+    model_type: ClassVar[str] = MODEL_TYPE
+    architecture: ClassVar[str] = "RNNLanguageModel"
+    described_as: ClassVar[str] = "an RNN language model"
+
     vocab_size: int = setting(30000, "number of token ids (must match the tokenizer's vocabulary)")
     cell: Literal["lstm", "gru"] = setting("lstm", "recurrent cell: lstm or gru")
     embedding_size: int = setting(256, "width of the token embeddings")
@@ -73,24 +75,3 @@ class RNNConfig:
         projection = h * e + e if self.projects else 0
         decoder = (0 if self.tie_embeddings else v * out_width) + v
         return v * e + recurrent + projection + decoder
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> RNNConfig:
-        data = dict(data)
-        model_type = data.pop("model_type", MODEL_TYPE)
-        if model_type != MODEL_TYPE:
-            raise ConfigError(f"{source}: model_type {model_type!r} is not an RNN language model "
-                              f"(expected {MODEL_TYPE!r})")
-        data.pop("architectures", None)
-        return load_model_config(cls, data, source)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path) -> RNNConfig:
-        path = Path(directory) / "config.json"
-        return cls.from_dict(load_json_object(path), source=str(path))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"model_type": MODEL_TYPE, "architectures": ["RNNLanguageModel"], **dataclasses.asdict(self)}
-
-    def save_pretrained(self, directory: str | Path) -> None:
-        atomic_write_json(Path(directory) / "config.json", self.to_dict())

@@ -21,19 +21,18 @@ max_position_embeddings, pad/eos/decoder_start token ids) are the Transformer co
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from hanformer.errors import ConfigError
 from hanformer.models.config import (
+    OwnLayoutConfig,
     load_model_config,
     require_choice,
     require_positive_ints,
     require_probabilities,
     require_token_ids,
 )
-from hanformer.utils.config import load_json_object, setting
-from hanformer.utils.files import atomic_write_json
+from hanformer.utils.config import setting
 
 MODEL_TYPE = "rnn_seq2seq"
 ARCHITECTURE = "RNNForSeq2SeqLM"
@@ -54,7 +53,11 @@ PRESETS: dict[str, tuple[int, int, int, int]] = {
 
 
 @dataclasses.dataclass
-class RNNSeq2SeqConfig:
+class RNNSeq2SeqConfig(OwnLayoutConfig):
+    model_type: ClassVar[str] = MODEL_TYPE
+    architecture: ClassVar[str] = ARCHITECTURE
+    described_as: ClassVar[str] = "an RNN encoder-decoder"
+
     vocab_size: int = setting(8000, "number of token ids (source and target share one vocabulary)")
     max_position_embeddings: int = setting(
         128, "longest source or target the model is used for, in tokens (a recurrence has no position "
@@ -139,24 +142,3 @@ class RNNSeq2SeqConfig:
                                       attention_size=attention)
         values.update(overrides)
         return load_model_config(cls, values, f"preset {name!r}")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> RNNSeq2SeqConfig:
-        data = dict(data)
-        model_type = data.pop("model_type", MODEL_TYPE)
-        if model_type != MODEL_TYPE:
-            raise ConfigError(f"{source}: model_type {model_type!r} is not an RNN encoder-decoder "
-                              f"(expected {MODEL_TYPE!r})")
-        data.pop("architectures", None)
-        return load_model_config(cls, data, source)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path) -> RNNSeq2SeqConfig:
-        path = Path(directory) / "config.json"
-        return cls.from_dict(load_json_object(path), source=str(path))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"model_type": MODEL_TYPE, "architectures": [ARCHITECTURE], **dataclasses.asdict(self)}
-
-    def save_pretrained(self, directory: str | Path) -> None:
-        atomic_write_json(Path(directory) / "config.json", self.to_dict())
