@@ -9,11 +9,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from _parallel_toy import LEXICON as TOY_LEXICON
+from _parallel_toy import toy_pairs, write_lines
 from hanformer.cli.main import main
 from hanformer.errors import CheckpointError, ConfigError, InputError
 from hanformer.evaluation.translation import translation_scores
@@ -139,23 +140,13 @@ def test_save_load_round_trip_gives_identical_logits(tmp_path: Path, cell: str, 
 
 
 # ------------------------------------------------------------------------------------ training
-LEXICON = {"the": "der", "cat": "Katze", "dog": "Hund", "sees": "sieht", "big": "groß", "small": "klein",
-           "red": "rot", "bird": "Vogel", "eats": "frisst", "fish": "Fisch"}
+LEXICON = dict(list(TOY_LEXICON.items())[:10])
 
 
 def _write_corpus(folder: Path, name: str, n: int, seed: int) -> tuple[Path, Path]:
-    """A word-for-word 'language pair' (each English word has one German word, same order)."""
-    rng = np.random.default_rng(seed)
-    words = list(LEXICON)
-    src, tgt = [], []
-    for _ in range(n):
-        sentence = [words[i] for i in rng.integers(0, len(words), int(rng.integers(2, 6)))]
-        src.append(" ".join(sentence))
-        tgt.append(" ".join(LEXICON[w] for w in sentence))
-    en, de = folder / f"{name}.en", folder / f"{name}.de"
-    en.write_text("".join(s + "\n" for s in src), encoding="utf-8")
-    de.write_text("".join(t + "\n" for t in tgt), encoding="utf-8")
-    return en, de
+    pairs = toy_pairs(n, seed, LEXICON)
+    return (write_lines(folder / f"{name}.en", [s for s, _ in pairs]),
+            write_lines(folder / f"{name}.de", [t for _, t in pairs]))
 
 
 @pytest.fixture(scope="module")

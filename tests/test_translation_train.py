@@ -14,6 +14,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from _parallel_toy import toy_pairs as _corpus
+from _parallel_toy import write_lines as _write
 from hanformer.cli.main import main
 from hanformer.errors import CheckpointError
 from hanformer.evaluation.translation import translation_scores
@@ -22,26 +24,6 @@ from hanformer.models.encoder_decoder.settings import TranslationTrainConfig
 from hanformer.models.encoder_decoder.train import train_translation
 from hanformer.training.config import TrainerConfig
 from hanformer.training.schedule import lr_factor, paper_peak_lr
-
-# A word-for-word "language pair": each English word has one German word, in the same order.
-LEXICON = {"the": "der", "cat": "Katze", "dog": "Hund", "sees": "sieht", "big": "groß", "small": "klein",
-           "red": "rot", "bird": "Vogel", "eats": "frisst", "fish": "Fisch", "runs": "läuft", "home": "Haus"}
-IDS = SpecialIds(pad=0, start=2, eos=3)
-
-
-def _corpus(n: int, seed: int) -> list[tuple[str, str]]:
-    rng = np.random.default_rng(seed)
-    words = list(LEXICON)
-    pairs = []
-    for _ in range(n):
-        src = [words[i] for i in rng.integers(0, len(words), int(rng.integers(2, 6)))]
-        pairs.append((" ".join(src), " ".join(LEXICON[w] for w in src)))
-    return pairs
-
-
-def _write(path: Path, lines: list[str]) -> Path:
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +35,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "valid.en": _write(d / "valid.en", [s for s, _ in valid]),
             "valid.de": _write(d / "valid.de", [t for _, t in valid])}
 
+
+IDS = SpecialIds(pad=0, start=2, eos=3)
 
 def _config(files: dict[str, Path], out: Path, **trainer: Any) -> TranslationTrainConfig:
     return TranslationTrainConfig(

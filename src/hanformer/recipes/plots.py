@@ -190,3 +190,23 @@ def attention_heads(tokens: list[str], layer_heads: list[list[list[float]]], lay
             sub.set_title(f"head {h + 1}", fontsize=8, fontweight="normal")
         fig.tight_layout()
         return _svg(fig)
+
+
+def alignment_heatmap(source_tokens: list[str], output_tokens: list[str], weights: list[list[float]],
+                      title: str) -> str:
+    """Cross-attention of one translation: rows are output tokens, columns source tokens.
+
+    `weights[i][j]`: how much output token i attended to source token j (each row sums to 1).
+    """
+    rows, cols = len(output_tokens), len(source_tokens)
+    with _drawing(**{"axes.grid": False}) as plt:
+        fig, ax = plt.subplots(figsize=(min(9.0, 1.6 + 0.32 * cols), min(9.0, 1.2 + 0.28 * rows)))
+        ax.imshow(weights, cmap="Blues", vmin=0, vmax=max((max(r) for r in weights if r), default=1) or 1,
+                  aspect="auto")
+        ax.set_xticks(range(cols), source_tokens, rotation=90, fontsize=8)
+        ax.set_yticks(range(rows), output_tokens, fontsize=8)
+        ax.set_xlabel("source token")
+        ax.set_ylabel("output token")
+        ax.set_title(title, fontsize=9)
+        fig.tight_layout()
+        return _svg(fig)

@@ -9,6 +9,10 @@
                           classification task also trains the TF-IDF baseline on the same labels
                                                                 -> runs/<name>/finetune/<task>/{pretrained,scratch,tfidf}/
     [evaluate]            score every fine-tuned model on the task's held-out file
+    [translation.<name>]  one table per encoder-decoder model: parallel text -> a trained
+                          translation (or question -> answer) model, scored with greedy and
+                          beam search on its validation pairs
+                                                                -> runs/<name>/translation/<name>/{data,train,score}/
     [report]              runs/<name>/report.html + runs/<name>/metrics.json
 
 Each stage table holds the runner's own keys (declared below: input files, budgets, ...) and,
@@ -40,7 +44,7 @@ from hanformer.pretraining.config import GPT_PRESET_ALIASES
 from hanformer.training.config import check_seed
 from hanformer.utils.config import load_config, load_toml, parse_duration, setting
 
-STAGE_TABLES = ("run", "tokenizer", "data", "pretrain", "finetune", "evaluate", "report")
+STAGE_TABLES = ("run", "tokenizer", "data", "pretrain", "finetune", "evaluate", "translation", "report")
 T = TypeVar("T")
 
 
@@ -124,6 +128,36 @@ class EvaluateSection:
 
 
 @dataclass
+class TranslationSection:
+    """`[translation.<name>]`: one encoder-decoder model; other keys go to `TranslationTrainConfig`
+    (`hanformer translation train`'s settings, trainer keys such as `lr` or `max_steps` included)."""
+
+    train: list[dict[str, Any]] = setting([], "training corpora, each a table: { source = FILE, target = FILE } "
+                                          "(line-aligned files) or { file = FILE, source_column = ..., "
+                                          "target_column = ... } (two columns of one TSV/CSV file)")
+    valid: list[dict[str, Any]] = setting([], "validation corpora, the same kind of tables (default: valid_size "
+                                          "pairs carved from the training corpora, seeded)")
+    beams: int = setting(4, "beam width of the beam-search translations scored after training (greedy ones "
+                         "are scored too; 1: greedy only)")
+    score_sentences: int = setting(0, "validation pairs translated and scored after training (0: all)")
+    score_batch_size: int = setting(32, "sentences translated together when scoring")
+    examples: int = setting(20, "translations shown in the report, lowest sentence chrF first")
+    alignments: int = setting(3, "validation sentences whose cross-attention the report draws")
+    alignment_layer: int = setting(-1, "decoder layer whose cross-attention is drawn (-1 = the last)")
+    budget: str | None = setting(None, "stated wall-clock budget of the training (the trainer's max_time "
+                                 "unless the table sets one)")
+    settings: dict[str, Any] = setting({}, "(the component's own settings)")
+
+    def validate(self) -> None:
+        for key in ("beams", "score_batch_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} = {getattr(self, key)}: must be at least 1")
+        for key in ("score_sentences", "examples", "alignments"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} = {getattr(self, key)}: must be 0 or more")
+
+
+@dataclass
 class ReportSection:
     """`[report]`: the HTML report and metrics.json."""
 
@@ -139,6 +173,7 @@ _SECTIONS: dict[str, type] = {
     "data": DataSection,
     "pretrain": PretrainSection,
     "finetune": FinetuneSection,
+    "translation": TranslationSection,
 }
 
 
@@ -153,6 +188,7 @@ class Recipe:
     pretrain: PretrainSection | None = None
     finetune: dict[str, FinetuneSection] = field(default_factory=dict)
     evaluate: EvaluateSection | None = None
+    translation: dict[str, TranslationSection] = field(default_factory=dict)
     report: ReportSection | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -278,6 +314,19 @@ def parse_recipe(data: dict[str, Any], path: str | Path) -> Recipe:
     if "evaluate" in data:
         recipe.evaluate = parse_stage_config(EvaluateSection, data["evaluate"], f"{path} [evaluate]")
         _check_budget(recipe.evaluate.budget, f"{path} [evaluate]")
+    for name, table in data.get("translation", {}).items():
+        source = f"{path} [translation.{name}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: expected a table per model, e.g. [translation.en-de] with "
+                              f"train = [{{ source = \"FILE\", target = \"FILE\" }}]; got {name} = {table!r}")
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+            raise ConfigError(f"{source}: translation table names use letters, digits, '.', '_' or '-' only")
+        section = _split(table, TranslationSection, source)
+        if not section.train:
+            raise ConfigError(f"{source}: missing key 'train' (the training corpora, e.g. "
+                              "train = [{ source = \"train.en\", target = \"train.de\" }])")
+        _check_budget(section.budget, source)
+        recipe.translation[name] = section
     if "report" in data:
         recipe.report = parse_stage_config(ReportSection, data["report"], f"{path} [report]")
     return recipe

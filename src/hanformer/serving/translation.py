@@ -13,10 +13,8 @@ import dataclasses
 import re
 from typing import Any
 
-import torch
-from torch import Tensor
-
 from hanformer.errors import HanformerError
+from hanformer.generation.alignment import cross_attention_map
 from hanformer.generation.translate import TranslationModel, encode_sources, translate
 from hanformer.generation.translate_config import TranslateConfig
 from hanformer.serving.config import ServeConfig
@@ -97,17 +95,12 @@ class TranslationService:
             return answer
         check_answer_size(len(token_ids) * len(source) * WEIGHT_JSON_BYTES, self.config.max_response_bytes,
                           "token_ids", "send a shorter translation")
-        device = self.model.device  # type: ignore[attr-defined]  # every translation model is a torch module
-        input_ids = torch.tensor([source], device=device)
-        # Teacher forcing: the decoder reads the start token and the output shifted right.
-        decoder_input_ids = torch.tensor([[model_config.start_token_id, *token_ids[:-1]]], device=device)
-        with torch.inference_mode():
-            out = self.model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),  # type: ignore[operator]
-                             decoder_input_ids=decoder_input_ids, output_attentions=True)
-        matrix = _last_cross_attention(out.cross_attentions)
-        answer["weights"] = [[round(w, WEIGHT_DECIMALS) for w in row] for row in matrix.tolist()]
-        answer["description"] = (f"{self.attention_kind} attention" if self.attention_kind != "transformer" else
-                                 f"last decoder layer, mean of its {out.cross_attentions[-1].shape[1]} heads")
+        picture = cross_attention_map(self.model, source, token_ids)
+        if picture is None:  # a recurrent model without attention has said so above; nothing else lacks it
+            return answer
+        answer["weights"] = [[round(w, WEIGHT_DECIMALS) for w in row] for row in picture.weights.tolist()]
+        answer["description"] = (f"{self.attention_kind} attention" if picture.heads is None else
+                                 f"last decoder layer, mean of its {picture.heads} heads")
         return answer
 
     def _check_output_ids(self, token_ids: list[int]) -> None:
@@ -124,15 +117,6 @@ class TranslationService:
 
     def _tokens(self, ids: list[int]) -> list[str]:
         return [self.tokenizer.backend.id_to_token(int(i)) or "" for i in ids]
-
-
-def _last_cross_attention(weights: Tensor | tuple[Tensor, ...]) -> Tensor:
-    """(target, source) weights of the one sentence: the Transformer's are per layer, (batch,
-    heads, target, source), of which the last layer is averaged over its heads; an RNN's are one
-    (batch, target, source) tensor."""
-    if isinstance(weights, tuple):
-        return weights[-1][0].float().mean(dim=0)
-    return weights[0].float()
 
 
 def _setting_error(error: HanformerError) -> FieldError:

@@ -23,6 +23,7 @@ from hanformer.recipes.report.format import (
 )
 from hanformer.recipes.report.metric_names import MLM_KEYS, NSP_KEYS, first_key, is_fraction
 from hanformer.recipes.report.task_section import task_section
+from hanformer.recipes.report.translation_section import translation_cards, translation_section
 
 
 @cache
@@ -108,6 +109,7 @@ def _headline(data: dict[str, Any]) -> str:
                     f'({esc(comp.get("majority_label"))}): {fmt(comp["majority"], m)}</div>')
         cards.append(f'<div class="card"><div class="k">{esc(name)} · {esc(m)} ({esc(comp["on"])})</div>'
                      f'<div class="v pre">{fmt_spread(pre, comp.get("pretrained_std"), m)}</div>{sub}</div>')
+    cards.extend(translation_cards(data.get("translations") or {}))
     tok = data.get("tokenizer") or {}
     if tok:
         vs = tok.get("vocab_size")
@@ -192,6 +194,8 @@ def render_report(data: dict[str, Any]) -> str:
         parts.append(_pretrain_section(data["pretrain"]))
     for name, entry in data.get("tasks", {}).items():
         parts.append(task_section(name, entry, data.get("comparison", {})))
+    for name, entry in (data.get("translations") or {}).items():
+        parts.append(translation_section(name, entry))
     if data.get("attention"):
         parts.append(_attention_section(data["attention"]))
     machine_rows = [[esc(k.replace("_", " ")), esc(v)] for k, v in data.get("machine", {}).items() if v is not None]

@@ -12,6 +12,7 @@ from hanformer.recipes.stages.finetune import finetune_stages
 from hanformer.recipes.stages.pretrain import pretrain_stage
 from hanformer.recipes.stages.report import report_stage
 from hanformer.recipes.stages.tokenizer import tokenizer_stage
+from hanformer.recipes.stages.translation import check_translation_files, translation_stages
 
 
 def build_stages(recipe: Recipe) -> list[Stage]:
@@ -28,6 +29,8 @@ def build_stages(recipe: Recipe) -> list[Stage]:
         stages.extend(finetune_stages(recipe, name, sec))
     if recipe.evaluate is not None:
         stages.append(evaluate_stage(recipe))
+    for name, translation in recipe.translation.items():
+        stages.extend(translation_stages(recipe, name, translation))
     if recipe.report is not None:
         stages.append(report_stage(recipe, [s.key for s in stages]))
     return stages
@@ -39,9 +42,10 @@ def check_inputs(recipe: Recipe) -> None:
     Cheap checks first, all of them before any component config is built or any work starts.
     """
     p = recipe.path
-    if not any((recipe.tokenizer, recipe.data, recipe.pretrain, recipe.finetune, recipe.evaluate, recipe.report)):
+    if not any((recipe.tokenizer, recipe.data, recipe.pretrain, recipe.finetune, recipe.evaluate,
+                recipe.translation, recipe.report)):
         raise ConfigError(f"{p}: no stages; add at least one of [tokenizer], [data], [pretrain], "
-                          "[finetune.<task>], [evaluate], [report]")
+                          "[finetune.<task>], [evaluate], [translation.<name>], [report]")
     if recipe.tokenizer is not None:
         if not recipe.tokenizer.input:
             raise ConfigError(f"{p} [tokenizer]: missing key 'input' (the text files to train the vocabulary on)")
@@ -71,3 +75,5 @@ def check_inputs(recipe: Recipe) -> None:
                               f"[finetune.{name}] model = \"DIR\" (an existing checkpoint)")
     if recipe.evaluate is not None and not recipe.finetune:
         raise ConfigError(f"{p} [evaluate]: nothing to evaluate: add a [finetune.<task>] table")
+    for name, table in recipe.translation.items():
+        check_translation_files(recipe, name, table)

@@ -13,6 +13,7 @@ from hanformer.recipes.caching import Stage, StageContext, read_manifest
 from hanformer.recipes.layout import REPORT, REPORT_DATA, RunLayout
 from hanformer.recipes.recipe import Recipe
 from hanformer.recipes.report.collect import collect_report_data
+from hanformer.recipes.report.translation_collect import collect_translations
 from hanformer.recipes.stages.baseline import baseline_absence
 from hanformer.tokenization.tokenizer import Tokenizer
 from hanformer.utils.files import atomic_write_json
@@ -37,6 +38,8 @@ def report_stage(recipe: Recipe, stage_keys: list[str]) -> Stage:
         extra: dict[str, Any] = {"title": sec.title or f"hanformer run: {recipe.name}"}
         if attention_model is not None and sec.attention_text:
             extra["attention"] = _attention(attention_model, sec.attention_text, sec.attention_layer, layout)
+        if recipe.translation:
+            extra["translations"] = collect_translations(recipe, recipe.run_dir, set(stage_keys))
         data = collect_report_data(recipe, recipe.run_dir, records, extra)
         for name, why in no_baseline.items():
             if name in data["tasks"]:
