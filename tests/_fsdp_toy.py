@@ -77,7 +77,7 @@ def collate(batch: list[dict[str, Any]], family: str) -> dict[str, torch.Tensor]
 
 def train(output_dir: str | Path, family: str = "gpt", *, grad_accum: int = 1, steps: int = 4,
           parallelism: str = "ddp", activation_checkpointing: bool = False, save_every: int = 0,
-          resume: str | None = None, batch_size: int = 4,
+          resume: str | None = None, batch_size: int = 4, cpu_offload: bool = False,
           make_model: Callable[[], torch.nn.Module] | None = None) -> dict[str, Any]:
     """Train and return the losses rank 0 logged and the final model folder."""
     info = env_dist_info()
@@ -88,7 +88,7 @@ def train(output_dir: str | Path, family: str = "gpt", *, grad_accum: int = 1, s
     cfg = TrainerConfig(output_dir=str(output_dir), max_steps=steps, grad_accum=grad_accum, lr=0.01,
                         log_every=1, progress=False, tensorboard=False, warmup_steps=1, peak_tflops=1.0,
                         save_every=save_every, keep_last=5, device="cpu", parallelism=parallelism,  # type: ignore[arg-type]
-                        activation_checkpointing=activation_checkpointing)
+                        activation_checkpointing=activation_checkpointing, cpu_offload=cpu_offload)
     result = Trainer(model, cfg, loader).train(resume=resume)
     losses = [r["loss"] for r in read_metrics(output_dir, "train")] if info.is_main else []
     return {"losses": losses, "final": str(result.final_dir), "step": result.step}

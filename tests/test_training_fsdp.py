@@ -99,6 +99,15 @@ def test_activation_checkpointing_on_two_processes_changes_nothing(two_process):
     assert report["gpt_ac"]["losses"] == pytest.approx(report["gpt"]["losses"], abs=1e-6)
 
 
+def test_cpu_offload_is_refused_where_it_means_nothing(tmp_path):
+    # It moves FSDP's shards from a GPU's memory to the CPU's (torch's CPUOffloadPolicy); with no
+    # GPU it must be a one-line error, not torch's "Cannot access accelerator device".
+    with pytest.raises(ConfigError, match="cpu_offload .* needs parallelism"):
+        TrainerConfig(cpu_offload=True).validate()
+    with pytest.raises(ConfigError, match="cpu_offload .* computes on the CPU"):
+        train(tmp_path / "offload", "gpt", parallelism="fsdp", cpu_offload=True)
+
+
 @pytest.mark.parametrize("family", ["gpt", "bert", "seq2seq"])
 def test_activation_checkpointing_gives_the_same_losses(tmp_path, family):
     # With dropout: the recomputed forward must replay the very masks the first one drew.

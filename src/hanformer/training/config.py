@@ -56,6 +56,9 @@ class TrainerConfig:
         True, "fsdp: free each block's gathered parameters after its forward and gather them again for "
         "backward (ZeRO-3); --no-reshard-after-forward keeps them until backward (ZeRO-2: more memory, "
         "less communication)")
+    cpu_offload: bool = setting(
+        False, "fsdp: keep the sharded parameters, their gradients and the optimizer step in CPU memory, "
+        "copying each unit to the GPU only while it computes (far less GPU memory, slower steps)")
     activation_checkpointing: bool = setting(
         False, "keep only each Transformer block's input and recompute its activations in backward "
         "(far less activation memory for about a third more compute)")
@@ -107,6 +110,9 @@ class TrainerConfig:
         if self.parallelism == "fsdp" and self.precision == "fp16":
             raise ConfigError("precision 'fp16' does not combine with parallelism (--parallelism) 'fsdp' here; "
                               "use --precision bf16 (no loss scaling needed)")
+        if self.cpu_offload and self.parallelism != "fsdp":
+            raise ConfigError("cpu_offload (--cpu-offload) needs parallelism (--parallelism) 'fsdp': it moves "
+                              "FSDP's shards to CPU memory; add --parallelism fsdp or drop --cpu-offload")
         check_seed(self.seed, "seed")
         check_device_name(self.device)
         if self.metric_for_best is not None and not self.metric_for_best.strip():

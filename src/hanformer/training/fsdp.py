@@ -22,7 +22,13 @@ from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
     CheckpointImpl,
     checkpoint_wrapper,
 )
-from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+from torch.distributed.fsdp import (
+    CPUOffloadPolicy,
+    FSDPModule,
+    MixedPrecisionPolicy,
+    OffloadPolicy,
+    fully_shard,
+)
 
 from hanformer.errors import ConfigError
 from hanformer.models.layers import TransformerBlock
@@ -72,17 +78,21 @@ def check_shardable(model: nn.Module, world_size: int) -> None:
                           f"parameter has only {rows} rows to shard; use at most {rows} processes")
 
 
-def shard_model(model: nn.Module, world_size: int, *, bf16: bool, reshard_after_forward: bool) -> nn.Module:
+def shard_model(model: nn.Module, world_size: int, *, bf16: bool, reshard_after_forward: bool,
+                cpu_offload: bool = False) -> nn.Module:
     """Apply FSDP2 in place: one unit per Transformer block, then the root. With bf16 the
     gathered parameters are bfloat16 for compute while the sharded masters, the optimizer and
-    the gradient reduction stay float32."""
+    the gradient reduction stay float32. With `cpu_offload` the shards (and so the optimizer
+    step) live in CPU memory and each unit is copied to the device only while it computes."""
     check_shardable(model, world_size)
     policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16 \
         else MixedPrecisionPolicy()
+    offload = CPUOffloadPolicy() if cpu_offload else OffloadPolicy()
     for parent, name in block_sites(model):
-        fully_shard(getattr(parent, name), mp_policy=policy, reshard_after_forward=reshard_after_forward)
+        fully_shard(getattr(parent, name), mp_policy=policy, reshard_after_forward=reshard_after_forward,
+                    offload_policy=offload)
     # The root's parameters are needed again right at the start of backward: keep them gathered.
-    fully_shard(model, mp_policy=policy, reshard_after_forward=False)
+    fully_shard(model, mp_policy=policy, reshard_after_forward=False, offload_policy=offload)
     return model
 
 

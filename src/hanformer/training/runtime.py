@@ -60,11 +60,14 @@ def prepare_model(model: nn.Module, config: TrainerConfig, dist: DistInfo) -> nn
     """Changes made to the model itself before its optimizer is built: activation checkpointing,
     then FSDP sharding (in place: the optimizer must see the sharded parameters). With a single
     process there is nothing to shard and an fsdp run trains the plain model."""
+    if config.cpu_offload and next(model.parameters()).device.type == "cpu":
+        raise ConfigError("cpu_offload (--cpu-offload) keeps FSDP's shards in CPU memory while a GPU computes; "
+                          "this run computes on the CPU, where the shards are already: drop --cpu-offload")
     if config.activation_checkpointing:
         checkpoint_blocks(model)
     if config.parallelism == "fsdp" and dist.enabled:
         shard_model(model, dist.world_size, bf16=config.precision == "bf16",
-                    reshard_after_forward=config.reshard_after_forward)
+                    reshard_after_forward=config.reshard_after_forward, cpu_offload=config.cpu_offload)
     return model
 
 
