@@ -101,7 +101,7 @@ def test_shipped_recipes_parse():
     assert {p.stem for p in paths} >= {"demo-ko", "ko-bert-tiny", "ko-bert-mini", "ko-bert-small", "tiny"}
     for path in paths:
         recipe = load_recipe(path)
-        if recipe.translation:  # translation and chatbot recipes train encoder-decoders from parallel files
+        if recipe.translation or recipe.language_models:  # encoder-decoders from parallel files; side-by-side LMs
             continue
         assert recipe.tokenizer is not None and recipe.pretrain is not None and recipe.finetune, path
 

@@ -140,15 +140,17 @@ def confusion_matrices(labels: list[str], matrices: dict[str, list[list[int]]]) 
         return _svg(fig)
 
 
-def bar_comparison(metric: str, values: dict[str, float], percent: bool = True) -> str:
-    """One bar per model (pretrained, scratch, the TF-IDF and majority baselines) for the task's main metric."""
+def bar_comparison(metric: str, values: dict[str, float], percent: bool = True, label_format: str | None = None) -> str:
+    """One bar per model (pretrained, scratch, the TF-IDF and majority baselines) for the task's main
+    metric, or any other value per model; `label_format` (e.g. "{:,.1f}") writes the value above each bar."""
     with _drawing() as plt:
         fig, ax = plt.subplots(figsize=(1.3 + 1.1 * len(values), 2.4))
         names = list(values)
         ys = [100 * values[n] if percent else values[n] for n in names]
         bars = ax.bar(range(len(names)), ys, width=0.6, color=[COLORS.get(n, "#888") for n in names])
         for b, v in zip(bars, ys, strict=True):
-            ax.text(b.get_x() + b.get_width() / 2, b.get_height(), f"{v:.1f}" if percent else f"{v:.3f}",
+            label = label_format.format(v) if label_format else f"{v:.1f}" if percent else f"{v:.3f}"
+            ax.text(b.get_x() + b.get_width() / 2, b.get_height(), label,
                     ha="center", va="bottom", fontsize=9, fontweight="bold")
         ax.set_xticks(range(len(names)), names)
         ax.set_ylabel(metric + (" (%)" if percent else ""))

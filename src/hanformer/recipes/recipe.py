@@ -13,6 +13,10 @@
                           translation (or question -> answer) model, scored with greedy and
                           beam search on its validation pairs
                                                                 -> runs/<name>/translation/<name>/{data,train,score}/
+    [language_models]     one text corpus (a seeded carve of held-out documents) and, as sub-tables
+                          [language_models.<name>], the models trained on it side by side (n-gram,
+                          LSTM, GRU, GPT) at one wall-clock budget, scored per word piece of the
+                          held-out text                        -> runs/<name>/lm/{data,<name>/{train,score}}/
     [report]              runs/<name>/report.html + runs/<name>/metrics.json
 
 Each stage table holds the runner's own keys (declared below: input files, budgets, ...) and,
@@ -43,8 +47,10 @@ from hanformer.models.gpt import GPTConfig
 from hanformer.pretraining.config import GPT_PRESET_ALIASES
 from hanformer.training.config import check_seed
 from hanformer.utils.config import load_config, load_toml, parse_duration, setting
+from hanformer.utils.corpus import FORMATS
 
-STAGE_TABLES = ("run", "tokenizer", "data", "pretrain", "finetune", "evaluate", "translation", "report")
+STAGE_TABLES = ("run", "tokenizer", "data", "pretrain", "finetune", "evaluate", "translation", "language_models",
+                "report")
 T = TypeVar("T")
 
 
@@ -157,6 +163,57 @@ class TranslationSection:
                 raise ConfigError(f"{key} = {getattr(self, key)}: must be 0 or more")
 
 
+LANGUAGE_MODEL_KINDS = ("ngram", "lstm", "gru", "gpt")
+
+
+@dataclass
+class LanguageModelSection:
+    """`[language_models.<name>]`: one model; other keys go to its component's config (`NgramConfig`
+    for ngram, `RNNTrainConfig` for lstm and gru, `PretrainConfig` with the causal-LM objective for gpt)."""
+
+    kind: str = setting("", f"what the model is: {', '.join(LANGUAGE_MODEL_KINDS)}")
+    budget: str | None = setting(None, "wall-clock budget of this model's training (default: the "
+                                 "[language_models] budget; n-gram counting is not budgeted)")
+    settings: dict[str, Any] = setting({}, "(the component's own settings)")
+
+    def validate(self) -> None:
+        if self.kind not in LANGUAGE_MODEL_KINDS:
+            raise ConfigError(f"kind = {self.kind!r}: use one of {', '.join(LANGUAGE_MODEL_KINDS)}")
+
+
+@dataclass
+class LanguageModelsSection:
+    """`[language_models]`: the shared corpus and tokenizer of the language models compared; every
+    sub-table `[language_models.<name>]` is one model (`LanguageModelSection`)."""
+
+    train: list[str] = setting([], "text files the models are trained on (documents are read with the "
+                               "project's readers: text, wiki, jsonl, tsv)")
+    heldout: str | None = setting(None, "held-out text file (default: heldout_documents documents carved "
+                                  "from the training files, seeded)")
+    heldout_documents: int = setting(200, "documents carved for the held-out text when no heldout file is given")
+    max_documents: int = setting(0, "read at most this many documents of the training files (0: all)")
+    input_format: str = setting("auto", "format of the text files: auto, text, wiki, jsonl, tsv")
+    tokenizer: str | None = setting(None, "an existing tokenizer folder, instead of the [tokenizer] stage")
+    budget: str | None = setting(None, "wall-clock budget of each neural model's training (the trainer's max_time)")
+    samples: int = setting(3, "texts sampled from each model for the report, every one from the start of a document")
+    sample_tokens: int = setting(40, "word pieces per sample at most")
+    temperature: float = setting(1.0, "sampling temperature of the neural models (the n-gram samples its "
+                                 "distribution as it is)")
+    score_window: int = setting(128, "tokens per forward pass when the neural models score the held-out text")
+    models: dict[str, LanguageModelSection] = setting({}, "(the [language_models.<name>] tables)")
+
+    def validate(self) -> None:
+        for key in ("heldout_documents", "samples", "sample_tokens", "score_window"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} = {getattr(self, key)}: must be at least 1")
+        if self.max_documents < 0:
+            raise ConfigError(f"max_documents = {self.max_documents}: must be 0 (all) or more")
+        if not self.temperature > 0:
+            raise ConfigError(f"temperature = {self.temperature}: must be greater than 0")
+        if self.input_format not in FORMATS:
+            raise ConfigError(f"input_format = {self.input_format!r}: use one of {', '.join(FORMATS)}")
+
+
 @dataclass
 class ReportSection:
     """`[report]`: the HTML report and metrics.json."""
@@ -189,6 +246,7 @@ class Recipe:
     finetune: dict[str, FinetuneSection] = field(default_factory=dict)
     evaluate: EvaluateSection | None = None
     translation: dict[str, TranslationSection] = field(default_factory=dict)
+    language_models: LanguageModelsSection | None = None
     report: ReportSection | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -327,9 +385,35 @@ def parse_recipe(data: dict[str, Any], path: str | Path) -> Recipe:
                               "train = [{ source = \"train.en\", target = \"train.de\" }])")
         _check_budget(section.budget, source)
         recipe.translation[name] = section
+    if "language_models" in data:
+        recipe.language_models = _language_models(data["language_models"], path)
     if "report" in data:
         recipe.report = parse_stage_config(ReportSection, data["report"], f"{path} [report]")
     return recipe
+
+
+def _language_models(table: dict[str, Any], path: Path) -> LanguageModelsSection:
+    """`[language_models]` and its model sub-tables (a key whose value is a table is one model)."""
+    source = f"{path} [language_models]"
+    own = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    section = parse_stage_config(LanguageModelsSection, own, source)
+    if not section.train:
+        raise ConfigError(f"{source}: missing key 'train' (the text files the models are trained on)")
+    _check_budget(section.budget, source)
+    for name, sub in table.items():
+        if not isinstance(sub, dict):
+            continue
+        model_source = f"{path} [language_models.{name}]"
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+            raise ConfigError(f"{model_source}: model table names use letters, digits, '.', '_' or '-' only")
+        if "kind" not in sub:
+            raise ConfigError(f"{model_source}: missing key 'kind' ({', '.join(LANGUAGE_MODEL_KINDS)})")
+        model = _split(sub, LanguageModelSection, model_source)
+        _check_budget(model.budget, model_source)
+        section.models[name] = model
+    if not section.models:
+        raise ConfigError(f"{source}: no models; add a table per model, e.g. [language_models.lstm] with kind = \"lstm\"")
+    return section
 
 
 def load_recipe(path: str | Path) -> Recipe:

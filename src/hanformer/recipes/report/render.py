@@ -21,9 +21,14 @@ from hanformer.recipes.report.format import (
     is_number,
     xy,
 )
+from hanformer.recipes.report.lm_section import language_models_section
 from hanformer.recipes.report.metric_names import MLM_KEYS, NSP_KEYS, first_key, is_fraction
 from hanformer.recipes.report.task_section import task_section
-from hanformer.recipes.report.translation_section import translation_cards, translation_section
+from hanformer.recipes.report.translation_section import (
+    translation_cards,
+    translation_comparison,
+    translation_section,
+)
 
 
 @cache
@@ -194,8 +199,11 @@ def render_report(data: dict[str, Any]) -> str:
         parts.append(_pretrain_section(data["pretrain"]))
     for name, entry in data.get("tasks", {}).items():
         parts.append(task_section(name, entry, data.get("comparison", {})))
+    parts.append(translation_comparison(data.get("translations") or {}))
     for name, entry in (data.get("translations") or {}).items():
         parts.append(translation_section(name, entry))
+    if data.get("language_models"):
+        parts.append(language_models_section(data["language_models"]))
     if data.get("attention"):
         parts.append(_attention_section(data["attention"]))
     machine_rows = [[esc(k.replace("_", " ")), esc(v)] for k, v in data.get("machine", {}).items() if v is not None]

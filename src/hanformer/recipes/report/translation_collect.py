@@ -33,7 +33,7 @@ def lead_decoding(scores: dict[str, Any]) -> str | None:
     return done[-1] if done else None
 
 
-def _summary(stage_dir: Path) -> dict[str, Any] | None:
+def completed_summary(stage_dir: Path) -> dict[str, Any] | None:
     """A completed stage's summary, with its seconds; None when it did not complete."""
     man = read_manifest(stage_dir)
     if not man or man.get("status") != "complete":
@@ -45,16 +45,23 @@ def _corpus_names(tables: list[dict[str, Any]]) -> list[str]:
     return [" + ".join(str(t[k]) for k in ("file", "source", "target") if t.get(k)) for t in tables]
 
 
+def _architecture(layout: TranslationLayout) -> dict[str, Any]:
+    """What the train stage built (architecture, attention, size preset), from the settings it recorded."""
+    settings = (read_manifest(layout.stage_dir(TRAIN_PART)) or {}).get("settings") or {}
+    return {k: settings[k] for k in ("architecture", "attention", "model") if k in settings}
+
+
 def translation_entry(run_dir: Path, name: str, sec: TranslationSection, stage_keys: set[str]) -> dict[str, Any] | None:
     """Table `name`'s data, from the stages of this recipe that completed (None if none did)."""
     layout = TranslationLayout(run_dir, name)
-    parts = {part: _summary(layout.stage_dir(part)) if translation_key(name, part) in stage_keys else None
+    parts = {part: completed_summary(layout.stage_dir(part)) if translation_key(name, part) in stage_keys else None
              for part in (DATA_PART, TRAIN_PART, SCORE_PART)}
     if parts[TRAIN_PART] is None and parts[SCORE_PART] is None:
         return None
     entry: dict[str, Any] = {"train_corpora": _corpus_names(sec.train), "valid_corpora": _corpus_names(sec.valid),
                              "data": parts[DATA_PART] or {}, "train": parts[TRAIN_PART] or {},
-                             "curves": curves_from_metrics(read_jsonl(layout.train_metrics))}
+                             "curves": curves_from_metrics(read_jsonl(layout.train_metrics)),
+                             "architecture": _architecture(layout)}
     scored = parts[SCORE_PART]
     if scored is not None and layout.scores_file.is_file():
         scores = json.loads(layout.scores_file.read_text(encoding="utf-8"))

@@ -115,6 +115,38 @@ def _alignments(pictures: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def _architecture_name(entry: dict[str, Any]) -> str:
+    built = entry.get("architecture") or {}
+    kind = built.get("architecture", "transformer")
+    if kind == "transformer":
+        shown = "Transformer"
+    else:
+        attention = built.get("attention", "none")
+        shown = f"{kind.upper()}, " + ("no attention" if attention == "none" else f"{attention.title()} attention")
+    return shown + (f" ({esc(built['model'])})" if built.get("model") else "")
+
+
+def translation_comparison(translations: dict[str, Any]) -> str:
+    """One row per translation table (when the recipe has two or more): BLEU and chrF of greedy and
+    beam search, training time, steps and parameters, so the runs compare at a glance."""
+    if len(translations) < 2:
+        return ""
+    rows = []
+    for name, entry in translations.items():
+        decodings = (entry.get("scores") or {}).get("decodings") or {}
+        greedy, beam = decodings.get("greedy") or {}, decodings.get("beam") or {}
+        train = entry.get("train") or {}
+        rows.append([f"<b>{esc(name)}</b>", esc(_architecture_name(entry)), _score(greedy.get("bleu")),
+                     _score(beam.get("bleu")), _score(greedy.get("chrf")), _score(beam.get("chrf")),
+                     fmt_seconds(train.get("seconds")), fmt(train.get("step")), fmt(train.get("parameters"))])
+    return ("<h2>Translation runs compared</h2>"
+            '<p class="lead">Every translation table of this recipe on its validation pairs (sacreBLEU, 0-100; '
+            "beam search at each table's width). Each run's own section follows.</p>"
+            + html_table(["run", "model", "BLEU greedy", "BLEU beam", "chrF greedy", "chrF beam", "training time",
+                          "optimizer steps", "parameters"], rows, (2, 3, 4, 5, 6, 7, 8))
+            .replace("<table>", '<table class="translation-comparison">', 1))
+
+
 def translation_section(name: str, entry: dict[str, Any]) -> str:
     out = [f"<h2>Translation: {esc(name)}</h2>", _lead(entry)]
     decodings = (entry.get("scores") or {}).get("decodings") or {}

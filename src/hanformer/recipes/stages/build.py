@@ -9,6 +9,10 @@ from hanformer.recipes.stages.common import check_files
 from hanformer.recipes.stages.data import data_stage
 from hanformer.recipes.stages.evaluate import evaluate_stage
 from hanformer.recipes.stages.finetune import finetune_stages
+from hanformer.recipes.stages.language_models import (
+    check_language_model_files,
+    language_model_stages,
+)
 from hanformer.recipes.stages.pretrain import pretrain_stage
 from hanformer.recipes.stages.report import report_stage
 from hanformer.recipes.stages.tokenizer import tokenizer_stage
@@ -31,6 +35,8 @@ def build_stages(recipe: Recipe) -> list[Stage]:
         stages.append(evaluate_stage(recipe))
     for name, translation in recipe.translation.items():
         stages.extend(translation_stages(recipe, name, translation))
+    if recipe.language_models is not None:
+        stages.extend(language_model_stages(recipe))
     if recipe.report is not None:
         stages.append(report_stage(recipe, [s.key for s in stages]))
     return stages
@@ -43,9 +49,9 @@ def check_inputs(recipe: Recipe) -> None:
     """
     p = recipe.path
     if not any((recipe.tokenizer, recipe.data, recipe.pretrain, recipe.finetune, recipe.evaluate,
-                recipe.translation, recipe.report)):
+                recipe.translation, recipe.language_models, recipe.report)):
         raise ConfigError(f"{p}: no stages; add at least one of [tokenizer], [data], [pretrain], "
-                          "[finetune.<task>], [evaluate], [translation.<name>], [report]")
+                          "[finetune.<task>], [evaluate], [translation.<name>], [language_models], [report]")
     if recipe.tokenizer is not None:
         if not recipe.tokenizer.input:
             raise ConfigError(f"{p} [tokenizer]: missing key 'input' (the text files to train the vocabulary on)")
@@ -77,3 +83,4 @@ def check_inputs(recipe: Recipe) -> None:
         raise ConfigError(f"{p} [evaluate]: nothing to evaluate: add a [finetune.<task>] table")
     for name, table in recipe.translation.items():
         check_translation_files(recipe, name, table)
+    check_language_model_files(recipe)

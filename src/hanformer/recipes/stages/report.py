@@ -13,6 +13,7 @@ from hanformer.recipes.caching import Stage, StageContext, read_manifest
 from hanformer.recipes.layout import REPORT, REPORT_DATA, RunLayout
 from hanformer.recipes.recipe import Recipe
 from hanformer.recipes.report.collect import collect_report_data
+from hanformer.recipes.report.lm_collect import collect_language_models
 from hanformer.recipes.report.translation_collect import collect_translations
 from hanformer.recipes.stages.baseline import baseline_absence
 from hanformer.tokenization.tokenizer import Tokenizer
@@ -40,6 +41,9 @@ def report_stage(recipe: Recipe, stage_keys: list[str]) -> Stage:
             extra["attention"] = _attention(attention_model, sec.attention_text, sec.attention_layer, layout)
         if recipe.translation:
             extra["translations"] = collect_translations(recipe, recipe.run_dir, set(stage_keys))
+        language_models = collect_language_models(recipe, recipe.run_dir, set(stage_keys))
+        if language_models is not None:
+            extra["language_models"] = language_models
         data = collect_report_data(recipe, recipe.run_dir, records, extra)
         for name, why in no_baseline.items():
             if name in data["tasks"]:

@@ -90,7 +90,7 @@ def translation_stages(recipe: Recipe, name: str, sec: TranslationSection) -> li
               settings={"train": [dataclasses.asdict(c) for c in train], "valid": [dataclasses.asdict(c) for c in valid],
                         "valid_size": config.valid_size, "seed": config.trainer.seed},
               inputs=[Path(p) for c in corpora for p in c.paths], outputs=[]),
-        Stage(key=train_key, title=f"{name}: train the encoder-decoder Transformer",
+        Stage(key=train_key, title=f"{name}: train the {_model_words(config)}",
               run=_train_run(config), **stage_settings(config, _RUNNER_PATHS),
               inputs=tokenizer_inputs, upstream={data_key: ""}, outputs=[model_part(keeps_best)],
               resumable=True, budget=sec.budget),
@@ -127,3 +127,11 @@ def _train_run(config: TranslationTrainConfig) -> Any:
         return out
     return run
 
+
+def _model_words(config: TranslationTrainConfig) -> str:
+    """What the train stage trains, for the plan: 'encoder-decoder Transformer', 'GRU
+    encoder-decoder with bahdanau attention', ..."""
+    if config.architecture == "transformer":
+        return "encoder-decoder Transformer"
+    context = "no attention" if config.attention == "none" else f"{config.attention} attention"
+    return f"{config.architecture.upper()} encoder-decoder ({context})"
