@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(
         subparsers, "translate", "translate sentences with an encoder-decoder model (beam search or greedy)",
         "Translate every line of --input with an encoder-decoder model folder (config.json + "
-        "model.safetensors in the MarianMTModel layout, and the tokenizer.json it was trained with). "
+        "model.safetensors in the MarianMTModel layout, or a recurrent one from `hanformer translation train "
+        "--architecture gru|lstm`, and the tokenizer.json it was trained with). "
         "Line N of the output is the translation of line N of the input (an empty line stays empty); "
         "a source longer than the model's positions is cut, with a warning. Settings come from "
         "defaults < the TOML file (--config) < flags.\n\n"
