@@ -5,7 +5,8 @@ Same weights (transformers' MarianMTModel is loaded from the checkpoint our
 
 Part 1, training. Sentence pairs whose lengths follow a translation corpus (source and target
 lengths drawn independently around `--mean-len` tokens, as Multi30k's captions are), padded to
-the longest in each batch of `--batch` pairs. One step = forward + label-smoothed (0.1)
+the longest in each batch of `--batch` pairs (`--bucketed`: pairs sorted by length first, as
+`hanformer translation train` batches them, so there is little padding). One step = forward + label-smoothed (0.1)
 cross-entropy over the real target tokens + backward + gradient clipping + AdamW, dropout 0.1,
 both models in training mode. transformers' step computes the same loss from its logits (its own
 `labels=` loss has no label smoothing). Real tokens/s counts source + target tokens, no padding.
@@ -71,9 +72,15 @@ def training_batches(args: argparse.Namespace, vocab: int) -> list[dict[str, tor
     g = torch.Generator().manual_seed(0)
     rng = np.random.default_rng(0)
     batches = []
-    for _ in range(args.batches):
-        source, source_mask = padded(pair_lengths(args.batch, args.mean_len, args.max_len, rng), vocab, g, PAD)
-        labels, target_mask = padded(pair_lengths(args.batch, args.mean_len, args.max_len, rng), vocab, g, IGNORE)
+    source_lengths = pair_lengths(args.batch * args.batches, args.mean_len, args.max_len, rng)
+    target_lengths = pair_lengths(args.batch * args.batches, args.mean_len, args.max_len, rng)
+    if args.bucketed:  # as `hanformer translation train` batches: pairs of similar length together
+        order = torch.argsort(torch.maximum(source_lengths, target_lengths))
+        source_lengths, target_lengths = source_lengths[order], target_lengths[order]
+    for i in range(args.batches):
+        rows = slice(i * args.batch, (i + 1) * args.batch)
+        source, source_mask = padded(source_lengths[rows], vocab, g, PAD)
+        labels, target_mask = padded(target_lengths[rows], vocab, g, IGNORE)
         decoder_ids = torch.cat([torch.full((args.batch, 1), PAD), labels[:, :-1].clamp(min=0)], 1)
         decoder_ids = decoder_ids.masked_fill(torch.cat([torch.ones(args.batch, 1, dtype=torch.long),
                                                          target_mask[:, :-1]], 1) == 0, PAD)
@@ -205,6 +212,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64, help="sentence pairs per training batch")
     parser.add_argument("--batches", type=int, default=4, help="distinct training batches, cycled")
     parser.add_argument("--mean-len", type=int, default=16, help="mean sentence length in tokens (EOS included)")
+    parser.add_argument("--bucketed", action="store_true",
+                        help="group pairs of similar length into each batch, as translation training does")
     parser.add_argument("--max-len", type=int, default=64, help="longest sentence in tokens")
     parser.add_argument("--decode-vocab", type=int, default=64,
                         help="vocabulary of the random decoding model (small, so that some beams end early)")
