@@ -82,3 +82,14 @@ class QuestionAnsweringModelOutput(ModelOutput):
     end_logits: Tensor | None = None
     hidden_states: tuple[Tensor, ...] | None = None
     attentions: tuple[Tensor, ...] | None = None
+
+
+def encoder_hidden_state(encoder_outputs: Any) -> Tensor:
+    """An encoder's last hidden state from an output object, a tuple (as transformers and the
+    search loops pass them) or a tensor: what every encoder-decoder's decoder reads."""
+    if isinstance(encoder_outputs, Tensor):
+        return encoder_outputs
+    if hasattr(encoder_outputs, "last_hidden_state"):
+        hidden: Tensor = encoder_outputs.last_hidden_state
+        return hidden
+    return encoder_outputs[0]

@@ -38,7 +38,7 @@ from hanformer.models.layers import (
     causal_mask,
     padding_mask,
 )
-from hanformer.models.outputs import ModelOutput
+from hanformer.models.outputs import ModelOutput, encoder_hidden_state
 from hanformer.utils.config import load_config
 from hanformer.utils.labels import IGNORE_INDEX
 
@@ -258,17 +258,6 @@ def shift_right(labels: Tensor, start_token_id: int, pad_token_id: int) -> Tenso
     return shifted.masked_fill(shifted == IGNORE_INDEX, pad_token_id)
 
 
-def _encoder_hidden(encoder_outputs: Any) -> Tensor:
-    """The encoder's last hidden state from an output object, a tuple (as transformers passes
-    them) or a tensor."""
-    if isinstance(encoder_outputs, Tensor):
-        return encoder_outputs
-    if hasattr(encoder_outputs, "last_hidden_state"):
-        hidden: Tensor = encoder_outputs.last_hidden_state
-        return hidden
-    return encoder_outputs[0]
-
-
 class TransformerPreTrainedModel(PreTrainedModel):
     """What every encoder–decoder model shares: config, weight init, Marian save/load
     (the mapping lives in `checkpoint.py`)."""
@@ -327,7 +316,7 @@ class TransformerModel(TransformerPreTrainedModel):
             encoder_outputs = self.encoder(input_ids, attention_mask)
         if decoder_input_ids is None:
             raise InputError("pass decoder_input_ids (or labels, from which they are made by shifting right)")
-        hidden = _encoder_hidden(encoder_outputs)
+        hidden = encoder_hidden_state(encoder_outputs)
         out = self.decoder(decoder_input_ids, hidden, attention_mask, decoder_attention_mask,
                            past_key_values, use_cache, output_attentions)
         return Seq2SeqModelOutput(out.last_hidden_state, out.past_key_values, hidden, out.cross_attentions)

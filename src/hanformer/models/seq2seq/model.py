@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from hanformer.errors import CheckpointError, InputError
 from hanformer.models.encoder_decoder.model import shift_right
-from hanformer.models.outputs import ModelOutput
+from hanformer.models.outputs import ModelOutput, encoder_hidden_state
 from hanformer.models.seq2seq.cache import RNNSeq2SeqCache
 from hanformer.models.seq2seq.config import RNNSeq2SeqConfig
 from hanformer.models.seq2seq.decoder import RNNDecoder
@@ -50,16 +50,6 @@ class RNNSeq2SeqOutput(ModelOutput):
     encoder_last_hidden_state: Tensor | None = None
     cross_attentions: Tensor | None = None
     """With output_attentions and attention: (batch, target, source) weights, 0 on padding."""
-
-
-def _memory(encoder_outputs: Any) -> Tensor:
-    """The encoder's vectors from an output object, a tuple (as the search loops pass them) or a tensor."""
-    if isinstance(encoder_outputs, Tensor):
-        return encoder_outputs
-    if hasattr(encoder_outputs, "last_hidden_state"):
-        memory: Tensor = encoder_outputs.last_hidden_state
-        return memory
-    return encoder_outputs[0]
 
 
 class RNNForSeq2SeqLM(nn.Module):
@@ -121,7 +111,7 @@ class RNNForSeq2SeqLM(nn.Module):
             if input_ids is None:
                 raise InputError("pass the source as input_ids (or its encoding as encoder_outputs)")
             encoder_outputs = self.encoder(input_ids, attention_mask)
-        memory = _memory(encoder_outputs)
+        memory = encoder_hidden_state(encoder_outputs)
         source_mask = attention_mask if attention_mask is not None else \
             torch.ones(memory.shape[:2], dtype=torch.long, device=memory.device)
         caching = use_cache and labels is None
