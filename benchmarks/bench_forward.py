@@ -48,7 +48,7 @@ def make_batch(batch_size: int, seq_len: int, variable: bool, vocab: int, device
 
 def build(impl: str, config_name: str, head: str, dtype: torch.dtype, args, workdir: Path):
     """Our model or transformers' with the same weights (saved once by us, loaded by both)."""
-    from hanformer.models.config import BertConfig
+    from hanformer.models.bert.config import BertConfig
     from hanformer.models.registry import architectures
 
     class_name, _ = HEADS[head]

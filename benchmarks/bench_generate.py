@@ -51,7 +51,8 @@ def generators(preset: str, batch: int, args: argparse.Namespace) -> tuple[dict,
 
     from hanformer.generation.config import GenerationConfig
     from hanformer.generation.search import decode
-    from hanformer.models.gpt import GPTConfig, GPTForCausalLM
+    from hanformer.models.gpt.config import GPTConfig
+    from hanformer.models.gpt.model import GPTForCausalLM
 
     torch.manual_seed(0)
     config = GPTConfig.preset(preset, vocab_size=args.vocab, n_positions=args.prompt_len + args.new_tokens,

@@ -34,7 +34,7 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 def models(preset: str, vocab: int, device: torch.device) -> dict[str, torch.nn.Module]:
     import transformers
 
-    from hanformer.models.heads import BertForSequenceClassification
+    from hanformer.models.bert.heads import BertForSequenceClassification
 
     torch.manual_seed(0)
     reference = transformers.BertForSequenceClassification(common.hf_config(preset, vocab, num_labels=2))

@@ -46,7 +46,7 @@ def reference_model(preset: str, vocab: int) -> torch.nn.Module:
 
 def our_model(reference: torch.nn.Module) -> torch.nn.Module:
     """hanformer's BertForPreTraining with the reference's weights (through its checkpoint)."""
-    from hanformer.models.heads import BertForPreTraining
+    from hanformer.models.bert.heads import BertForPreTraining
 
     return common.same_weights(reference, BertForPreTraining)
 

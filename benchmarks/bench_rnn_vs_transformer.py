@@ -35,7 +35,8 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 import common  # noqa: E402
-from hanformer.models.gpt import GPTConfig, GPTForCausalLM  # noqa: E402
+from hanformer.models.gpt.config import GPTConfig
+from hanformer.models.gpt.model import GPTForCausalLM  # noqa: E402
 from hanformer.models.rnn.config import RNNConfig  # noqa: E402
 from hanformer.models.rnn.model import RNNLanguageModel  # noqa: E402
 from hanformer.models.rnn.tbptt import CarriedStateLM, StreamWindows  # noqa: E402

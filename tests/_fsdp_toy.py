@@ -12,11 +12,12 @@ from typing import Any
 import torch
 
 from hanformer.data.loader import ResumableLoader
-from hanformer.models.config import BertConfig
+from hanformer.models.bert.config import BertConfig
+from hanformer.models.bert.heads import BertForMaskedLM
 from hanformer.models.encoder_decoder.config import TransformerConfig
 from hanformer.models.encoder_decoder.model import TransformerForSeq2SeqLM
-from hanformer.models.gpt import GPTConfig, GPTForCausalLM
-from hanformer.models.heads import BertForMaskedLM
+from hanformer.models.gpt.config import GPTConfig
+from hanformer.models.gpt.model import GPTForCausalLM
 from hanformer.training import Trainer, TrainerConfig, seed_everything
 from hanformer.training.distributed import env_dist_info
 from hanformer.training.progress import read_metrics

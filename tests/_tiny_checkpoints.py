@@ -33,7 +33,7 @@ def make_checkpoint(directory: Path, tokenizer, architecture: str, labels: list[
     """Save a random `architecture` model (hidden 32) and `tokenizer` to `directory`."""
     import torch
 
-    from hanformer.models.config import BertConfig
+    from hanformer.models.bert.config import BertConfig
     from hanformer.models.registry import architectures
 
     torch.manual_seed(seed)
@@ -52,7 +52,8 @@ def make_gpt_checkpoint(directory: Path, tokenizer, n_positions: int = 64, seed:
     special tokens `hanformer pretrain --objective clm` sets ([SEP] starts and ends a text)."""
     import torch
 
-    from hanformer.models.gpt import GPTConfig, GPTForCausalLM
+    from hanformer.models.gpt.config import GPTConfig
+    from hanformer.models.gpt.model import GPTForCausalLM
 
     torch.manual_seed(seed)
     sep = tokenizer.sep_token_id

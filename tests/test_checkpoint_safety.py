@@ -12,12 +12,13 @@ from safetensors.torch import load_file, save_file
 
 from hanformer.cli.main import main
 from hanformer.errors import CheckpointError, ConfigError
-from hanformer.models import layers, sizing
-from hanformer.models.bert import BertModel
+from hanformer.models.bert.config import BertConfig
+from hanformer.models.bert.heads import BertForPreTraining
+from hanformer.models.bert.model import BertModel
 from hanformer.models.checkpoint import inspect_checkpoint, load_model
-from hanformer.models.config import BertConfig
-from hanformer.models.gpt import GPTConfig, GPTForCausalLM
-from hanformer.models.heads import BertForPreTraining
+from hanformer.models.common import layers, sizing
+from hanformer.models.gpt.config import GPTConfig
+from hanformer.models.gpt.model import GPTForCausalLM
 from hanformer.models.hub import read_state_dict, weight_files
 
 VOCAB = 61

@@ -314,7 +314,7 @@ FILE_THEN_FLAGS = [
      lambda c: (c.model, c.data, c.seed, c.batch_size, c.data_options.text_column) == ("m", "d.tsv", 3, 16, "review")),
     ("predict", "hanformer.tasks.predict.predict", 'model = "m"\nbatch_size = 4\ntop_k = 2\n', ["--top-k", "7"],
      lambda c: (c.model, c.batch_size, c.top_k) == ("m", 4, 7)),
-    ("embed", "hanformer.models.embedding.embed", 'pooling = "cls"\nbatch_size = 4\n',
+    ("embed", "hanformer.embedding.encode.embed", 'pooling = "cls"\nbatch_size = 4\n',
      ["--model", "m", "--batch-size", "2", "a", "b"],
      lambda c: (c.pooling, c.batch_size, c.normalize) == ("cls", 2, True)),
     ("pretrain", "hanformer.pretraining.run.pretrain",

@@ -15,8 +15,8 @@ transformers.logging.set_verbosity_error()
 
 from _hf_families import VOCAB, assert_same_outputs, batch, save_random  # noqa: E402
 from hanformer.errors import CheckpointError  # noqa: E402
+from hanformer.models.bert.heads import BertForSequenceClassification, BertModel  # noqa: E402
 from hanformer.models.checkpoint import inspect_checkpoint, load_model  # noqa: E402
-from hanformer.models.heads import BertForSequenceClassification, BertModel  # noqa: E402
 
 PAD = 0
 NAMES = ["ElectraModel", "ElectraForSequenceClassification", "ElectraForTokenClassification",

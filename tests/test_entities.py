@@ -17,9 +17,9 @@ from hanformer.entities.model import add_entity_embedding, prepare_entity_model
 from hanformer.entities.spans import EntitySpan, merged_spans
 from hanformer.entities.tokens import entity_tokenizer, recorded_entity_config
 from hanformer.errors import ConfigError, InputError
-from hanformer.models.config import BertConfig
-from hanformer.models.encoder_family import EncoderFamilyConfig
-from hanformer.models.heads import BertForQuestionAnswering, BertForSequenceClassification
+from hanformer.models.bert.config import BertConfig
+from hanformer.models.bert.family import EncoderFamilyConfig
+from hanformer.models.bert.heads import BertForQuestionAnswering, BertForSequenceClassification
 from hanformer.models.registry import task_class
 from hanformer.tasks.encoding import (
     PieceEncoder,

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from hanformer.models.bert import BertModel
-from hanformer.models.config import BertConfig
+from hanformer.models.bert.config import BertConfig
+from hanformer.models.bert.model import BertModel
 from hanformer.tasks.model_io import load_task_model, sentence_transformers_pooling
 from hanformer.tasks.registry import get_task
 

@@ -12,7 +12,8 @@ import torch
 
 from hanformer.generation.config import GenerationConfig
 from hanformer.generation.search import decode
-from hanformer.models.gpt import GPTConfig, GPTForCausalLM
+from hanformer.models.gpt.config import GPTConfig
+from hanformer.models.gpt.model import GPTForCausalLM
 
 transformers = pytest.importorskip("transformers")
 

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from hanformer.errors import CheckpointError, ConfigError, InputError
-from hanformer.models.gpt import GPTConfig, GPTForCausalLM, GPTModel
-from hanformer.models.layers import KVCache, StaticKVCache, TransposedWeight
+from hanformer.models.common.layers import KVCache, StaticKVCache, TransposedWeight
+from hanformer.models.gpt.config import GPTConfig
+from hanformer.models.gpt.model import GPTForCausalLM, GPTModel
 
 transformers = pytest.importorskip("transformers")
 

@@ -73,7 +73,7 @@ def trained(tmp_path_factory):
 @pytest.mark.slow
 def test_pretrain_clm_reports_held_out_perplexity_and_saves_a_gpt2_checkpoint(trained):
     from hanformer.models.checkpoint import load_model
-    from hanformer.models.gpt import GPTForCausalLM
+    from hanformer.models.gpt.model import GPTForCausalLM
     from hanformer.training.progress import read_metrics
 
     evals = read_metrics(trained, "eval")

@@ -13,8 +13,8 @@ import torch
 from _tiny_checkpoints import make_checkpoint, make_tokenizer
 from hanformer.cli.main import main
 from hanformer.errors import CheckpointError
+from hanformer.models.bert.heads import BertForSequenceClassification
 from hanformer.models.checkpoint import inspect_checkpoint, load_model
-from hanformer.models.heads import BertForSequenceClassification
 from hanformer.models.hf_cache import cached_snapshot, hub_cache_dir, locate_model
 from hanformer.tasks.evaluate import resolve_model_dir
 

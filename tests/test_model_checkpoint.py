@@ -12,10 +12,10 @@ from safetensors.torch import load_file, save_file
 
 from hanformer.cli.main import main
 from hanformer.errors import CheckpointError, ConfigError
-from hanformer.models.bert import BertModel
+from hanformer.models.bert.config import BertConfig
+from hanformer.models.bert.heads import BertForPreTraining, BertForSequenceClassification
+from hanformer.models.bert.model import BertModel
 from hanformer.models.checkpoint import convert_checkpoint, inspect_checkpoint, load_model
-from hanformer.models.config import BertConfig
-from hanformer.models.heads import BertForPreTraining, BertForSequenceClassification
 
 VOCAB = 61
 

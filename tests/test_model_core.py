@@ -7,15 +7,15 @@ import torch
 import torch.nn.functional as F
 
 from hanformer.errors import ConfigError, InputError
-from hanformer.models.bert import BertModel
-from hanformer.models.config import PRESETS, BertConfig
-from hanformer.models.heads import (
+from hanformer.models.bert.config import PRESETS, BertConfig
+from hanformer.models.bert.heads import (
     BertForMaskedLM,
     BertForPreTraining,
     BertForQuestionAnswering,
     BertForSequenceClassification,
 )
-from hanformer.models.layers import (
+from hanformer.models.bert.model import BertModel
+from hanformer.models.common.layers import (
     KVCache,
     MultiHeadAttention,
     TokenLayout,
@@ -250,7 +250,7 @@ def test_bfloat16_forward_runs_and_stays_close():
 
 
 def test_outputs_index_like_transformers_and_sinusoidal_table():
-    from hanformer.models.embeddings import sinusoidal_table
+    from hanformer.models.bert.embeddings import sinusoidal_table
 
     model = BertForSequenceClassification(tiny()).eval()
     with torch.no_grad():

@@ -8,7 +8,8 @@ import torch
 
 from hanformer.errors import ConfigError, InputError
 from hanformer.generation.config import GenerationConfig
-from hanformer.models.gpt import GPTConfig, GPTForCausalLM
+from hanformer.models.gpt.config import GPTConfig
+from hanformer.models.gpt.model import GPTForCausalLM
 
 transformers = pytest.importorskip("transformers")
 

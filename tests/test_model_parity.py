@@ -10,9 +10,9 @@ import torch
 transformers = pytest.importorskip("transformers")
 transformers.logging.set_verbosity_error()
 
-from hanformer.models.bert import BertModel  # noqa: E402
-from hanformer.models.config import BertConfig  # noqa: E402
-from hanformer.models.embedding import encode_batch, load_tokenizer, pool  # noqa: E402
+from hanformer.embedding.encode import encode_batch, load_tokenizer, pool  # noqa: E402
+from hanformer.models.bert.config import BertConfig  # noqa: E402
+from hanformer.models.bert.model import BertModel  # noqa: E402
 from hanformer.models.registry import architectures  # noqa: E402
 
 ARCHITECTURES = architectures("bert")
@@ -187,7 +187,7 @@ def test_attentions_and_hidden_states_match_transformers_eager(saved_models):
 
 
 def test_real_minilm_hidden_states_and_embeddings_match_transformers(minilm_dir):
-    from hanformer.models.embedding import embed
+    from hanformer.embedding.encode import embed
 
     texts = ["A man is eating food.", "A man is eating a piece of bread.",
              "The girl is carrying a baby.", "서울은 한국의 수도이다.", "Hi"]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from hanformer.errors import CheckpointError
-from hanformer.models.bert_checkpoint import BERT
-from hanformer.models.family_checkpoint import FAMILY
-from hanformer.models.gpt import GPTForCausalLM, GPTModel
-from hanformer.models.gpt_checkpoint import GPT
-from hanformer.models.heads import BertForSequenceClassification, BertForTokenClassification
+from hanformer.models.bert.checkpoint import BERT
+from hanformer.models.bert.family_checkpoint import FAMILY
+from hanformer.models.bert.heads import BertForSequenceClassification, BertForTokenClassification
+from hanformer.models.gpt.checkpoint import GPT
+from hanformer.models.gpt.model import GPTForCausalLM, GPTModel
 from hanformer.models.registry import (
     MODELS,
     adapter_for_class,

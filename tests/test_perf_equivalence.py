@@ -14,10 +14,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hanformer.models.config import BertConfig
-from hanformer.models.heads import BertForPreTraining
-from hanformer.models.layers import TokenLayout
-from hanformer.models.unpad import AttentionBuckets, bucketed_attention, plan_buckets
+from hanformer.models.bert.config import BertConfig
+from hanformer.models.bert.heads import BertForPreTraining
+from hanformer.models.common.layers import TokenLayout
+from hanformer.models.common.unpad import AttentionBuckets, bucketed_attention, plan_buckets
 
 VOCAB = 97
 

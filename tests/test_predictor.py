@@ -23,8 +23,8 @@ def base_model(tmp_path_factory):
     """A 2-layer, 32-wide random BERT with a character-level WordPiece vocabulary."""
     import torch
 
-    from hanformer.models.config import BertConfig
-    from hanformer.models.heads import BertForPreTraining
+    from hanformer.models.bert.config import BertConfig
+    from hanformer.models.bert.heads import BertForPreTraining
     from hanformer.tokenization.tokenizer import Tokenizer
 
     chars = sorted(set("".join(POS + NEG) + CONTEXT + "누가어디? ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz."))

@@ -17,8 +17,8 @@ transformers.logging.set_verbosity_error()
 from _hf_families import VOCAB, assert_same_outputs, batch, save_random  # noqa: E402
 from hanformer.cli.main import main  # noqa: E402
 from hanformer.errors import CheckpointError, InputError  # noqa: E402
+from hanformer.models.bert.heads import BertForPreTraining, BertForSequenceClassification  # noqa: E402
 from hanformer.models.checkpoint import inspect_checkpoint, load_model  # noqa: E402
-from hanformer.models.heads import BertForPreTraining, BertForSequenceClassification  # noqa: E402
 from hanformer.tasks.model_io import load_task_model  # noqa: E402
 from hanformer.tasks.registry import get_task  # noqa: E402
 

@@ -100,7 +100,7 @@ def test_attention_matches_the_model(server, classifier_dir, tokenizer):
 
 
 def test_embeddings_are_unit_vectors_of_the_encoder(server, classifier_dir):
-    from hanformer.models.embedding import embed
+    from hanformer.embedding.encode import embed
 
     url, _ = server
     r = post(url, "/api/embeddings", {"texts": SENTENCES[:2]})

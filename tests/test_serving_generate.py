@@ -81,7 +81,8 @@ def test_info_says_causal_lm_and_which_endpoints_apply(server, tokenizer, tmp_pa
 
     # GPT without its language-model head: a one-line error at start, not a server that fails later.
     from hanformer.errors import CheckpointError
-    from hanformer.models.gpt import GPTConfig, GPTModel
+    from hanformer.models.gpt.config import GPTConfig
+    from hanformer.models.gpt.model import GPTModel
 
     GPTModel(GPTConfig.preset("tiny", vocab_size=tokenizer.vocab_size, n_positions=64, n_embd=32,
                               n_head=2)).save_pretrained(tmp_path / "base")

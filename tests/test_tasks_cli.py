@@ -26,8 +26,8 @@ def tiny_model(tmp_path_factory):
     """A 2-layer, 32-wide BERT with a character-level WordPiece vocabulary, randomly initialised."""
     import torch
 
-    from hanformer.models.config import BertConfig
-    from hanformer.models.heads import BertForPreTraining
+    from hanformer.models.bert.config import BertConfig
+    from hanformer.models.bert.heads import BertForPreTraining
     from hanformer.tokenization.tokenizer import Tokenizer
 
     chars = sorted(set("".join(POS + NEG) + "서울부산에간다김철수박영희는와을가 ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz?.,0123456789"))
@@ -115,7 +115,7 @@ def test_classification_finetune_evaluate_predict_with_seeds(tiny_model, nsmc_fi
 
 
 def test_head_that_does_not_fit_is_a_clear_error(tiny_model, tmp_path, capsys):
-    from hanformer.models.heads import BertForSequenceClassification
+    from hanformer.models.bert.heads import BertForSequenceClassification
     from hanformer.tasks.model_io import load_task_model
     from hanformer.tasks.registry import get_task
     from hanformer.tokenization.tokenizer import Tokenizer

@@ -19,9 +19,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _fsdp_toy import tiny_model, train  # noqa: E402
 from hanformer.errors import CheckpointError, ConfigError  # noqa: E402
+from hanformer.models.bert.heads import BertForMaskedLM  # noqa: E402
 from hanformer.models.encoder_decoder.model import TransformerForSeq2SeqLM  # noqa: E402
-from hanformer.models.gpt import GPTForCausalLM  # noqa: E402
-from hanformer.models.heads import BertForMaskedLM  # noqa: E402
+from hanformer.models.gpt.model import GPTForCausalLM  # noqa: E402
 from hanformer.training.config import TrainerConfig  # noqa: E402
 from hanformer.training.fsdp import check_shardable, checkpoint_blocks  # noqa: E402
 from hanformer.training.sharded_checkpoint import check_global_batch  # noqa: E402

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from hanformer.errors import ConfigError
-from hanformer.models.config import BertConfig
-from hanformer.models.heads import BertForSequenceClassification
+from hanformer.models.bert.config import BertConfig
+from hanformer.models.bert.heads import BertForSequenceClassification
 from hanformer.training.config import TrainerConfig
 from hanformer.training.optim import build_optimizer, layer_depths, param_groups
 from hanformer.training.schedule import Schedule, lr_factor

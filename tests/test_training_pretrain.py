@@ -29,7 +29,7 @@ def shards(tmp_path_factory):
 
 @pytest.mark.slow
 def test_cli_pretrain_end_to_end(shards, tmp_path, capsys):
-    from hanformer.models.heads import BertForPreTraining
+    from hanformer.models.bert.heads import BertForPreTraining
     from hanformer.tokenization.tokenizer import Tokenizer
 
     toml = tmp_path / "run.toml"
@@ -79,7 +79,7 @@ def test_pretrain_interrupted_and_resumed_matches(shards, tmp_path, monkeypatch,
 
 
 def test_masked_lm_only_objective_has_no_nsp(shards, tmp_path, capsys):
-    from hanformer.models.heads import BertForMaskedLM
+    from hanformer.models.bert.heads import BertForMaskedLM
 
     assert main(["pretrain", *TINY, "--data", str(shards), "--objective", "mlm", "--max-steps", "2",
                  "--eval-every", "2", "--output-dir", str(tmp_path / "mlm")]) == 0

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).parent))
 from _pretrain_corpus import make_shards  # noqa: E402
 from hanformer.cli.main import main  # noqa: E402
-from hanformer.models.config import BertConfig  # noqa: E402
-from hanformer.models.electra import ElectraForPreTraining  # noqa: E402
+from hanformer.models.bert.config import BertConfig  # noqa: E402
+from hanformer.models.bert.electra import ElectraForPreTraining  # noqa: E402
 from hanformer.training.progress import read_metrics  # noqa: E402
 
 TINY = ["--model", "tiny", "--model-config", "hidden_size=32,num_attention_heads=2,intermediate_size=64",
@@ -83,8 +83,8 @@ def test_generator_shares_embeddings_and_detection_loss_does_not_train_it():
 
 
 def test_save_writes_discriminator_as_bert_and_generator_for_fill_mask(tmp_path):
-    from hanformer.models.bert import BertModel
-    from hanformer.models.heads import BertForMaskedLM
+    from hanformer.models.bert.heads import BertForMaskedLM
+    from hanformer.models.bert.model import BertModel
 
     model = _model().eval()
     model.save_pretrained(tmp_path / "m")
@@ -103,7 +103,7 @@ def shards(tmp_path_factory):
 
 @pytest.mark.slow
 def test_cli_rtd_pretraining_resumes_exactly_and_exports_a_bert(shards, tmp_path, capsys):
-    from hanformer.models.heads import BertForSequenceClassification
+    from hanformer.models.bert.heads import BertForSequenceClassification
 
     args = [*TINY, "--data", str(shards), "--dropout", "0.1", "--eval-every", "3"]
     assert main(["pretrain", *args, "--max-steps", "6", "--output-dir", str(tmp_path / "full")]) == 0

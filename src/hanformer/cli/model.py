@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", choices=DTYPES, default=None, help="store the weights in this dtype (default: as loaded)")
     p.set_defaults(func=_convert)
 
-    from hanformer.models.embed_config import EmbedConfig
+    from hanformer.embedding.config import EmbedConfig
 
     p = add_command(subparsers, "embed", "sentence embeddings and their cosine similarities",
                     "Embed sentences with a BERT checkpoint (mean of token vectors, normalised, as "
@@ -97,8 +97,8 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _embed(args: argparse.Namespace) -> int:
+    from hanformer.embedding.encode import EmbedConfig, check_texts, embed, similarity
     from hanformer.errors import InputError
-    from hanformer.models.embedding import EmbedConfig, check_texts, embed, similarity
     from hanformer.utils.files import atomic_write, check_output_file, iter_lines
 
     config = settings(args, EmbedConfig)  # a bad --config file is said before any text is read

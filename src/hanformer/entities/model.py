@@ -15,8 +15,8 @@ from torch import nn
 
 from hanformer.entities.config import EntityConfig
 from hanformer.errors import ConfigError
-from hanformer.models.config import BertConfig
-from hanformer.models.embeddings import EntityTypeEmbedding
+from hanformer.models.bert.config import BertConfig
+from hanformer.models.bert.embeddings import EntityTypeEmbedding
 
 ENTITY_TYPES = 2  # 0: not part of an entity, 1: part of one
 

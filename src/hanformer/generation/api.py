@@ -39,7 +39,7 @@ class GeneratedText:
 def load_generator(model_dir: str | Path) -> tuple[Any, Any]:
     """A GPT checkpoint directory -> (model in eval mode, its tokenizer)."""
     from hanformer.models.checkpoint import load_model
-    from hanformer.models.gpt import GPTForCausalLM
+    from hanformer.models.gpt.model import GPTForCausalLM
     from hanformer.tokenization.tokenizer import Tokenizer
 
     model_dir = locate_model(model_dir)  # a hub name in the cache: the tokenizer is read from there too

@@ -2,7 +2,7 @@
 
 The entry points pick the family's adapter and class from `models/registry.py`, and leave the
 files to `models/hub.py`: this module holds no tensor names and no file format. Model classes
-reach it through `from_pretrained` / `save_pretrained` (`models/base.py`).
+reach it through `from_pretrained` / `save_pretrained` (`models/common/base.py`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 
 from hanformer.errors import CheckpointError
 from hanformer.models import hub
-from hanformer.models.base import PreTrainedModel
+from hanformer.models.common.base import PreTrainedModel
 from hanformer.models.hub import TOKENIZER_FILES, model_type, require_dir
 from hanformer.models.registry import (
     adapter_for_checkpoint,

@@ -5,7 +5,7 @@ or `pytorch_model.bin`) + tokenizer files. This module reads and writes those fi
 checks every family shares (shard-index paths stay inside the folder, weights are floating
 point, the layer count and every shape match config.json, the model fits in memory), all before
 a model is allocated. It knows nothing of tensor names: each family has a `CheckpointAdapter`
-(`bert_checkpoint.py`, `gpt_checkpoint.py`, `family_checkpoint.py`) that translates between our
+(`bert/checkpoint.py`, `gpt/checkpoint.py`, `bert/family_checkpoint.py`) that translates between our
 names and transformers', and reads its config. Weights are read only from safetensors, or from
 PyTorch files with `torch.load(weights_only=True)`, which cannot run code hidden in a pickle.
 """
@@ -25,8 +25,8 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from hanformer.errors import CheckpointError, ConfigError, where
+from hanformer.models.common.sizing import check_fits_in_memory, check_layer_count
 from hanformer.models.hf_cache import locate_model
-from hanformer.models.sizing import check_fits_in_memory, check_layer_count
 from hanformer.utils.files import atomic_save
 
 log = logging.getLogger("hanformer.models")

@@ -12,8 +12,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from hanformer.errors import CheckpointError
-from hanformer.models.bert import BertModel, BertPreTrainedModel
-from hanformer.models.bert_checkpoint import BERT
+from hanformer.models.bert.checkpoint import BERT
+from hanformer.models.bert.family import FAMILY_MODEL_TYPES, InFamily, family_architectures
+from hanformer.models.bert.family_checkpoint import FAMILY
+from hanformer.models.bert.heads import (
+    BertForMaskedLM,
+    BertForPreTraining,
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+)
+from hanformer.models.bert.model import BertModel, BertPreTrainedModel
 from hanformer.models.encoder_decoder.checkpoint import MARIAN
 from hanformer.models.encoder_decoder.config import MODEL_TYPE as ENCODER_DECODER
 from hanformer.models.encoder_decoder.model import (
@@ -21,17 +30,8 @@ from hanformer.models.encoder_decoder.model import (
     TransformerModel,
     TransformerPreTrainedModel,
 )
-from hanformer.models.encoder_family import FAMILY_MODEL_TYPES, InFamily, family_architectures
-from hanformer.models.family_checkpoint import FAMILY
-from hanformer.models.gpt import GPTForCausalLM, GPTModel, GPTPreTrainedModel
-from hanformer.models.gpt_checkpoint import GPT
-from hanformer.models.heads import (
-    BertForMaskedLM,
-    BertForPreTraining,
-    BertForQuestionAnswering,
-    BertForSequenceClassification,
-    BertForTokenClassification,
-)
+from hanformer.models.gpt.checkpoint import GPT
+from hanformer.models.gpt.model import GPTForCausalLM, GPTModel, GPTPreTrainedModel
 from hanformer.models.hub import CheckpointAdapter
 from hanformer.models.seq2seq.checkpoint import RNN_SEQ2SEQ, RNNSeq2SeqLoader
 from hanformer.models.seq2seq.config import ARCHITECTURE as RNN_ARCHITECTURE

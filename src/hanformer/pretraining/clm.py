@@ -17,7 +17,8 @@ import torch
 from hanformer.data.batches import BatchStream, require_batches
 from hanformer.data.clm import PackedCLMBatches
 from hanformer.errors import ConfigError
-from hanformer.models.gpt import PRESETS, GPTConfig, GPTForCausalLM
+from hanformer.models.gpt.config import PRESETS, GPTConfig
+from hanformer.models.gpt.model import GPTForCausalLM
 from hanformer.pretraining.config import GPT_PRESET_ALIASES, ObjectiveParts
 from hanformer.pretraining.masked import held_out_batches
 

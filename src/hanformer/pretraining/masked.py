@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from hanformer.data.batches import BatchStream, NSPBatches, iter_eval_batches, require_batches
 from hanformer.data.masking import Masker, MaskingSpec
 from hanformer.errors import ConfigError
-from hanformer.models.config import BertConfig
+from hanformer.models.bert.config import BertConfig
 from hanformer.pretraining.config import PretrainConfig
 
 

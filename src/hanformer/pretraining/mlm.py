@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hanformer.errors import ConfigError
-from hanformer.models.heads import BertForMaskedLM, BertForPreTraining
+from hanformer.models.bert.heads import BertForMaskedLM, BertForPreTraining
 from hanformer.pretraining.config import ObjectiveParts, PretrainConfig
 from hanformer.pretraining.masked import (
     MaskedLMScore,

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from hanformer.errors import ConfigError
-from hanformer.models.electra import ElectraForPreTraining
+from hanformer.models.bert.electra import ElectraForPreTraining
 from hanformer.pretraining.config import ObjectiveParts, PretrainConfig
 from hanformer.pretraining.masked import (
     MaskedLMScore,

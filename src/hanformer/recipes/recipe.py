@@ -40,10 +40,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hanformer.errors import ConfigError
-from hanformer.models.config import PRESETS as BERT_PRESETS
-from hanformer.models.config import BertConfig
-from hanformer.models.gpt import PRESETS as GPT_PRESETS
-from hanformer.models.gpt import GPTConfig
+from hanformer.models.bert.config import PRESETS as BERT_PRESETS
+from hanformer.models.bert.config import BertConfig
+from hanformer.models.gpt.config import PRESETS as GPT_PRESETS
+from hanformer.models.gpt.config import GPTConfig
 from hanformer.pretraining.config import GPT_PRESET_ALIASES
 from hanformer.training.config import check_seed
 from hanformer.utils.config import load_config, load_toml, parse_duration, setting

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from hanformer import __version__
+from hanformer.embedding.encode import EmbedConfig, embed
 from hanformer.errors import CheckpointError, HanformerError
 from hanformer.generation.api import generate
 from hanformer.generation.config import GenerationConfig
 from hanformer.generation.translate import load_translator
 from hanformer.models.checkpoint import load_model
-from hanformer.models.embedding import EmbedConfig, embed
 from hanformer.models.hub import model_type
 from hanformer.models.registry import serves_translation, task_of
 from hanformer.serving.config import ServeConfig

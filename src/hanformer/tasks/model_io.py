@@ -20,7 +20,7 @@ from hanformer.utils.config import load_config
 from hanformer.utils.files import atomic_write_json
 
 if TYPE_CHECKING:  # the models (and torch) load only when a head is built
-    from hanformer.models.bert import BertPreTrainedModel
+    from hanformer.models.bert.model import BertPreTrainedModel
 
 TASK_FILE = "task.json"
 
@@ -202,7 +202,7 @@ def load_task_model(task: TaskSpec, model_dir: str | Path, labels: list[str] | N
     or everything freshly initialised with the same architecture (`from_scratch`). `dropout` and
     `pooling` (sentence-level heads only) override the checkpoint's config. The head's outputs
     are named in config.json (`id2label`) by `head_label_names` (`names`: `--label-names`)."""
-    from hanformer.models.bert import BertModel
+    from hanformer.models.bert.model import BertModel
     from hanformer.models.hub import model_type, require_dir
 
     cls: type[Any] = head_class(task, model_type(require_dir(model_dir)))  # RoBERTa / ELECTRA: their family's head

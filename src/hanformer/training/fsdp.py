@@ -31,7 +31,7 @@ from torch.distributed.fsdp import (
 )
 
 from hanformer.errors import ConfigError
-from hanformer.models.layers import TransformerBlock
+from hanformer.models.common.layers import TransformerBlock
 
 
 def block_sites(model: nn.Module) -> list[tuple[nn.Module, str]]:

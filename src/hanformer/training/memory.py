@@ -27,10 +27,11 @@ import torch
 from torch import nn
 
 from hanformer.errors import ConfigError
-from hanformer.models.config import BertConfig
-from hanformer.models.gpt import GPTConfig, GPTForCausalLM
-from hanformer.models.heads import BertForMaskedLM
-from hanformer.models.layers import TransformerBlock
+from hanformer.models.bert.config import BertConfig
+from hanformer.models.bert.heads import BertForMaskedLM
+from hanformer.models.common.layers import TransformerBlock
+from hanformer.models.gpt.config import GPTConfig
+from hanformer.models.gpt.model import GPTForCausalLM
 from hanformer.utils.config import load_json_object
 
 Precision = Literal["fp32", "bf16"]
@@ -105,7 +106,7 @@ class Estimate:
 
 
 def model_config(preset: str, family: str, **overrides: int | float) -> BertConfig | GPTConfig:
-    """A preset of models/config.py (BERT) or the GPT presets, with fields overridden."""
+    """A preset of models/bert/config.py (BERT) or the GPT presets, with fields overridden."""
     if family == "gpt":
         return GPTConfig.preset(preset, **overrides)
     if family == "bert":

@@ -19,9 +19,10 @@ from torch import nn
 from torch.distributed._tools.fsdp2_mem_tracker import FSDPMemTracker
 from torch.distributed._tools.mem_tracker import MemTracker
 
-from hanformer.models.config import BertConfig
-from hanformer.models.gpt import GPTConfig, GPTForCausalLM
-from hanformer.models.heads import BertForMaskedLM
+from hanformer.models.bert.config import BertConfig
+from hanformer.models.bert.heads import BertForMaskedLM
+from hanformer.models.gpt.config import GPTConfig
+from hanformer.models.gpt.model import GPTForCausalLM
 from hanformer.training.config import TrainerConfig
 from hanformer.training.distributed import DistInfo
 from hanformer.training.optim import build_optimizer

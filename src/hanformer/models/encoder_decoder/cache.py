@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from hanformer.models.layers import KVCache
+from hanformer.models.common.layers import KVCache
 
 
 class Seq2SeqCache:

@@ -26,6 +26,8 @@ import torch
 from torch import Tensor
 
 from hanformer.errors import CheckpointError
+from hanformer.models.common.name_table import NameTable
+from hanformer.models.common.sizing import check_layer_count
 from hanformer.models.encoder_decoder.config import TransformerConfig
 from hanformer.models.encoder_decoder.model import (
     TransformerForSeq2SeqLM,
@@ -44,8 +46,6 @@ from hanformer.models.hub import (
     shape_keys,
     tensor_shapes,
 )
-from hanformer.models.name_table import NameTable
-from hanformer.models.sizing import check_layer_count
 
 
 def _name_map() -> list[tuple[str, str]]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hanformer.errors import ConfigError
-from hanformer.models.config import (
+from hanformer.models.common.config import (
     ACTIVATIONS,
     block_parameters,
     load_model_config,

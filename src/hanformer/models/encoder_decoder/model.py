@@ -28,17 +28,17 @@ from torch import Tensor, nn
 from hanformer.errors import InputError
 from hanformer.generation.config import GenerationConfig
 from hanformer.generation.search import decode_encoder_decoder
-from hanformer.models.base import PreTrainedModel
-from hanformer.models.encoder_decoder.cache import Seq2SeqCache
-from hanformer.models.encoder_decoder.config import TransformerConfig
-from hanformer.models.layers import (
+from hanformer.models.common.base import PreTrainedModel
+from hanformer.models.common.layers import (
     StaticKVCache,
     TokenLayout,
     TransformerBlock,
     causal_mask,
     padding_mask,
 )
-from hanformer.models.outputs import ModelOutput, encoder_hidden_state
+from hanformer.models.common.outputs import ModelOutput, encoder_hidden_state
+from hanformer.models.encoder_decoder.cache import Seq2SeqCache
+from hanformer.models.encoder_decoder.config import TransformerConfig
 from hanformer.utils.config import load_config
 from hanformer.utils.labels import IGNORE_INDEX
 

@@ -14,7 +14,7 @@ import dataclasses
 from typing import ClassVar, Literal
 
 from hanformer.errors import ConfigError
-from hanformer.models.config import (
+from hanformer.models.common.config import (
     OwnLayoutConfig,
     require_choice,
     require_positive_ints,

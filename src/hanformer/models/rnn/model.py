@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from hanformer.errors import CheckpointError, InputError
-from hanformer.models.outputs import ModelOutput
+from hanformer.models.common.outputs import ModelOutput
 from hanformer.models.rnn.config import RNNConfig
 from hanformer.models.rnn.state import RNNState
 from hanformer.utils.labels import IGNORE_INDEX

@@ -24,7 +24,7 @@ import dataclasses
 from typing import Any, ClassVar, Literal
 
 from hanformer.errors import ConfigError
-from hanformer.models.config import (
+from hanformer.models.common.config import (
     OwnLayoutConfig,
     load_model_config,
     require_choice,

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from hanformer.errors import InputError
-from hanformer.models.outputs import ModelOutput
+from hanformer.models.common.outputs import ModelOutput
 from hanformer.models.seq2seq.config import RNNSeq2SeqConfig
 from hanformer.models.seq2seq.recurrence import make_rnn, recur
 

@@ -31,8 +31,8 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from hanformer.errors import CheckpointError, InputError
+from hanformer.models.common.outputs import ModelOutput, encoder_hidden_state
 from hanformer.models.encoder_decoder.model import shift_right
-from hanformer.models.outputs import ModelOutput, encoder_hidden_state
 from hanformer.models.seq2seq.cache import RNNSeq2SeqCache
 from hanformer.models.seq2seq.config import RNNSeq2SeqConfig
 from hanformer.models.seq2seq.decoder import RNNDecoder

@@ -1,7 +1,7 @@
 """RoBERTa, XLM-RoBERTa and ELECTRA checkpoints in the Hugging Face layout.
 
 The encoder is BERT's under the family's prefix (`roberta.`, `electra.`), so its tensors go
-through BERT's translation in models/bert_checkpoint.py (names, the fused Q/K/V, legacy names);
+through BERT's translation in models/bert/checkpoint.py (names, the fused Q/K/V, legacy names);
 ELECTRA adds `embeddings_project` (our `embeddings.project`). The heads carry each family's own
 names (table below). Loading follows BERT's rules: encoder tensors are strict, a head the
 checkpoint lacks starts fresh (with a warning), a head of another task is dropped, so
@@ -19,15 +19,16 @@ import torch
 from torch import Tensor
 
 from hanformer.errors import CheckpointError
-from hanformer.models.bert import BertModel, BertPreTrainedModel
-from hanformer.models.bert_checkpoint import BERT, from_hf_state_dict, hf_names, to_hf_state_dict
-from hanformer.models.encoder_family import (
+from hanformer.models.bert.checkpoint import BERT, from_hf_state_dict, hf_names, to_hf_state_dict
+from hanformer.models.bert.family import (
     CLASS_PREFIX,
     EncoderFamilyConfig,
     architecture_name,
     family_architectures,
     family_of,
 )
+from hanformer.models.bert.model import BertModel, BertPreTrainedModel
+from hanformer.models.common.name_table import NameTable
 from hanformer.models.hub import (
     apply_overrides,
     check_weights_match,
@@ -38,7 +39,6 @@ from hanformer.models.hub import (
     require_floating,
     tensor_shapes,
 )
-from hanformer.models.name_table import NameTable
 
 M = TypeVar("M", bound=BertPreTrainedModel)
 

@@ -22,19 +22,20 @@ import torch
 from torch import Tensor, nn
 
 from hanformer.errors import ConfigError, InputError
-from hanformer.models.bert import BertModel, BertPreTrainedModel
-from hanformer.models.config import BertConfig, block_parameters, require_positive_ints
-from hanformer.models.electra import ReplacedTokenHead
-from hanformer.models.embeddings import BertEmbeddings
-from hanformer.models.heads import (
+from hanformer.models.bert.config import BertConfig
+from hanformer.models.bert.electra import ReplacedTokenHead
+from hanformer.models.bert.embeddings import BertEmbeddings
+from hanformer.models.bert.heads import (
     BertForMaskedLM,
     BertForQuestionAnswering,
     BertForSequenceClassification,
     BertForTokenClassification,
     _classifier_dropout,
 )
-from hanformer.models.layers import activation
-from hanformer.models.outputs import BaseModelOutputWithPooling, TokenClassifierOutput
+from hanformer.models.bert.model import BertModel, BertPreTrainedModel
+from hanformer.models.common.config import block_parameters, require_positive_ints
+from hanformer.models.common.layers import activation
+from hanformer.models.common.outputs import BaseModelOutputWithPooling, TokenClassifierOutput
 from hanformer.utils.config import setting
 
 ROBERTA_TYPES = ("roberta", "xlm-roberta")

@@ -30,8 +30,9 @@ import torch
 from torch import Tensor
 
 from hanformer.errors import CheckpointError
-from hanformer.models.bert import BertModel, BertPreTrainedModel
-from hanformer.models.config import BertConfig
+from hanformer.models.bert.config import BertConfig
+from hanformer.models.bert.model import BertModel, BertPreTrainedModel
+from hanformer.models.common.name_table import NameTable
 from hanformer.models.hub import (
     apply_overrides,
     check_weights_match,
@@ -44,7 +45,6 @@ from hanformer.models.hub import (
     shape_keys,
     tensor_shapes,
 )
-from hanformer.models.name_table import NameTable
 
 # (our name, transformers' name); "{i}" stands for a layer number. Names not listed are equal.
 _NAME_MAP = [

@@ -13,7 +13,7 @@
 * `TokenLayout`: where the real tokens of a padded batch are. Dense layers (projections,
   feed-forward, LayerNorm) run on the real tokens only, packed as (tokens, hidden); only
   attention, which needs sequences, sees a padded grid: per length bucket, each padded only to
-  its bucket's longest sentence (`models/unpad.py`), or the (batch, seq) grid when attention
+  its bucket's longest sentence (`models/common/unpad.py`), or the (batch, seq) grid when attention
   probabilities, a cache or a causal mask are asked for. Results are the same as computing on
   the padded batch; the work on padding is simply skipped.
 """
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hanformer.models.unpad import AttentionBuckets, bucketed_attention
+from hanformer.models.common.unpad import AttentionBuckets, bucketed_attention
 
 
 def activation(name: str) -> Callable[[Tensor], Tensor]:
@@ -79,7 +79,7 @@ class TokenLayout:
     indices: Tensor  # (tokens,) flat positions batch * seq_len + position of the real tokens
     batch_size: int
     seq_len: int
-    # Length buckets for attention without re-padding to the longest sentence (models/unpad.py).
+    # Length buckets for attention without re-padding to the longest sentence (models/common/unpad.py).
     buckets: AttentionBuckets | None = None
 
     @classmethod
@@ -323,7 +323,7 @@ class MultiHeadAttention(nn.Module):
         else:
             qkv = self.qkv(x)
             if layout is not None and layout.buckets is not None and cache is None and not need_weights:
-                # Each sentence attends to itself, padded only to its bucket's longest (models/unpad.py).
+                # Each sentence attends to itself, padded only to its bucket's longest (models/common/unpad.py).
                 out = bucketed_attention(qkv, layout.buckets, self.num_heads, self.dropout if self.training else 0.0,
                                          is_causal=is_causal)
                 return self.out(out), None

@@ -21,7 +21,9 @@ import torch
 from torch import Tensor
 
 from hanformer.errors import CheckpointError
-from hanformer.models.gpt import GPTConfig, GPTForCausalLM, GPTModel, GPTPreTrainedModel
+from hanformer.models.common.name_table import NameTable
+from hanformer.models.gpt.config import GPTConfig
+from hanformer.models.gpt.model import GPTForCausalLM, GPTModel, GPTPreTrainedModel
 from hanformer.models.hub import (
     apply_overrides,
     check_weights_match,
@@ -33,7 +35,6 @@ from hanformer.models.hub import (
     shape_keys,
     tensor_shapes,
 )
-from hanformer.models.name_table import NameTable
 
 # (our name, GPT-2's name) inside the decoder stack; "{i}" is the layer number.
 _NAME_MAP = [

@@ -24,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hanformer.models.bert import BertModel, BertPreTrainedModel
-from hanformer.models.config import BertConfig
-from hanformer.models.heads import IGNORE_INDEX, BertForMaskedLM
-from hanformer.models.layers import activation
-from hanformer.models.outputs import ModelOutput
+from hanformer.models.bert.config import BertConfig
+from hanformer.models.bert.heads import IGNORE_INDEX, BertForMaskedLM
+from hanformer.models.bert.model import BertModel, BertPreTrainedModel
+from hanformer.models.common.layers import activation
+from hanformer.models.common.outputs import ModelOutput
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import nn
 
-from hanformer.models.sizing import check_fits_in_memory
+from hanformer.models.common.sizing import check_fits_in_memory
 
 P = TypeVar("P", bound="PreTrainedModel")
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hanformer.models.config import BertConfig
+from hanformer.models.bert.config import BertConfig
 
 
 def sinusoidal_table(num_positions: int, dim: int) -> Tensor:

@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hanformer.models.bert import BertModel, BertPreTrainedModel
-from hanformer.models.config import BertConfig
-from hanformer.models.layers import activation, masked_mean
-from hanformer.models.outputs import (
+from hanformer.models.bert.config import BertConfig
+from hanformer.models.bert.model import BertModel, BertPreTrainedModel
+from hanformer.models.common.layers import activation, masked_mean
+from hanformer.models.common.outputs import (
     BertForPreTrainingOutput,
     MaskedLMOutput,
     QuestionAnsweringModelOutput,

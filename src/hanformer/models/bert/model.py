@@ -17,16 +17,16 @@ import torch
 from torch import Tensor, nn
 
 from hanformer.errors import InputError
-from hanformer.models.base import PreTrainedModel
-from hanformer.models.config import BertConfig
-from hanformer.models.embeddings import BertEmbeddings
-from hanformer.models.layers import TokenLayout, TransformerBlock, padding_mask
-from hanformer.models.outputs import BaseModelOutputWithPooling
+from hanformer.models.bert.config import BertConfig
+from hanformer.models.bert.embeddings import BertEmbeddings
+from hanformer.models.common.base import PreTrainedModel
+from hanformer.models.common.layers import TokenLayout, TransformerBlock, padding_mask
+from hanformer.models.common.outputs import BaseModelOutputWithPooling
 
 
 class BertPreTrainedModel(PreTrainedModel):
     """What every BERT model shares: config, weight init, Hugging Face save/load
-    (old key names included; the mapping lives in models/bert_checkpoint.py)."""
+    (old key names included; the mapping lives in models/bert/checkpoint.py)."""
 
     config_class = BertConfig
     config: BertConfig

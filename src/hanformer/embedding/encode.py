@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hanformer.embedding.config import EmbedConfig
 from hanformer.errors import ConfigError, InputError
-from hanformer.models.base import PreTrainedModel
-from hanformer.models.bert import BertModel
+from hanformer.models.bert.model import BertModel
 from hanformer.models.checkpoint import load_model
-from hanformer.models.embed_config import EmbedConfig
-from hanformer.models.layers import masked_mean
+from hanformer.models.common.base import PreTrainedModel
+from hanformer.models.common.layers import masked_mean
 from hanformer.tokenization.tokenizer import Tokenizer
 
 
