@@ -10,8 +10,8 @@ import pytest
 import hanformer
 from hanformer.cli.main import main
 from hanformer.errors import InputError
-from hanformer.tasks import predictor as predictor_module
 from hanformer.tasks.predictor import Predictor
+from hanformer.tasks.task_model import TaskModel
 
 POS = ["정말 좋아요", "좋아요 최고", "재밌어요 좋아요", "good movie 좋아요"]
 NEG = ["너무 싫어요", "싫어요 최악", "지루해요 싫어요", "bad movie 싫어요"]
@@ -109,8 +109,8 @@ def test_every_task_kind_matches_the_command(base_model, tmp_path, capsys, task_
 def test_the_model_is_loaded_once_for_many_calls(base_model, tmp_path, monkeypatch):
     model_dir = _task_model(base_model, tmp_path / "nli", "klue-nli")
     loads = []
-    real = predictor_module.load_for_task
-    monkeypatch.setattr(predictor_module, "load_for_task", lambda *a: loads.append(a) or real(*a))
+    real = TaskModel.load
+    monkeypatch.setattr(TaskModel, "load", classmethod(lambda cls, *a, **k: loads.append(a) or real(*a, **k)))
     predictor = hanformer.Predictor(model_dir)  # the package exports the same class
     first = predictor.predict(("정말 좋아요", "너무 싫어요"))
     assert predictor.predict([("정말 좋아요", "너무 싫어요")]) == first

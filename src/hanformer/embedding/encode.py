@@ -21,12 +21,7 @@ from hanformer.models.checkpoint import load_model
 from hanformer.models.common.base import PreTrainedModel
 from hanformer.models.common.layers import masked_mean
 from hanformer.tokenization.tokenizer import Tokenizer
-
-
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+from hanformer.training.distributed import env_dist_info, resolve_device
 
 
 def load_tokenizer(directory: str | Path) -> Tokenizer:
@@ -87,7 +82,7 @@ def embed(model: str | Path | PreTrainedModel, texts: Sequence[str], *, tokenize
         raise InputError("embed: pass a tokenizer together with a loaded model")
     encoder = model if isinstance(model, BertModel) else model.bert
     assert isinstance(encoder, BertModel)  # every task head holds its encoder as `bert`
-    device = _resolve_device(cfg.device)
+    device = resolve_device(cfg.device, env_dist_info())
     encoder = encoder.to(device).eval()
     max_length = min(cfg.max_length or encoder.config.max_position_embeddings, encoder.config.max_position_embeddings)
 

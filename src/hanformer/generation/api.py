@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hanformer.data.padding import pad_rows, padding_mask_of
 from hanformer.errors import ConfigError, InputError
 from hanformer.generation.config import GenerationConfig
 from hanformer.models.hf_cache import locate_model
@@ -186,7 +187,6 @@ def generate(model: Any, prompts: str | Sequence[str], config: GenerationConfig 
     receives the text as it is produced (greedy and sampling; beam search knows its result only
     at the end, so it is delivered then).
     """
-    import torch
 
     from hanformer.generation.search import decode
 
@@ -209,10 +209,9 @@ def generate(model: Any, prompts: str | Sequence[str], config: GenerationConfig 
     ids = encode_prompts(tokenizer, prompts, config, bos_token_id=model_config.bos_token_id,
                          context=model_config.n_positions)
 
-    width = max(len(x) for x in ids)
     device = model.device
-    input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=device)
-    attention_mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=device)
+    input_ids = pad_rows(ids, pad, left=True, device=device)
+    attention_mask = padding_mask_of(ids, left=True, device=device)
     per_prompt = config.num_return_sequences
     continuation = _Continuation(tokenizer, ids)
     stream = None

@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from hanformer.data.padding import pad_rows, padding_mask_of
 from hanformer.errors import CheckpointError, ConfigError, InputError
 from hanformer.generation.config import GenerationConfig
 from hanformer.generation.search import decode_encoder_decoder
@@ -152,10 +153,8 @@ def _rows_of(sentences: list[int], per: int) -> list[int]:
 def _translate_batch(model: Any, tokenizer: Any, sources: list[list[int]],
                      generation: GenerationConfig) -> list[Translation]:
     config = model.config
-    width = max(len(ids) for ids in sources)
-    device = model.device
-    input_ids = torch.tensor([ids + [config.pad_token_id] * (width - len(ids)) for ids in sources], device=device)
-    mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids in sources], device=device)
+    input_ids = pad_rows(sources, config.pad_token_id, device=model.device)
+    mask = padding_mask_of(sources, device=model.device)
     out = decode_encoder_decoder(model, input_ids, mask, generation, decoder_start_token_id=config.start_token_id,
                                  eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id)
     scores = out.sequence_scores.tolist() if out.sequence_scores is not None else None

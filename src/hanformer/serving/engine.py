@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from hanformer import __version__
+from hanformer.data.padding import pad_rows, padding_mask_of
 from hanformer.embedding.encode import EmbedConfig, embed
 from hanformer.errors import CheckpointError, HanformerError
 from hanformer.generation.api import generate
@@ -32,12 +33,10 @@ from hanformer.models.registry import serves_translation, task_of
 from hanformer.serving.config import ServeConfig
 from hanformer.serving.errors import FieldError, check_answer_size
 from hanformer.serving.translation import TranslationService
-from hanformer.tasks.encoding import PieceEncoder
 from hanformer.tasks.examples import TextExample
 from hanformer.tasks.inference import predict_examples, prediction_record, raw_examples
 from hanformer.tasks.model_dir import resolve_model_dir
-from hanformer.tasks.model_io import TaskSettings, model_label_names, read_task_file
-from hanformer.tasks.registry import get_task
+from hanformer.tasks.task_model import TaskModel
 from hanformer.tokenization.tokenizer import Tokenizer
 from hanformer.visualization.attention import attention_data
 
@@ -118,39 +117,14 @@ class InferenceEngine:
         self.max_tokens = min(config.max_tokens, context)
         self.labels: list[str] | None = None
         self.task_name: str | None = None
-        self.task_spec: tuple[Any, Any] | None = None
+        self.task_model: TaskModel | None = None
         if self.task in ("classification", "token-classification", "question-answering"):
-            self._resolve_task()
+            self.task_model = TaskModel.of_loaded(self.model_dir, self.model, self.tokenizer, self.task,
+                                                  self.max_tokens)
+            self.labels, self.task_name = self.task_model.labels, self.task_model.task.name
+            if self.task_model.task.kind == "regression":
+                self.task = "regression"
         self.language = "ko" if hangul_share(self.tokenizer.get_vocab()) >= KOREAN_VOCABULARY_SHARE else "en"
-
-    def _resolve_task(self) -> None:
-        """The fine-tuning task behind the head: from task.json when hanformer fine-tuned it,
-        otherwise a generic task of the head's kind with the labels of config.json."""
-
-
-        cfg = self.model.config
-        recorded = read_task_file(self.model_dir) or {}
-        if recorded.get("task"):
-            task = get_task(recorded["task"])
-            settings = TaskSettings.from_dict(recorded.get("settings", {}))
-        else:
-            if self.task == "classification":
-                regression = cfg.problem_type == "regression" or cfg.num_labels == 1
-                task = get_task("regression" if regression else "classification")
-            elif self.task == "token-classification":
-                # CoNLL's rules (whitespace words, BIO tags) with this checkpoint's own labels.
-                task = dataclasses.replace(get_task("conll2003"), name="token-classification", labels=None)
-            else:
-                task = get_task("squad")
-            settings = TaskSettings(max_length=self.max_tokens)
-        if task.kind == "regression":
-            self.task = "regression"
-        if task.kind in ("classification", "token"):
-            names = cfg.id2label or {i: f"LABEL_{i}" for i in range(cfg.num_labels)}
-            self.labels = recorded.get("labels") or [names[i] for i in sorted(names)]
-        self.task_name = task.name
-        self.task_spec = (task, settings)
-        self.encoder = PieceEncoder(self.tokenizer)
 
     # ---- description ------------------------------------------------------------------------
 
@@ -165,7 +139,7 @@ class InferenceEngine:
             "version": __version__,
             "task": self.task,
             "task_name": self.task_name,
-            "pair": bool(self.task_spec and self.task_spec[0].pair),
+            "pair": bool(self.task_model and self.task_model.task.pair),
             "architecture": self.architecture,
             "labels": self.labels,
             "parameters": sum(p.numel() for p in self.model.parameters()),
@@ -228,16 +202,10 @@ class InferenceEngine:
         """Encode and pad a batch (truncated to `max_tokens`, default the server's limit)."""
         limit = self.max_tokens if max_tokens is None else max_tokens
         encodings = self.tokenizer.encode_batch(texts, pairs, max_length=limit, truncation=True)
-        width = max(len(e.ids) for e in encodings)
-        pad = self.tokenizer.pad_token_id
-        input_ids = torch.full((len(encodings), width), pad, dtype=torch.long)
-        token_type_ids = torch.zeros((len(encodings), width), dtype=torch.long)
-        attention_mask = torch.zeros((len(encodings), width), dtype=torch.long)
-        for row, e in enumerate(encodings):
-            n = len(e.ids)
-            input_ids[row, :n] = torch.tensor(e.ids)
-            token_type_ids[row, :n] = torch.tensor(e.type_ids)
-            attention_mask[row, :n] = 1
+        ids = [e.ids for e in encodings]
+        input_ids = pad_rows(ids, self.tokenizer.pad_token_id)
+        token_type_ids = pad_rows([e.type_ids for e in encodings], 0)
+        attention_mask = padding_mask_of(ids)
         return Batch(encodings, input_ids, token_type_ids, attention_mask)
 
     # ---- endpoints --------------------------------------------------------------------------
@@ -328,20 +296,20 @@ class InferenceEngine:
         if self.task == "fill-mask":
             return self.fill_mask(texts, self.config.top_k)
         self._require_encoder("texts", "/api/predict")
-        if self.task_spec is None:
+        if self.task_model is None:
             raise FieldError("texts", f"this checkpoint ({self.architecture}) has no task head; "
                                       "use /api/embeddings or /api/attention")
         if self.task == "question-answering" and pairs is None:
             raise FieldError("pairs", "a question-answering model needs a context for every question: "
                                       "send the questions as 'texts' and the contexts as 'pairs'")
-        task, settings = self.task_spec
+        task, settings = self.task_model.task, self.task_model.settings
         if task.pair and pairs is None:
             raise FieldError("pairs", f"task {task.name!r} takes sentence pairs: send one 'pairs' entry per text")
         examples = raw_examples(task, [TextExample(t, None if pairs is None else pairs[i], source=f"texts[{i}]")
                                        for i, t in enumerate(texts)])
-        preds = predict_examples(task, self.model, self.encoder, examples, settings, self.labels,
+        preds = predict_examples(task, self.model, self.task_model.encoder, examples, settings, self.labels,
                                  batch_size=self.config.max_batch)
-        names = model_label_names(self.model_dir, task, self.labels)
+        names = self.task_model.label_names
         return [prediction_record(task, e, label, detail, names=names)
                 for e, label, detail in zip(examples, preds.labels, preds.details, strict=True)]
 

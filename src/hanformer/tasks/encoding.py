@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import torch
 
+from hanformer.data.padding import pad_rows, padding_mask_of
 from hanformer.entities.config import EntityConfig
 from hanformer.entities.detect import EntityDetector
 from hanformer.entities.inputs import EntityInputs
@@ -236,28 +237,16 @@ def unit_tags(piece_units: Sequence[int], piece_last_units: Sequence[int], piece
 
 def collate(features: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
     """Pad a list of features to the longest one; keys that are not model inputs are dropped."""
-    n = max(len(f["input_ids"]) for f in features)
-    batch: dict[str, torch.Tensor] = {}
-    ids = torch.full((len(features), n), pad_id, dtype=torch.long)
-    types = torch.zeros((len(features), n), dtype=torch.long)
-    mask = torch.zeros((len(features), n), dtype=torch.long)
-    for i, f in enumerate(features):
-        k = len(f["input_ids"])
-        ids[i, :k] = torch.tensor(f["input_ids"])
-        types[i, :k] = torch.tensor(f["token_type_ids"])
-        mask[i, :k] = 1
-    batch.update(input_ids=ids, token_type_ids=types, attention_mask=mask)
+    rows = [f["input_ids"] for f in features]
+    n = max(len(row) for row in rows)
+    batch = {"input_ids": pad_rows(rows, pad_id), "token_type_ids": pad_rows([f["token_type_ids"] for f in features], 0),
+             "attention_mask": padding_mask_of(rows)}
     if "entity_ids" in features[0]:  # padding is no entity
-        entities = torch.zeros((len(features), n), dtype=torch.long)
-        for i, f in enumerate(features):
-            entities[i, : len(f["entity_ids"])] = torch.tensor(f["entity_ids"])
-        batch["entity_ids"] = entities
+        batch["entity_ids"] = pad_rows([f["entity_ids"] for f in features], 0, width=n)
     if "labels" in features[0]:
         first = features[0]["labels"]
         if isinstance(first, list):
-            labels = torch.full((len(features), n), IGNORE, dtype=torch.long)
-            for i, f in enumerate(features):
-                labels[i, : len(f["labels"])] = torch.tensor(f["labels"])
+            labels = pad_rows([f["labels"] for f in features], IGNORE, width=n)
         elif isinstance(first, float):
             labels = torch.tensor([f["labels"] for f in features], dtype=torch.float)
         else:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hanformer.errors import CheckpointError, ConfigError
+from hanformer.errors import ConfigError
 from hanformer.tasks.finetune_config import (
     DataConfig,
     Log,
@@ -22,13 +22,8 @@ from hanformer.tasks.finetune_config import (
     subsample,
 )
 from hanformer.tasks.model_dir import resolve_model_dir
-from hanformer.tasks.model_io import (
-    TaskSettings,
-    checkpoint_labels,
-    read_model_config,
-    read_task_file,
-)
-from hanformer.tasks.registry import TaskSpec, describe_majority, get_task, majority_scores
+from hanformer.tasks.model_io import read_task_file
+from hanformer.tasks.registry import describe_majority, majority_scores
 from hanformer.utils.config import setting
 from hanformer.utils.files import atomic_write_json, check_output_file, require_file
 
@@ -64,39 +59,6 @@ class EvaluateConfig:
             raise ConfigError(f"--threads {self.threads}: must be 0 (torch's default) or more")
 
 
-def load_for_task(model_dir: Path, task_name: str | None, device: str = "auto") -> tuple[TaskSpec, Any, Any, Any, TaskSettings, list[str] | None]:
-    """(task, model, tokenizer, encoder, settings, labels) of a fine-tuned model directory."""
-    import torch
-
-    from hanformer.tasks.encoding import PieceEncoder
-    from hanformer.tasks.model_io import head_class
-    from hanformer.tokenization.tokenizer import Tokenizer
-
-    info = read_task_file(model_dir) or {}
-    name = task_name or info.get("task")
-    if not name:
-        raise ConfigError(f"{model_dir} has no task.json; name the task with --task")
-    task = get_task(name)
-    if info.get("task") and info.get("kind") != task.kind:
-        raise CheckpointError(f"{model_dir} was fine-tuned for {info['task']!r} ({info.get('kind')}), "
-                              f"not for a {task.kind} task like {task.name!r}")
-    settings = TaskSettings.from_dict(info.get("settings", {}))
-    labels = info.get("labels") or (checkpoint_labels(read_model_config(model_dir))
-                                    if task.kind in ("classification", "token") else None)
-    if not info.get("labels") and labels and task.label_names and labels == list(task.label_names):
-        labels = list(task.labels or labels)  # config.json names the outputs; the data writes codes
-    if task.kind in ("classification", "token") and task.labels is not None and labels is not None \
-            and sorted(labels) != sorted(task.labels):
-        raise CheckpointError(f"{model_dir} predicts labels {', '.join(labels)}, but task {task.name!r} "
-                              f"has {', '.join(task.labels)}; fine-tune it for this task first")
-    model = head_class(task).from_pretrained(model_dir)
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if device == "auto" else device))
-    model.to(dev).eval()
-    tokenizer = Tokenizer.from_pretrained(model_dir)
-    return task, model, tokenizer, PieceEncoder(tokenizer), settings, labels
-
-
 def evaluate(config: EvaluateConfig | str | Path, task: str | None = None, data: str | Path | None = None,
              log: Log = _stderr, **options: Any) -> dict[str, Any]:
     """Metrics of the model on `config.data`, also written as JSON; with seeds, mean ± std too.
@@ -109,6 +71,7 @@ def evaluate(config: EvaluateConfig | str | Path, task: str | None = None, data:
     import torch
 
     from hanformer.tasks.inference import gold_of, score_examples
+    from hanformer.tasks.task_model import TaskModel
 
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -122,11 +85,12 @@ def evaluate(config: EvaluateConfig | str | Path, task: str | None = None, data:
     runs: list[dict[str, Any]] = []
     skipped = 0
     for d in dirs:
-        spec, model, _, encoder, settings, labels = load_for_task(d, config.task, config.device)
+        loaded = TaskModel.load(d, config.task, config.device)
+        spec, labels = loaded.task, loaded.labels
         examples, skipped = read_examples(spec, config.data, config.data_options, labels=spec.labels, log=log)
         examples = subsample(examples, config.max_examples, config.seed)
-        metrics = score_examples(spec, model, encoder, examples, settings, labels, config.batch_size,
-                                 source=str(d))
+        metrics = score_examples(spec, loaded.model, loaded.encoder, examples, loaded.settings, labels,
+                                 config.batch_size, source=str(d))
         log(f"{d}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         runs.append({"model": str(d), "task": spec.name, "examples": len(examples), "metrics": metrics})
     # Every seed was fine-tuned on the same data, so they share one most frequent label.

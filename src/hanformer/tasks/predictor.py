@@ -23,10 +23,9 @@ from typing import Any
 from hanformer.entities.tokens import recorded_entity_config
 from hanformer.errors import ConfigError, InputError
 from hanformer.tasks.encoding import PieceEncoder
-from hanformer.tasks.evaluate import load_for_task, resolve_model_dir
 from hanformer.tasks.examples import TextExample
 from hanformer.tasks.inference import predict_examples, prediction_record, raw_examples
-from hanformer.tasks.model_io import model_label_names
+from hanformer.tasks.task_model import TaskModel
 
 # One example: a text, or (text, pair) for pair tasks, (question, context) for QA.
 Example = str | tuple[str, str]
@@ -46,12 +45,12 @@ class Predictor:
         for name, value in (("batch_size", batch_size), ("top_k", top_k)):
             if value < 1:
                 raise ConfigError(f"Predictor: {name} = {value}: must be at least 1")
-        self.model_dir = resolve_model_dir(model_dir)
-        self.task, self.model, self.tokenizer, self.encoder, self.settings, self.labels = load_for_task(
-            self.model_dir, task, device)
+        loaded = TaskModel.load(model_dir, task, device)
+        self.model_dir, self.task, self.model, self.tokenizer = loaded.directory, loaded.task, loaded.model, loaded.tokenizer
+        self.encoder, self.settings, self.labels = loaded.encoder, loaded.settings, loaded.labels
         if entities is not None:
             self.encoder = self._entity_encoder(entities)
-        self.label_names = model_label_names(self.model_dir, self.task, self.labels)
+        self.label_names = loaded.label_names
         self.batch_size = batch_size
         self.top_k = top_k
 
