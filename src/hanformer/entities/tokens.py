@@ -22,7 +22,7 @@ from hanformer.tokenization.tokenizer import Tokenizer
 SETTINGS_KEY = "entities"  # hanformer's record in tokenizer_config.json
 
 
-def recorded_entity_config(tokenizer: Any) -> EntityConfig | None:
+def recorded_entity_config(tokenizer: Tokenizer) -> EntityConfig | None:
     """The entity settings a tokenizer was saved with (None: a plain model's tokenizer)."""
     data = (getattr(tokenizer, "settings", None) or {}).get(SETTINGS_KEY)
     if data is None:

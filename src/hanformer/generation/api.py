@@ -16,7 +16,10 @@ from typing import Any
 from hanformer.data.padding import pad_rows, padding_mask_of
 from hanformer.errors import ConfigError, InputError
 from hanformer.generation.config import GenerationConfig
+from hanformer.models.checkpoint import load_model
+from hanformer.models.gpt.model import GPTForCausalLM
 from hanformer.models.hf_cache import locate_model
+from hanformer.tokenization.tokenizer import Tokenizer
 
 log = logging.getLogger("hanformer.generation")
 
@@ -37,12 +40,8 @@ class GeneratedText:
     """Prompt length in tokens after any truncation (BOS included)."""
 
 
-def load_generator(model_dir: str | Path) -> tuple[Any, Any]:
+def load_generator(model_dir: str | Path) -> tuple[GPTForCausalLM, Tokenizer]:
     """A GPT checkpoint directory -> (model in eval mode, its tokenizer)."""
-    from hanformer.models.checkpoint import load_model
-    from hanformer.models.gpt.model import GPTForCausalLM
-    from hanformer.tokenization.tokenizer import Tokenizer
-
     model_dir = locate_model(model_dir)  # a hub name in the cache: the tokenizer is read from there too
     model = load_model(model_dir)
     if not isinstance(model, GPTForCausalLM):
@@ -55,7 +54,7 @@ class _Continuation:
     """Text of generated ids *in context*: a word piece like "##다" joins the prompt's last word,
     so decoding the new ids alone would be wrong. Decode prompt + new ids and drop the prompt's text."""
 
-    def __init__(self, tokenizer: Any, prompts: list[list[int]]) -> None:
+    def __init__(self, tokenizer: Tokenizer, prompts: list[list[int]]) -> None:
         self.tokenizer = tokenizer
         self.prompts = prompts
         self.heads = [tokenizer.decode(p, skip_special_tokens=True) for p in prompts]
@@ -147,7 +146,7 @@ def _stop_criterion(continuation: _Continuation, stop_strings: Sequence[str]) ->
     return stop
 
 
-def encode_prompts(tokenizer: Any, prompts: Sequence[str], config: GenerationConfig, *,
+def encode_prompts(tokenizer: Tokenizer, prompts: Sequence[str], config: GenerationConfig, *,
                    bos_token_id: int | None, context: int) -> list[list[int]]:
     """Prompt ids: [BOS] + word pieces, fitted into the context window as `config.long_prompt` says."""
     room = context - config.max_new_tokens
@@ -177,7 +176,7 @@ def encode_prompts(tokenizer: Any, prompts: Sequence[str], config: GenerationCon
 
 
 def generate(model: Any, prompts: str | Sequence[str], config: GenerationConfig | None = None, *,
-             tokenizer: Any = None, on_text: TextCallback | None = None,
+             tokenizer: Tokenizer | None = None, on_text: TextCallback | None = None,
              **settings: Any) -> list[GeneratedText]:
     """Continue each prompt with a causal language model.
 

@@ -85,7 +85,7 @@ def load_translator(model_dir: str | Path) -> tuple[TranslationModel, Tokenizer]
     return model.eval(), Tokenizer.from_pretrained(folder)
 
 
-def encode_sources(tokenizer: Any, sentences: Sequence[str], eos_token_id: int, max_positions: int) -> list[list[int]]:
+def encode_sources(tokenizer: Tokenizer, sentences: Sequence[str], eos_token_id: int, max_positions: int) -> list[list[int]]:
     """Source ids: pieces + EOS, cut to `max_positions` with a warning; [] for a blank sentence."""
     out: list[list[int]] = []
     for i, sentence in enumerate(sentences):
@@ -104,7 +104,7 @@ def encode_sources(tokenizer: Any, sentences: Sequence[str], eos_token_id: int, 
 
 
 def translate(model: Any, sentences: str | Sequence[str], config: TranslateConfig | None = None, *,
-              tokenizer: Any = None, **settings: Any) -> list[Translation]:
+              tokenizer: Tokenizer | None = None, **settings: Any) -> list[Translation]:
     """Translate each sentence with an encoder–decoder model.
 
     `model` is a model folder or a loaded `TransformerForSeq2SeqLM` / `RNNForSeq2SeqLM` (then
@@ -150,7 +150,7 @@ def _rows_of(sentences: list[int], per: int) -> list[int]:
     return [i * per + k for i in sentences for k in range(per)]
 
 
-def _translate_batch(model: Any, tokenizer: Any, sources: list[list[int]],
+def _translate_batch(model: Any, tokenizer: Tokenizer, sources: list[list[int]],
                      generation: GenerationConfig) -> list[Translation]:
     config = model.config
     input_ids = pad_rows(sources, config.pad_token_id, device=model.device)

@@ -16,14 +16,17 @@ import torch
 
 from hanformer.data.batches import BatchStream, require_batches
 from hanformer.data.clm import PackedCLMBatches
+from hanformer.data.shards import ShardSet, ShardSplit
 from hanformer.errors import ConfigError
 from hanformer.models.gpt.config import PRESETS, GPTConfig
 from hanformer.models.gpt.model import GPTForCausalLM
-from hanformer.pretraining.config import GPT_PRESET_ALIASES, ObjectiveParts
+from hanformer.pretraining.config import GPT_PRESET_ALIASES, ObjectiveParts, PretrainConfig
 from hanformer.pretraining.masked import held_out_batches
+from hanformer.tokenization.tokenizer import Tokenizer
+from hanformer.training.distributed import DistInfo
 
 
-def build_clm(cfg: Any, shards: Any, tokenizer: Any, dist: Any) -> ObjectiveParts:
+def build_clm(cfg: PretrainConfig, shards: ShardSet, tokenizer: Tokenizer, dist: DistInfo) -> ObjectiveParts:
     sp = shards.special_ids
     separator = sp["sep"]
     if cfg.init_from:
@@ -48,7 +51,7 @@ def build_clm(cfg: Any, shards: Any, tokenizer: Any, dist: Any) -> ObjectivePart
         raise ConfigError(f"seq_len {cfg.seq_len} exceeds the model's context window n_positions "
                           f"{model.config.n_positions}")
 
-    def builder(split: Any, seed: int, name: str, shuffle: bool = True) -> PackedCLMBatches:
+    def builder(split: ShardSplit, seed: int, name: str, shuffle: bool = True) -> PackedCLMBatches:
         return PackedCLMBatches(split, seq_len=cfg.seq_len, batch_size=cfg.batch_size, separator_id=separator,
                                 seed=seed, shuffle=shuffle, name=name)
 
@@ -62,7 +65,7 @@ def build_clm(cfg: Any, shards: Any, tokenizer: Any, dist: Any) -> ObjectivePart
     unigram_logp = torch.from_numpy(shards.unigram_log_probs())
     eval_set = held_out_batches(valid, cfg.eval_batches)
 
-    def evaluate(m: Any) -> dict[str, float]:
+    def evaluate(m: torch.nn.Module) -> dict[str, float]:
         device = next(m.parameters()).device
         nll = correct = unigram = 0.0
         n = 0
@@ -81,7 +84,7 @@ def build_clm(cfg: Any, shards: Any, tokenizer: Any, dist: Any) -> ObjectivePart
     layer_params = sum(p.numel() for name, p in model.named_parameters() if ".layers." in name)
     head_params = c.n_embd * c.vocab_size
 
-    def flops(batch: dict) -> Any:
+    def flops(batch: dict) -> int:
         """Forward + backward = 6 x params per token, plus causal attention (half of the T x T scores)."""
         rows, length = batch["input_ids"].shape
         tokens = rows * length

@@ -11,14 +11,23 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from hanformer.data.batches import BatchStream, NSPBatches, iter_eval_batches, require_batches
+from hanformer.data.batches import (
+    BatchStream,
+    IndexedBatches,
+    NSPBatches,
+    iter_eval_batches,
+    require_batches,
+)
 from hanformer.data.masking import Masker, MaskingSpec
+from hanformer.data.shards import ShardSet, ShardSplit
 from hanformer.errors import ConfigError
 from hanformer.models.bert.config import BertConfig
+from hanformer.models.bert.heads import MaskedLMHead
 from hanformer.pretraining.config import PretrainConfig
+from hanformer.training.distributed import DistInfo
 
 
-def new_bert_config(cfg: PretrainConfig, shards: Any) -> Any:
+def new_bert_config(cfg: PretrainConfig, shards: ShardSet) -> BertConfig:
     """The preset sized to the shards' vocabulary, with the config's overrides."""
 
     overrides: dict[str, Any] = {"vocab_size": shards.vocab_size, "pad_token_id": shards.special_ids["pad"],
@@ -29,19 +38,19 @@ def new_bert_config(cfg: PretrainConfig, shards: Any) -> Any:
     return BertConfig.preset(cfg.model, **overrides)
 
 
-def check_seq_len(cfg: PretrainConfig, config: Any) -> None:
+def check_seq_len(cfg: PretrainConfig, config: BertConfig) -> None:
     if config.max_position_embeddings < cfg.seq_len:
         raise ConfigError(f"seq_len {cfg.seq_len} exceeds the model's max_position_embeddings "
                           f"{config.max_position_embeddings}")
 
 
-def init_unigram_bias(mlm_head: Any, shards: Any) -> None:
+def init_unigram_bias(mlm_head: MaskedLMHead, shards: ShardSet) -> None:
     logp = shards.unigram_log_probs()
     with torch.no_grad():
         mlm_head.bias.copy_(torch.from_numpy(logp - logp.mean()).float())
 
 
-def masked_batches(cfg: PretrainConfig, shards: Any, dist: Any) -> tuple[Any, Any]:
+def masked_batches(cfg: PretrainConfig, shards: ShardSet, dist: DistInfo) -> tuple[BatchStream, NSPBatches]:
     """(training stream, held-out batches) of BERT sentence-pair instances with masks."""
 
     sp = shards.special_ids
@@ -49,7 +58,7 @@ def masked_batches(cfg: PretrainConfig, shards: Any, dist: Any) -> tuple[Any, An
                        cfg.whole_word_masking)
     masker = Masker(spec, shards.vocab_size, sp["mask"], shards.meta.get("all_special_ids", list(sp.values())))
 
-    def builder(split: Any, split_seed: int, name: str) -> NSPBatches:
+    def builder(split: ShardSplit, split_seed: int, name: str) -> NSPBatches:
         return NSPBatches(split, seq_len=cfg.seq_len, batch_size=cfg.batch_size, short_seq_prob=cfg.short_seq_prob,
                           masker=masker, special_ids=sp, seed=split_seed, name=name)
 
@@ -60,7 +69,7 @@ def masked_batches(cfg: PretrainConfig, shards: Any, dist: Any) -> tuple[Any, An
     return train, valid
 
 
-def held_out_batches(valid: Any, eval_batches: int) -> Callable[[], list[dict]]:
+def held_out_batches(valid: IndexedBatches, eval_batches: int) -> Callable[[], list[dict]]:
     """The held-out batches, built at the first evaluation and reused, so every evaluation sees
     the same sequences and masks."""
 
@@ -78,7 +87,7 @@ class MaskedLMScore:
     baseline on the same positions (always the most frequent token; its perplexity is the floor
     a model must beat)."""
 
-    def __init__(self, shards: Any) -> None:
+    def __init__(self, shards: ShardSet) -> None:
         logp = shards.unigram_log_probs()
         self.top_id = int(logp.argmax())
         self.unigram_logp = torch.from_numpy(logp).float()
@@ -87,7 +96,7 @@ class MaskedLMScore:
     def reset(self) -> None:
         self.loss = self.correct = self.n = self.unigram_correct = self.unigram_nll = 0.0
 
-    def add(self, logits: Any, labels: Any) -> None:
+    def add(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
         """logits: (masked, vocab); labels: (masked,)."""
 
         logits = logits.float()
@@ -104,12 +113,12 @@ class MaskedLMScore:
                 "unigram_perplexity": math.exp(min(self.unigram_nll / n, 50.0)), "masked_tokens": int(self.n)}
 
 
-def masked_lm_head_flops(batch: dict, c: Any) -> Any:
+def masked_lm_head_flops(batch: dict, c: BertConfig) -> torch.Tensor:
     """Training FLOPs of the masked-LM head (transform + vocabulary projection) on the masked tokens."""
     return 6 * (c.hidden_size * c.hidden_size + c.hidden_size * c.vocab_size) * (batch["labels"] != -100).sum()
 
 
-def encoder_flops(batch: dict, encoder_params: int, c: Any) -> Any:
+def encoder_flops(batch: dict, encoder_params: int, c: BertConfig) -> torch.Tensor:
     """Training FLOPs of an encoder on the real tokens of `batch` (6 x params per token) plus
     attention over the real lengths."""
     lengths = batch["attention_mask"].sum(1)

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from hanformer.data.shards import ShardSet
 from hanformer.errors import ConfigError
 from hanformer.models.bert.electra import ElectraForPreTraining
 from hanformer.pretraining.config import ObjectiveParts, PretrainConfig
@@ -24,11 +25,13 @@ from hanformer.pretraining.masked import (
     masked_lm_head_flops,
     new_bert_config,
 )
+from hanformer.tokenization.tokenizer import Tokenizer
+from hanformer.training.distributed import DistInfo
 
 EVAL_SAMPLING_SEED = 1234  # held-out replacements are drawn the same way at every evaluation
 
 
-def build_rtd(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -> ObjectiveParts:
+def build_rtd(cfg: PretrainConfig, shards: ShardSet, tokenizer: Tokenizer, dist: DistInfo) -> ObjectiveParts:
     if cfg.init_from:
         raise ConfigError("init_from is not supported with objective 'rtd' (it starts generator and "
                           "discriminator fresh); drop init_from or use objective 'mlm_nsp'")

@@ -44,7 +44,7 @@ def get_objective(name: str) -> Callable[..., ObjectiveParts]:
     return builder
 
 
-def check_init_vocabulary(init_from: str, shards: Any) -> None:
+def check_init_vocabulary(init_from: str, shards: ShardSet) -> None:
     """--init-from a checkpoint whose tokenizer is not the shards' (same size, other ids) would
     train on ids that mean other tokens: refuse it, as for --tokenizer."""
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from hanformer.errors import CheckpointError, ConfigError, HanformerError, where
 from hanformer.tasks.registry import TaskSpec, get_task, label_names
+from hanformer.tokenization.tokenizer import Tokenizer
 from hanformer.utils.config import load_config
 from hanformer.utils.files import atomic_write_json
 
@@ -237,7 +238,7 @@ def load_task_model(task: TaskSpec, model_dir: str | Path, labels: list[str] | N
     return cls.from_pretrained(model_dir, **overrides)
 
 
-def save_task_model(model: Any, tokenizer: Any, directory: Path, task: TaskSpec,
+def save_task_model(model: Any, tokenizer: Tokenizer, directory: Path, task: TaskSpec,
                     settings: TaskSettings, extra: dict[str, Any] | None = None) -> None:
     """Weights + config (with label names) + tokenizer files + task.json, in one directory.
     task.json keeps the labels as the data writes them (`labels`, which `evaluate` compares

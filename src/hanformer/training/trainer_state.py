@@ -10,27 +10,35 @@ class: these methods read and set the trainer's fields.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
 
 from hanformer.errors import CheckpointError
 from hanformer.training import checkpointing as ckpt
 from hanformer.training import sharded_checkpoint as sharded
-from hanformer.training.distributed import barrier
+from hanformer.training.config import TrainerConfig
+from hanformer.training.distributed import DistInfo, barrier
 from hanformer.training.run_state import check_same_run, run_identity
+from hanformer.training.schedule import Schedule
 from hanformer.utils.config import config_to_dict
+
+if TYPE_CHECKING:  # the trainer imports this module
+    from hanformer.training.trainer import BatchSource
 
 
 class CheckpointState:
     """Saving and restoring the state of a `Trainer` run (the trainer's own fields)."""
 
     # Set by Trainer.__init__ and its loop.
-    model: Any
-    optimizer: Any
-    schedule: Any
-    scaler: Any
-    train_batches: Any
-    config: Any
-    dist: Any
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    scaler: torch.amp.GradScaler | None
+    train_batches: BatchSource
+    config: TrainerConfig
+    dist: DistInfo
     output_dir: Path
     run_identity: dict[str, Any]
     step: int

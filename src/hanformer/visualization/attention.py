@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from hanformer.errors import InputError
+from hanformer.tokenization.tokenizer import Tokenizer
 from hanformer.visualization.html import render_attention_html
 
 
@@ -137,7 +138,7 @@ class AttentionData:
         }
 
 
-def attention_data(model: Any, tokenizer: Any, text: str, pair: str | None = None,
+def attention_data(model: Any, tokenizer: Tokenizer, text: str, pair: str | None = None,
                    max_length: int | None = 128) -> AttentionData:
     """Run `model` on `text` (and `pair`) and collect every layer's attention probabilities.
 
@@ -184,7 +185,7 @@ def _device_of(model: Any) -> torch.device:
         return torch.device("cpu")
 
 
-def _special_mask(tokenizer: Any, ids: list[int]) -> list[bool]:
+def _special_mask(tokenizer: Tokenizer, ids: list[int]) -> list[bool]:
     specials = set()
     for name in ("cls_token_id", "sep_token_id", "pad_token_id", "mask_token_id", "unk_token_id"):
         value = getattr(tokenizer, name, None)

@@ -31,6 +31,7 @@ import torch
 
 from hanformer.data.parallel import SentencePair
 from hanformer.errors import CheckpointError, InputError
+from hanformer.tokenization.tokenizer import Tokenizer
 
 log = logging.getLogger("hanformer.translation")
 
@@ -59,7 +60,7 @@ class EncodedPairs:
         return sum(len(s) for s in self.sources), sum(len(t) for t in self.targets)
 
 
-def encode_pairs(pairs: Sequence[SentencePair], tokenizer: Any, eos: int, max_length: int,
+def encode_pairs(pairs: Sequence[SentencePair], tokenizer: Tokenizer, eos: int, max_length: int,
                  what: str = "training") -> EncodedPairs:
     """Pieces + EOS of both sides. A pair with a side longer than `max_length` tokens is left out
     (with one warning for all): cutting it would teach the model to drop the end of a sentence."""

@@ -8,9 +8,10 @@ from typing import Any
 
 from hanformer.generation.alignment import cross_attention_map
 from hanformer.generation.translate import encode_sources
+from hanformer.tokenization.tokenizer import Tokenizer
 
 
-def alignment(model: Any, tokenizer: Any, source: str, output_ids: list[int], layer: int) -> dict[str, Any] | None:
+def alignment(model: Any, tokenizer: Tokenizer, source: str, output_ids: list[int], layer: int) -> dict[str, Any] | None:
     """The cross-attention of decoder layer `layer` (-1: the last), averaged over its heads, while
     the model writes `output_ids` (a translation of `source`, EOS included): rows are output
     tokens, columns source tokens. None when the model has no attention or the output is empty."""
