@@ -278,3 +278,18 @@ def test_finetune_ranks_under_torchrun_take_disjoint_shares(tiny_model, nsmc_fil
     assert n == n1 and len(rank0) == len(rank1) == (n // 16) * 8
     assert not set(rank0) & set(rank1)
     assert len(set(rank0) | set(rank1)) == (n // 16) * 16 > n - 16
+
+
+def test_freeze_embeddings_keeps_the_token_matrix(tiny_model, nsmc_files, tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    train, _ = nsmc_files
+    out = tmp_path / "frozen"
+    rc = main(["finetune", "--task", "nsmc", "--model", str(tiny_model), "--train", str(train), "--out", str(out),
+               "--epochs", "1", "--batch-size", "16", "--lr", "3e-3", "--freeze-embeddings", *COMMON])
+    assert rc == 0, capsys.readouterr().err
+    before, after = load_file(tiny_model / "model.safetensors"), load_file(out / "final" / "model.safetensors")
+    key = next(k for k in after if k.endswith("embeddings.word_embeddings.weight"))
+    assert (after[key] == before[key]).all()
+    moved = next(k for k in after if k.endswith("embeddings.position_embeddings.weight"))
+    assert not (after[moved] == before[moved]).all()  # the rest of the model trained

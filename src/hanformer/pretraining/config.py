@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from hanformer.errors import ConfigError
 from hanformer.training.config import TrainerConfig, check_output_dir
 from hanformer.utils.config import setting
+
+if TYPE_CHECKING:  # types only: this module stays free of torch at run time
+    from torch import nn
+
+    from hanformer.training.trainer import BatchSource
 
 # BERT preset names that GPT shares (`--objective clm --model base`); "base" is GPT-2 small's size.
 GPT_PRESET_ALIASES = {"base": "gpt2-small"}
@@ -49,6 +54,13 @@ class PretrainConfig:
         True, "start the masked-LM output bias at the log token frequencies of the training data, so "
         "training begins at the unigram baseline instead of spending its first steps learning "
         "frequencies (new models only)")
+    static_embeddings: Literal["none", "skipgram"] = setting(
+        "none", "skipgram: before the first step, set the token embeddings to skip-gram vectors of the "
+        "pieces trained on the shards' training text (seconds to a minute; needs gensim; new masked-LM "
+        "models only)")
+    static_epochs: int = setting(5, "skipgram: passes of word2vec over the training text")
+    freeze_embeddings: bool = setting(False, "keep the token embedding matrix fixed while pretraining (with "
+                                      "static_embeddings: the encoder learns on top of the skip-gram space)")
     eval_batches: int = setting(20, "held-out batches per evaluation (0: all)")
     prefetch: int = setting(2, "batches built ahead in a background thread (0: off)")
     trainer: TrainerConfig = dataclasses.field(
@@ -72,6 +84,11 @@ class PretrainConfig:
             raise ConfigError(f"short_seq_prob must be in [0, 1], got {self.short_seq_prob}")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout (--dropout) must be in [0, 1), got {self.dropout}")
+        if self.static_embeddings != "none" and (self.objective not in ("mlm", "mlm_nsp") or self.init_from):
+            raise ConfigError("static_embeddings works for new masked-LM models only (objective mlm or mlm_nsp, "
+                              "no init_from)")
+        if self.static_epochs < 1:
+            raise ConfigError(f"static_epochs must be >= 1, got {self.static_epochs}")
         if self.eval_batches < 0 or self.prefetch < 0 or self.max_predictions < 0:
             raise ConfigError("eval_batches, prefetch and max_predictions must be >= 0")
         self.trainer.validate()
@@ -85,10 +102,10 @@ PRETRAIN_MAY_CHANGE_ON_RESUME = frozenset({"data", "tokenizer", "init_from", "ev
 
 @dataclasses.dataclass
 class ObjectiveParts:
-    model: Any                                  # nn.Module with .loss
-    train_batches: Any                          # BatchSource
-    eval_fn: Callable[[Any], dict[str, float]] | None
-    flops_fn: Callable[[dict], Any] | None = None
+    model: nn.Module                            # its forward returns an output with .loss
+    train_batches: BatchSource
+    eval_fn: Callable[[nn.Module], dict[str, float]] | None
+    flops_fn: Callable[[dict], Any] | None = None  # an int or a 0-d tensor of FLOPs
     metric_names: tuple[str, ...] | None = None  # what eval_fn reports (checks --metric-for-best early)
     # The last evaluation's metrics -> a warning when they show a run that learned nothing useful.
     diagnose: Callable[[dict[str, float]], str | None] | None = None

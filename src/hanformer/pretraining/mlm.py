@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hanformer.data.shards import ShardSet
 from hanformer.errors import ConfigError
 from hanformer.models.bert.heads import BertForMaskedLM, BertForPreTraining
 from hanformer.pretraining.config import ObjectiveParts, PretrainConfig
@@ -17,19 +18,22 @@ from hanformer.pretraining.masked import (
     masked_lm_head_flops,
     new_bert_config,
 )
+from hanformer.pretraining.static_embeddings import load_static_vectors, skipgram_vectors
+from hanformer.tokenization.tokenizer import Tokenizer
+from hanformer.training.distributed import DistInfo
 
 
-def build_mlm_nsp(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -> ObjectiveParts:
+def build_mlm_nsp(cfg: PretrainConfig, shards: ShardSet, tokenizer: Tokenizer, dist: DistInfo) -> ObjectiveParts:
     return _build_masked_lm(cfg, shards, dist, with_nsp=True)
 
 
-def build_mlm(cfg: PretrainConfig, shards: Any, tokenizer: Any, dist: Any) -> ObjectiveParts:
+def build_mlm(cfg: PretrainConfig, shards: ShardSet, tokenizer: Tokenizer, dist: DistInfo) -> ObjectiveParts:
     """Masked LM alone (RoBERTa found NSP unhelpful; on one-sentence documents it is degenerate).
     Same instances as mlm_nsp; the model ignores their NSP labels."""
     return _build_masked_lm(cfg, shards, dist, with_nsp=False)
 
 
-def _build_masked_lm(cfg: PretrainConfig, shards: Any, dist: Any, with_nsp: bool) -> ObjectiveParts:
+def _build_masked_lm(cfg: PretrainConfig, shards: ShardSet, dist: DistInfo, with_nsp: bool) -> ObjectiveParts:
     cls = BertForPreTraining if with_nsp else BertForMaskedLM
     if cfg.init_from:
         model = cls.from_pretrained(cfg.init_from)
@@ -41,6 +45,13 @@ def _build_masked_lm(cfg: PretrainConfig, shards: Any, dist: Any, with_nsp: bool
     check_seq_len(cfg, model.config)
     if cfg.unigram_bias_init and not cfg.init_from:
         init_unigram_bias(model.mlm, shards)
+    if cfg.static_embeddings == "skipgram":
+        embedding = model.bert.embeddings.word_embeddings
+        static = skipgram_vectors(shards.train, shards.vocab_size, embedding.embedding_dim,
+                                  epochs=cfg.static_epochs, seed=cfg.trainer.seed)
+        load_static_vectors(embedding, static)
+    if cfg.freeze_embeddings:
+        model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
     train, valid = masked_batches(cfg, shards, dist)
     score = MaskedLMScore(shards)
     eval_set = held_out_batches(valid, cfg.eval_batches)

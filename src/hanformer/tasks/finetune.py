@@ -24,7 +24,7 @@ from hanformer.data.loader import ResumableLoader
 from hanformer.entities.config import EntityConfig
 from hanformer.entities.model import prepare_entity_model
 from hanformer.entities.tokens import entity_tokenizer, recorded_entity_config
-from hanformer.errors import CheckpointError
+from hanformer.errors import CheckpointError, ConfigError
 from hanformer.tasks.encoding import PieceEncoder, collate
 from hanformer.tasks.finetune_config import (
     FINETUNE_MAY_CHANGE_ON_RESUME,
@@ -78,7 +78,7 @@ def task_labels(task: TaskSpec, config: FinetuneConfig, train: Sequence[Any]) ->
     return seen
 
 
-def task_tokenizer(task: TaskSpec, tokenizer: Any, morpheme_split: bool | None, log: Log = log_to_stderr) -> Any:
+def task_tokenizer(task: TaskSpec, tokenizer: Tokenizer, morpheme_split: bool | None, log: Log = log_to_stderr) -> Any:
     """The checkpoint's tokenizer, with Kiwi morpheme splitting switched on when asked (or, by
     default, for character-level Korean tasks). WordPiece on whole Korean words glues particles
     onto the last syllable ('알파치노가' -> '알파', '##치', '##노가'), so an entity or answer that
@@ -119,6 +119,18 @@ def entity_inputs(config: EntityConfig, tokenizer: Tokenizer, log: Log = log_to_
     parts += ["[ENT]/[/ENT] markers"] * config.entity_markers + ["entity embedding"] * config.entity_embedding
     log(f"entities: {config.entities} ({', '.join(parts)}), for every text of the task")
     return config, entity_tokenizer(tokenizer, config)
+
+
+def freeze_token_embeddings(model: torch.nn.Module) -> int:
+    """Stop training the token embedding matrix; returns how many parameters it holds."""
+    frozen = 0
+    for name, parameter in model.named_parameters():
+        if name.endswith("embeddings.word_embeddings.weight"):
+            parameter.requires_grad_(False)
+            frozen += parameter.numel()
+    if not frozen:
+        raise ConfigError("freeze_embeddings: this model has no token embedding matrix (embeddings.word_embeddings)")
+    return frozen
 
 
 def base_model_dir(model: str) -> Path:
@@ -193,6 +205,10 @@ def finetune(config: FinetuneConfig, resume: str | Path | bool | None = None, lo
                             names=config.label_names)
     if entities is not None:
         prepare_entity_model(model, tokenizer.vocab_size, entities)
+    if config.freeze_embeddings and config.from_scratch:
+        log("freeze_embeddings: nothing pretrained to keep from scratch; the token embeddings train")
+    elif config.freeze_embeddings:
+        log(f"token embeddings frozen: {freeze_token_embeddings(model):,} parameters stay as the checkpoint has them")
     hidden = getattr(model.config, "hidden_size", 0)
     if tc.lr == FINETUNE_TRAINER_DEFAULTS["lr"] and hidden >= 768 and not config.from_scratch:
         log(f"lr {tc.lr:g} is the default measured on small encoders; this one has hidden size {hidden}, "

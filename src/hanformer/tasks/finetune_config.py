@@ -88,6 +88,10 @@ class FinetuneConfig:
                                           "when kiwipiepy is installed, else as the checkpoint's tokenizer")
     from_scratch: bool = setting(False, "random initialisation of the same architecture (measures what "
                                  "pretraining buys)")
+    freeze_embeddings: bool = setting(False, "keep the token embedding matrix as the checkpoint has it: with few "
+                                      "labels, words the training examples never show stay next to their "
+                                      "pretrained neighbours instead of falling behind the ones fine-tuning moves "
+                                      "(with --from-scratch there is nothing to keep: ignored)")
     reinit_head: bool = setting(False, "replace a checkpoint head that does not fit the task with a new one")
     dropout: float | None = setting(None, "dropout (hidden and attention) while fine-tuning; default: the "
                                     "checkpoint's. A checkpoint pretrained without dropout (as short "
@@ -118,6 +122,9 @@ class FinetuneConfig:
             raise ConfigError("epochs must be > 0 (or give max_steps)")
         if self.batch_size < 1 or self.eval_batch_size < 1:
             raise ConfigError("batch sizes must be >= 1")
+        if self.freeze_embeddings and self.entity.enabled:
+            raise ConfigError("freeze_embeddings (--freeze-embeddings) cannot be combined with entity inputs: "
+                              "their new marker rows of the embedding matrix must train")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 < self.valid_fraction < 1.0:
