@@ -17,6 +17,10 @@ The rows are shuffled with a fixed seed and cut into three disjoint parts:
 
 Running it again gives byte-identical files; their sha256 sums are printed for the README.
 
+* `reviews.txt.xz` - every review of the file except the held-out ones and the 5,000 dev ones
+  below (137,995 reviews, `pretrain.txt`'s and `train.tsv`'s texts among them), xz-compressed, as
+  the unlabeled text the demo pretrains on: all the in-domain text there is.
+
 With `--study-dir DIR` it also writes, outside the repository, the two files the README's study of
 the demo's settings used: `dev.tsv`, the 5,000 labeled reviews after the held-out ones (settings are
 chosen on them, never on `test.tsv`), and `reviews.txt`, every review of the file except the
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import lzma
 import random
 from pathlib import Path
 
@@ -71,14 +76,15 @@ def main() -> None:
     used = N_TEST + N_TRAIN + N_PRETRAIN
     pretrain = rows[N_TEST + N_TRAIN:used]
     test += rows[used:used + N_TEST_MORE]
+    dev_end = used + N_TEST_MORE + N_DEV
+    # Every review but the held-out and dev ones, as unlabeled text (pretrain.txt's and train.tsv's among them).
+    reviews = "".join(f"{doc}\n\n" for _, doc, _ in rows[N_TEST:used] + rows[dev_end:])
     if args.study_dir is not None:
-        dev_end = used + N_TEST_MORE + N_DEV
         args.study_dir.mkdir(parents=True, exist_ok=True)
         (args.study_dir / "dev.tsv").write_text(
             "id\tdocument\tlabel\n" + "".join(f"{i}\t{d}\t{y}\n" for i, d, y in rows[used + N_TEST_MORE:dev_end]),
             encoding="utf-8")
-        (args.study_dir / "reviews.txt").write_text(
-            "".join(f"{doc}\n\n" for _, doc, _ in rows[N_TEST:used] + rows[dev_end:]), encoding="utf-8")
+        (args.study_dir / "reviews.txt").write_text(reviews, encoding="utf-8")
 
     args.out.mkdir(parents=True, exist_ok=True)
     files = {
@@ -90,6 +96,10 @@ def main() -> None:
         data = text.encode("utf-8")
         (args.out / name).write_bytes(data)
         print(f"| {name} | {len(data)} | {text.count(chr(10))} | `{hashlib.sha256(data).hexdigest()}` |")
+    # xz has no timestamps: the same preset gives the same bytes on every run.
+    data = lzma.compress(reviews.encode("utf-8"), preset=9 | lzma.PRESET_EXTREME)
+    (args.out / "reviews.txt.xz").write_bytes(data)
+    print(f"| reviews.txt.xz | {len(data)} | {reviews.count(chr(10))} | `{hashlib.sha256(data).hexdigest()}` |")
 
 
 if __name__ == "__main__":
