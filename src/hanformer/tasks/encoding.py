@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import tokenizers
 import torch
 
 from hanformer.data.padding import pad_rows, padding_mask_of
@@ -48,15 +49,13 @@ class PieceEncoder:
     `entities` switches entity inputs on (default: those recorded in the tokenizer, none for a
     plain model); `entity_detector` replaces the detector the config names (tests, custom sources)."""
 
-    def __init__(self, tokenizer: Any, entities: EntityConfig | None = None,
+    def __init__(self, tokenizer: Tokenizer | tokenizers.Tokenizer, entities: EntityConfig | None = None,
                  entity_detector: EntityDetector | None = None) -> None:
-        from tokenizers import Tokenizer as Engine
-
-        backend = getattr(tokenizer, "backend", tokenizer)
+        backend = tokenizer.backend if isinstance(tokenizer, Tokenizer) else tokenizer
         if backend.truncation is not None or backend.padding is not None:
             # Copy rather than change the caller's engine. (Ours never truncates or pads by
             # itself, and may carry a Python pre-tokenizer that cannot be copied this way.)
-            backend = Engine.from_str(backend.to_str())
+            backend = tokenizers.Tokenizer.from_str(backend.to_str())
             backend.no_truncation()
             backend.no_padding()
         self.engine = backend
@@ -78,7 +77,8 @@ class PieceEncoder:
         self.pad_id = special("pad_token_id", "[PAD]")
         # The tokenizer's own frame: `<s> a </s></s> b </s>` for RoBERTa / XLM-R files.
         self.layout = sequence_frame(self.engine, self.cls_id, self.sep_id)
-        config = entities if entities is not None else recorded_entity_config(tokenizer)
+        recorded = recorded_entity_config(tokenizer) if isinstance(tokenizer, Tokenizer) else None
+        config = entities if entities is not None else recorded
         self.entities = EntityInputs(config, self.engine, entity_detector) \
             if config is not None and config.enabled else None
         # Marker positions are no text: never an answer, never a labelled unit.
@@ -87,7 +87,7 @@ class PieceEncoder:
     def pieces(self, texts: Sequence[str]) -> list[Pieces]:
         texts = list(texts)
         encs = self._encode_batch(texts, add_special_tokens=False)
-        plain = [Pieces(list(e.ids), [tuple(o) for o in e.offsets]) for e in encs]
+        plain = [Pieces(list(e.ids), [(o[0], o[1]) for o in e.offsets]) for e in encs]
         if self.entities is None:
             return plain
         marked = self.entities.mark(texts, [p.ids for p in plain], [p.offsets for p in plain])
