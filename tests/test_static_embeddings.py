@@ -85,11 +85,11 @@ def test_pretrain_starts_from_the_vectors_and_can_keep_them(shards, tmp_path, ca
     out = tmp_path / "run"
     rc = main(["pretrain", "--data", str(shards), "--objective", "mlm", "--model", "tiny", "--model-config",
                "hidden_size=32,num_attention_heads=2,intermediate_size=64", "--seq-len", "32", "--batch-size", "8",
-               "--max-steps", "3", "--static-embeddings", "skipgram", "--static-epochs", "2", "--freeze-embeddings",
+               "--max-steps", "3", "--static-embeddings", "skipgram", "--static-epochs", "2", "--static-window", "3", "--freeze-embeddings",
                "--output-dir", str(out), "--no-progress", "--no-tensorboard", "--peak-tflops", "1", "--seed", "5"])
     assert rc == 0, capsys.readouterr().err
     data = ShardSet(shards)
-    static = skipgram_vectors(data.train, data.vocab_size, 32, epochs=2, seed=5)
+    static = skipgram_vectors(data.train, data.vocab_size, 32, epochs=2, window=3, seed=5)
     model = BertForMaskedLM.from_pretrained(out / "final")
     rows = torch.from_numpy(static.learned)
     got = model.bert.embeddings.word_embeddings.weight[rows].detach()

@@ -59,6 +59,8 @@ class PretrainConfig:
         "pieces trained on the shards' training text (seconds to a minute; needs gensim; new masked-LM "
         "models only)")
     static_epochs: int = setting(5, "skipgram: passes of word2vec over the training text")
+    static_window: int = setting(5, "skipgram: context window in pieces on each side (word2vec's 5; a window "
+                                 "as wide as a short document learns what a whole review is about)")
     freeze_embeddings: bool = setting(False, "keep the token embedding matrix fixed while pretraining (with "
                                       "static_embeddings: the encoder learns on top of the skip-gram space)")
     eval_batches: int = setting(20, "held-out batches per evaluation (0: all)")
@@ -87,8 +89,9 @@ class PretrainConfig:
         if self.static_embeddings != "none" and (self.objective not in ("mlm", "mlm_nsp") or self.init_from):
             raise ConfigError("static_embeddings works for new masked-LM models only (objective mlm or mlm_nsp, "
                               "no init_from)")
-        if self.static_epochs < 1:
-            raise ConfigError(f"static_epochs must be >= 1, got {self.static_epochs}")
+        if self.static_epochs < 1 or self.static_window < 1:
+            raise ConfigError(f"static_epochs and static_window must be >= 1, got {self.static_epochs} and "
+                              f"{self.static_window}")
         if self.eval_batches < 0 or self.prefetch < 0 or self.max_predictions < 0:
             raise ConfigError("eval_batches, prefetch and max_predictions must be >= 0")
         self.trainer.validate()

@@ -48,7 +48,7 @@ def _build_masked_lm(cfg: PretrainConfig, shards: ShardSet, dist: DistInfo, with
     if cfg.static_embeddings == "skipgram":
         embedding = model.bert.embeddings.word_embeddings
         static = skipgram_vectors(shards.train, shards.vocab_size, embedding.embedding_dim,
-                                  epochs=cfg.static_epochs, seed=cfg.trainer.seed)
+                                  epochs=cfg.static_epochs, window=cfg.static_window, seed=cfg.trainer.seed)
         load_static_vectors(embedding, static)
     if cfg.freeze_embeddings:
         model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
