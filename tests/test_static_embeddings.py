@@ -104,3 +104,19 @@ def test_static_embeddings_need_a_new_masked_lm_model(shards, tmp_path, capsys):
                "--output-dir", str(tmp_path / "x")])
     err = capsys.readouterr().err
     assert rc != 0 and "static_embeddings works for new masked-LM models only" in err and "Traceback" not in err
+
+
+def test_a_resumed_run_does_not_train_the_vectors_again(shards, tmp_path, capsys, monkeypatch):
+    import hanformer.pretraining.mlm as mlm
+
+    out = tmp_path / "run"
+    args = ["pretrain", "--data", str(shards), "--objective", "mlm", "--model", "tiny", "--model-config",
+            "hidden_size=32,num_attention_heads=2,intermediate_size=64", "--seq-len", "32", "--batch-size", "8",
+            "--static-embeddings", "skipgram", "--static-epochs", "1", "--save-every", "2",
+            "--output-dir", str(out), "--no-progress", "--no-tensorboard", "--peak-tflops", "1"]
+    assert main([*args, "--max-steps", "2"]) == 0, capsys.readouterr().err
+
+    def never(*_: object, **__: object) -> None:
+        raise AssertionError("the checkpoint holds the weights: no skip-gram training on resume")
+    monkeypatch.setattr(mlm, "skipgram_vectors", never)
+    assert main([*args, "--max-steps", "4", "--resume"]) == 0, capsys.readouterr().err

@@ -11,13 +11,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from hanformer.errors import ConfigError
+from hanformer.training.batch_source import BatchSource
 from hanformer.training.config import TrainerConfig, check_output_dir
 from hanformer.utils.config import setting
 
 if TYPE_CHECKING:  # types only: this module stays free of torch at run time
     from torch import nn
-
-    from hanformer.training.trainer import BatchSource
 
 # BERT preset names that GPT shares (`--objective clm --model base`); "base" is GPT-2 small's size.
 GPT_PRESET_ALIASES = {"base": "gpt2-small"}

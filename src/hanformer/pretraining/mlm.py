@@ -21,6 +21,7 @@ from hanformer.pretraining.masked import (
 from hanformer.pretraining.static_embeddings import load_static_vectors, skipgram_vectors
 from hanformer.tokenization.tokenizer import Tokenizer
 from hanformer.training.distributed import DistInfo
+from hanformer.training.optim import freeze_token_embeddings
 
 
 def build_mlm_nsp(cfg: PretrainConfig, shards: ShardSet, tokenizer: Tokenizer, dist: DistInfo) -> ObjectiveParts:
@@ -51,7 +52,7 @@ def _build_masked_lm(cfg: PretrainConfig, shards: ShardSet, dist: DistInfo, with
                                   epochs=cfg.static_epochs, window=cfg.static_window, seed=cfg.trainer.seed)
         load_static_vectors(embedding, static)
     if cfg.freeze_embeddings:
-        model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+        freeze_token_embeddings(model)
     train, valid = masked_batches(cfg, shards, dist)
     score = MaskedLMScore(shards)
     eval_set = held_out_batches(valid, cfg.eval_batches)

@@ -8,6 +8,7 @@ package, named in `OBJECTIVES` below.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,7 @@ from hanformer.pretraining.mlm import build_mlm, build_mlm_nsp
 from hanformer.pretraining.rtd import build_rtd
 from hanformer.tokenization.tokenizer import Tokenizer
 from hanformer.training.distributed import env_dist_info, resolve_device
+from hanformer.training.run_state import resume_checkpoint
 from hanformer.training.trainer import Trainer, seed_everything
 from hanformer.utils.config import config_to_dict
 from hanformer.utils.files import atomic_write_json
@@ -66,7 +68,11 @@ def pretrain(config: PretrainConfig, resume: str | bool | None = None) -> Any:
     if config.init_from:
         check_init_vocabulary(config.init_from, shards)
     seed_everything(config.trainer.seed)
-    parts = get_objective(config.objective)(config, shards, tokenizer, dist)
+    build = config
+    if resume_checkpoint(resume, Path(config.trainer.output_dir), lambda _: None) is not None:
+        # The checkpoint replaces the starting weights: skip-gram vectors would be trained for nothing.
+        build = dataclasses.replace(config, static_embeddings="none")
+    parts = get_objective(config.objective)(build, shards, tokenizer, dist)
 
     def export(model: Any, directory: Path) -> None:
         model.save_pretrained(directory)

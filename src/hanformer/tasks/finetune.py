@@ -24,7 +24,7 @@ from hanformer.data.loader import ResumableLoader
 from hanformer.entities.config import EntityConfig
 from hanformer.entities.model import prepare_entity_model
 from hanformer.entities.tokens import entity_tokenizer, recorded_entity_config
-from hanformer.errors import CheckpointError, ConfigError
+from hanformer.errors import CheckpointError
 from hanformer.tasks.encoding import PieceEncoder, collate
 from hanformer.tasks.finetune_config import (
     FINETUNE_MAY_CHANGE_ON_RESUME,
@@ -59,6 +59,7 @@ from hanformer.tasks.split import carve_validation
 from hanformer.tokenization.tokenizer import Tokenizer
 from hanformer.training.config import make_output_dir
 from hanformer.training.distributed import env_dist_info, resolve_device
+from hanformer.training.optim import freeze_token_embeddings
 from hanformer.training.trainer import Trainer, seed_everything
 from hanformer.utils.config import config_to_dict
 from hanformer.utils.files import atomic_write_json
@@ -119,18 +120,6 @@ def entity_inputs(config: EntityConfig, tokenizer: Tokenizer, log: Log = log_to_
     parts += ["[ENT]/[/ENT] markers"] * config.entity_markers + ["entity embedding"] * config.entity_embedding
     log(f"entities: {config.entities} ({', '.join(parts)}), for every text of the task")
     return config, entity_tokenizer(tokenizer, config)
-
-
-def freeze_token_embeddings(model: torch.nn.Module) -> int:
-    """Stop training the token embedding matrix; returns how many parameters it holds."""
-    frozen = 0
-    for name, parameter in model.named_parameters():
-        if name.endswith("embeddings.word_embeddings.weight"):
-            parameter.requires_grad_(False)
-            frozen += parameter.numel()
-    if not frozen:
-        raise ConfigError("freeze_embeddings: this model has no token embedding matrix (embeddings.word_embeddings)")
-    return frozen
 
 
 def base_model_dir(model: str) -> Path:

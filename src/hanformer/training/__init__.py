@@ -13,7 +13,7 @@ _EXPORTS = {
     "Trainer": "hanformer.training.trainer",
     "TrainResult": "hanformer.training.trainer",
     "TrainingError": "hanformer.training.loss_guard",
-    "BatchSource": "hanformer.training.trainer",
+    "BatchSource": "hanformer.training.batch_source",
     "seed_everything": "hanformer.training.trainer",
 }
 

@@ -19,6 +19,7 @@ from typing import overload
 import torch
 from torch import nn
 
+from hanformer.errors import ConfigError
 from hanformer.training.config import TrainerConfig
 
 _LAYER_INDEX = re.compile(r"(?:^|\.)layers\.(\d+)\.")
@@ -40,6 +41,19 @@ def layer_depths(names: Iterable[str]) -> dict[str, int]:
         else:
             depths[name] = 0
     return depths
+
+
+def freeze_token_embeddings(model: nn.Module) -> int:
+    """Stop training the token embedding matrix (`...embeddings.word_embeddings`, tied output
+    projections with it); returns how many parameters it holds. `param_groups` leaves it out."""
+    frozen = 0
+    for name, parameter in model.named_parameters():
+        if name.endswith("embeddings.word_embeddings.weight"):
+            parameter.requires_grad_(False)
+            frozen += parameter.numel()
+    if not frozen:
+        raise ConfigError("freeze_embeddings: this model has no token embedding matrix (embeddings.word_embeddings)")
+    return frozen
 
 
 def param_groups(model: nn.Module, weight_decay: float, lr: float | None = None,

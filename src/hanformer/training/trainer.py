@@ -36,6 +36,7 @@ from torch.distributed.tensor import DTensor
 
 from hanformer.training import checkpointing as ckpt
 from hanformer.training import sharded_checkpoint as sharded
+from hanformer.training.batch_source import BatchSource
 from hanformer.training.best_model import check_metric_for_best, improves, tracked_value
 from hanformer.training.config import TrainerConfig
 from hanformer.training.distributed import (
@@ -69,12 +70,6 @@ from hanformer.training.schedule import Schedule
 from hanformer.training.stop_signals import StopSignals
 from hanformer.training.throughput import FlopsFn, LogWindow, count_tokens, default_flops
 from hanformer.training.trainer_state import CheckpointState
-
-
-class BatchSource(Protocol):
-    def next_batch(self) -> dict[str, torch.Tensor]: ...
-    def state_dict(self) -> dict[str, Any]: ...
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 @runtime_checkable

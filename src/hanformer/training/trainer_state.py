@@ -10,7 +10,7 @@ class: these methods read and set the trainer's fields.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,14 +18,12 @@ from torch import nn
 from hanformer.errors import CheckpointError
 from hanformer.training import checkpointing as ckpt
 from hanformer.training import sharded_checkpoint as sharded
+from hanformer.training.batch_source import BatchSource
 from hanformer.training.config import TrainerConfig
 from hanformer.training.distributed import DistInfo, barrier
 from hanformer.training.run_state import check_same_run, run_identity
 from hanformer.training.schedule import Schedule
 from hanformer.utils.config import config_to_dict
-
-if TYPE_CHECKING:  # the trainer imports this module
-    from hanformer.training.trainer import BatchSource
 
 
 class CheckpointState:
