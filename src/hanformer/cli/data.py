@@ -11,7 +11,7 @@ ORDER = 20
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from hanformer.data.prepare import PrepareConfig
+    from hanformer.data.prepare_config import PrepareConfig
 
     top = add_command(subparsers, "data", "prepare pretraining data (token shards)",
                       "Turn raw text into token shards that `hanformer pretrain` reads without re-tokenizing.")
@@ -21,8 +21,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "<doc> files, JSON lines or TSV; split documents into sentences; tokenize in parallel; "
                     "write memory-mapped token shards (train + a deterministic held-out part) with the "
                     "tokenizer's vocab hash and a copy of the tokenizer.\n\n"
-                    "example:\n  hanformer data prepare --input ../shared/data/kowiki --tokenizer runs/tok-ko "
-                    "--out runs/kowiki-shards")
+                    "With --entities kiwi (or a NER model directory) every entity is marked [ENT] ... [/ENT] in "
+                    "the ids, and `hanformer pretrain` on those shards trains an entity-aware BERT (the markers, "
+                    "and the entity embedding unless --no-entity-embedding).\n\n"
+                    "examples:\n  hanformer data prepare --input ../shared/data/kowiki --tokenizer runs/tok-ko "
+                    "--out runs/kowiki-shards\n"
+                    "  hanformer data prepare --input ../shared/data/kowiki --tokenizer runs/tok-ko "
+                    "--out runs/kowiki-entity-shards --entities kiwi")
     p.add_argument("--input", nargs="+", required=True, metavar="PATH", help="text files or folders")
     p.add_argument("--tokenizer", required=True, metavar="DIR", help="tokenizer folder (hanformer tokenizer train)")
     p.add_argument("--out", required=True, metavar="DIR", help="shard folder to write (replaced if it holds shards)")

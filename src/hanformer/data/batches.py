@@ -21,6 +21,7 @@ import torch
 from hanformer.data.instances import create_instances
 from hanformer.data.masking import IGNORE_INDEX, Masker
 from hanformer.data.shards import ShardSplit
+from hanformer.entities.marking import MarkerIds, entity_ids_from_markers
 from hanformer.errors import InputError
 
 
@@ -38,12 +39,14 @@ class NSPBatches:
     """[CLS] A [SEP] B [SEP] pairs with NSP labels and fresh masked-LM masks.
 
     Batches are padded to their longest sequence (rounded up to a multiple of 8), not to
-    `seq_len`: short-sequence instances then cost what they contain.
+    `seq_len`: short-sequence instances then cost what they contain. With `entity_markers`
+    (shards whose text has its entities marked), each batch also has the `entity_ids` of an
+    entity-aware BERT: 1 for the tokens between [ENT] and [/ENT].
     """
 
     def __init__(self, split: ShardSplit, *, seq_len: int, batch_size: int, short_seq_prob: float,
                  masker: Masker, special_ids: dict[str, int], seed: int,
-                 pad_to_multiple_of: int = 8, name: str = "train") -> None:
+                 pad_to_multiple_of: int = 8, name: str = "train", entity_markers: MarkerIds | None = None) -> None:
         self.split = split
         self.seq_len = seq_len
         self.batch_size = batch_size
@@ -53,6 +56,7 @@ class NSPBatches:
         self.seed = seed
         self.multiple = pad_to_multiple_of
         self.name = name
+        self.entity_markers = entity_markers
         self._cache: tuple[int, np.ndarray] | None = None
         self._lock = threading.Lock()
 
@@ -91,9 +95,13 @@ class NSPBatches:
             words[r, 2 + la:2 + la + lb] = starts[b0:b1]
         rng = np.random.default_rng([self.seed, epoch, index, 2])
         masked, labels = self.masker(ids, rng, words)
-        return {"input_ids": torch.from_numpy(masked), "token_type_ids": torch.from_numpy(types),
-                "attention_mask": torch.from_numpy(attn), "labels": torch.from_numpy(labels),
-                "next_sentence_label": torch.from_numpy(inst[:, 4].copy())}
+        batch = {"input_ids": torch.from_numpy(masked), "token_type_ids": torch.from_numpy(types),
+                 "attention_mask": torch.from_numpy(attn), "labels": torch.from_numpy(labels),
+                 "next_sentence_label": torch.from_numpy(inst[:, 4].copy())}
+        if self.entity_markers is not None:  # the markers are special tokens: never masked, so read them here
+            entity_ids = entity_ids_from_markers(ids, self.entity_markers, (self.cls_id, self.sep_id, self.pad_id))
+            batch["entity_ids"] = torch.from_numpy(entity_ids)
+        return batch
 
 
 def require_batches(builder: IndexedBatches, world_size: int, what: str) -> int:

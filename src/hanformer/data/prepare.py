@@ -13,7 +13,6 @@ and the next run into the same output removes it (once no process of that number
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import hashlib
 import multiprocessing
@@ -24,40 +23,25 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+import numpy as np
+from tqdm.auto import tqdm
+
+from hanformer.data.prepare_config import PrepareConfig
 from hanformer.data.readers import Document, expand_paths, iter_documents
 from hanformer.data.sentences import get_splitter, split_document
-from hanformer.errors import ConfigError, InputError
-from hanformer.utils.config import config_to_dict, setting
+from hanformer.data.shards import FORMAT, FORMAT_VERSION, ShardWriter, token_dtype
+from hanformer.entities.inputs import EntityInputs
+from hanformer.entities.tokens import entity_tokenizer
+from hanformer.errors import InputError
+from hanformer.tokenization.tokenizer import Tokenizer
+from hanformer.utils.config import config_to_dict
 from hanformer.utils.files import atomic_write_json
 
 # Whitespace code points that separate words (eojeol) in running text.
 _SPACES = (9, 10, 11, 12, 13, 32, 0x85, 0xA0, 0x1680, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000,
            *range(0x2000, 0x200B))
-
-
-@dataclasses.dataclass
-class PrepareConfig:
-    format: Literal["auto", "text", "wiki", "jsonl", "tsv"] = setting(
-        "auto", "input format: plain text (blank line between documents), wiki-extractor <doc>, JSON lines, TSV")
-    text_fields: list[str] = setting(["text"], "JSON-lines fields / TSV columns holding the text")
-    splitter: Literal["rules", "kiwi", "lines"] = setting(
-        "rules", "sentence splitter: fast rules (Korean + English), Kiwi (Korean morphology; slower), "
-        "or one sentence per line")
-    valid_fraction: float = setting(0.01, "share of documents held out for evaluation (at least one)")
-    seed: int = setting(0, "seed of the held-out selection")
-    max_documents: int = setting(0, "stop after this many documents (0: all)")
-    include_titles: bool = setting(False, "keep document titles as a first sentence")
-    batch_documents: int = setting(512, "documents tokenized per batch")
-    workers: int = setting(1, "processes for sentence splitting (worth it for --splitter kiwi)")
-    progress: bool = setting(True, "show a progress bar")
-
-    def validate(self) -> None:
-        if not 0.0 < self.valid_fraction < 1.0:
-            raise ConfigError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
-        if self.batch_documents < 1 or self.workers < 1 or self.max_documents < 0:
-            raise ConfigError("batch_documents and workers must be >= 1, max_documents >= 0")
 
 
 def held_out(doc: Document, seed: int, fraction: float) -> bool:
@@ -99,24 +83,28 @@ def _split_in_worker(lines: list[str]) -> list[str]:
     return split_document(lines, _worker_splitter)  # type: ignore[arg-type]
 
 
-def encode_sentences(backend: Any, sentences: list[str]) -> list[tuple[Any, Any]]:
+def encode_sentences(backend: Any, sentences: list[str], entities: EntityInputs | None = None
+                     ) -> list[tuple[Any, Any]]:
     """Token ids and word-start flags of each sentence (a token starts a word when it is the
-    first of the sentence or follows whitespace in the text)."""
-    import numpy as np
-
+    first of the sentence or follows whitespace in the text), with `entities` marked in the ids
+    when given."""
     if not sentences:
         return []
     encs = backend.encode_batch(sentences, add_special_tokens=False)
+    pieces = [(e.ids, e.offsets) for e in encs]
+    if entities is not None:
+        marked = entities.mark(sentences, [i for i, _ in pieces], [o for _, o in pieces])
+        pieces = [(m.ids, m.offsets) for m in marked]
     joined = "\n".join(sentences)
     codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
     after_space = np.ones(len(codes) + 1, dtype=bool)
     after_space[1:] = np.isin(codes, np.array(_SPACES, dtype=np.uint32))
     out = []
     base = 0
-    for sent, enc in zip(sentences, encs, strict=True):
-        ids = np.asarray(enc.ids, dtype=np.int64)
+    for sent, (piece_ids, offsets) in zip(sentences, pieces, strict=True):
+        ids = np.asarray(piece_ids, dtype=np.int64)
         if len(ids):
-            starts = np.fromiter((o[0] for o in enc.offsets), dtype=np.int64, count=len(ids))
+            starts = np.fromiter((o[0] for o in offsets), dtype=np.int64, count=len(ids))
             ws = after_space[base + starts]
             ws[starts == 0] = True
         else:
@@ -130,16 +118,14 @@ def prepare_data(files: str | Path | Iterable[str | Path], tokenizer_dir: str | 
                  config: PrepareConfig | None = None) -> dict[str, Any]:
     """Tokenize `files` (files or folders) with the tokenizer in `tokenizer_dir` into shards in
     `out_dir` (replaced atomically when it already holds shards). Returns a summary dict."""
-    import numpy as np
-    from tqdm.auto import tqdm
-
-    from hanformer.data.shards import FORMAT, FORMAT_VERSION, ShardWriter, token_dtype
-    from hanformer.tokenization.tokenizer import Tokenizer
-
     cfg = config or PrepareConfig()
     cfg.validate()
     paths = expand_paths(files)
     tokenizer = Tokenizer.from_pretrained(tokenizer_dir)
+    entities = None
+    if cfg.entity.enabled:  # the markers join the vocabulary; the shards' tokenizer records how they were found
+        tokenizer = entity_tokenizer(tokenizer, cfg.entity)
+        entities = EntityInputs(cfg.entity, tokenizer.backend)
     out = Path(out_dir)
     if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / "meta.json").is_file())):
         raise InputError(f"output {out} exists and is not a shard directory; choose another --out")
@@ -167,7 +153,7 @@ def prepare_data(files: str | Path | Iterable[str | Path], tokenizer_dir: str | 
                 else:
                     sentences = [split_document(b, splitter) for b in bodies]  # type: ignore[arg-type]
                 flat = [s for doc in sentences for s in doc]
-                encoded = encode_sentences(backend, flat)
+                encoded = encode_sentences(backend, flat, entities)
                 pos = 0
                 for doc, sents in zip(chunk, sentences, strict=True):
                     enc = [e for e in encoded[pos:pos + len(sents)] if len(e[0])]

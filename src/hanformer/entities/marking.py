@@ -14,6 +14,8 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from hanformer.entities.spans import EntitySpan, merged_spans
 
 ENTITY_START, ENTITY_END = "[ENT]", "[/ENT]"
@@ -78,3 +80,25 @@ def _append(out: MarkedPieces, piece: int, offset: tuple[int, int], entity: int 
     out.ids.append(piece)
     out.offsets.append(offset)
     out.entity_ids.append(entity)
+
+
+
+def entity_ids_from_markers(ids: np.ndarray, markers: MarkerIds, boundary_ids: Sequence[int] = ()) -> np.ndarray:
+    """Entity ids (1 inside [ENT] ... [/ENT], 0 elsewhere and on the markers) of rows of token ids
+    that carry the markers, as pretraining shards do. `boundary_ids` ([CLS], [SEP], [PAD]) end a
+    segment: no entity runs across one. A segment cut inside an entity (its [ENT] or [/ENT] fell
+    outside it) counts the part it holds as entity."""
+    opens, closes = ids == markers.start, ids == markers.end
+    stops = opens | closes | np.isin(ids, np.asarray(list(boundary_ids), dtype=ids.dtype))
+    width = ids.shape[-1]
+    index = np.broadcast_to(np.arange(width), ids.shape)
+    # The nearest marker or boundary at or before each position, and at or after it.
+    last = np.maximum.accumulate(np.where(stops, index, -1), axis=-1)
+    following = np.flip(np.minimum.accumulate(np.flip(np.where(stops, index, width), -1), axis=-1), -1)
+    last = np.where(last < 0, width, last)  # none before: the padding column, neither open nor close
+    is_open = np.concatenate([opens, np.zeros_like(opens[..., :1])], -1)
+    is_close = np.concatenate([closes, np.zeros_like(closes[..., :1])], -1)
+    after_open = np.take_along_axis(is_open, last, -1)
+    # No marker yet in the segment, and the next one closes: the segment began inside an entity.
+    began_inside = ~np.take_along_axis(is_open | is_close, last, -1) & np.take_along_axis(is_close, following, -1)
+    return ((after_open | began_inside) & ~stops).astype(np.int64)

@@ -20,6 +20,7 @@ from hanformer.data.batches import (
 )
 from hanformer.data.masking import Masker, MaskingSpec
 from hanformer.data.shards import ShardSet, ShardSplit
+from hanformer.entities.marking import MarkerIds
 from hanformer.errors import ConfigError
 from hanformer.models.bert.config import BertConfig
 from hanformer.models.bert.heads import MaskedLMHead
@@ -50,8 +51,10 @@ def init_unigram_bias(mlm_head: MaskedLMHead, shards: ShardSet) -> None:
         mlm_head.bias.copy_(torch.from_numpy(logp - logp.mean()).float())
 
 
-def masked_batches(cfg: PretrainConfig, shards: ShardSet, dist: DistInfo) -> tuple[BatchStream, NSPBatches]:
-    """(training stream, held-out batches) of BERT sentence-pair instances with masks."""
+def masked_batches(cfg: PretrainConfig, shards: ShardSet, dist: DistInfo, entity_markers: MarkerIds | None = None
+                   ) -> tuple[BatchStream, NSPBatches]:
+    """(training stream, held-out batches) of BERT sentence-pair instances with masks (and the
+    entity ids the markers give, with `entity_markers`)."""
 
     sp = shards.special_ids
     spec = MaskingSpec(cfg.mask_prob, cfg.mask_token_prob, cfg.random_token_prob, cfg.max_predictions,
@@ -60,7 +63,7 @@ def masked_batches(cfg: PretrainConfig, shards: ShardSet, dist: DistInfo) -> tup
 
     def builder(split: ShardSplit, split_seed: int, name: str) -> NSPBatches:
         return NSPBatches(split, seq_len=cfg.seq_len, batch_size=cfg.batch_size, short_seq_prob=cfg.short_seq_prob,
-                          masker=masker, special_ids=sp, seed=split_seed, name=name)
+                          masker=masker, special_ids=sp, seed=split_seed, name=name, entity_markers=entity_markers)
 
     train = BatchStream(builder(shards.train, cfg.trainer.seed, "train"), rank=dist.rank,
                         world_size=dist.world_size, prefetch=cfg.prefetch, what="training")

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from hanformer.data.shards import ShardSet
+from hanformer.entities.marking import MarkerIds
+from hanformer.entities.model import add_entity_embedding
+from hanformer.entities.tokens import marker_ids, recorded_entity_config
 from hanformer.errors import ConfigError
 from hanformer.models.bert.heads import BertForMaskedLM, BertForPreTraining
 from hanformer.pretraining.config import ObjectiveParts, PretrainConfig
@@ -25,16 +28,26 @@ from hanformer.training.optim import freeze_token_embeddings
 
 
 def build_mlm_nsp(cfg: PretrainConfig, shards: ShardSet, tokenizer: Tokenizer, dist: DistInfo) -> ObjectiveParts:
-    return _build_masked_lm(cfg, shards, dist, with_nsp=True)
+    return _build_masked_lm(cfg, shards, tokenizer, dist, with_nsp=True)
 
 
 def build_mlm(cfg: PretrainConfig, shards: ShardSet, tokenizer: Tokenizer, dist: DistInfo) -> ObjectiveParts:
     """Masked LM alone (RoBERTa found NSP unhelpful; on one-sentence documents it is degenerate).
     Same instances as mlm_nsp; the model ignores their NSP labels."""
-    return _build_masked_lm(cfg, shards, dist, with_nsp=False)
+    return _build_masked_lm(cfg, shards, tokenizer, dist, with_nsp=False)
 
 
-def _build_masked_lm(cfg: PretrainConfig, shards: ShardSet, dist: DistInfo, with_nsp: bool) -> ObjectiveParts:
+def entity_embedding_markers(tokenizer: Tokenizer) -> MarkerIds | None:
+    """The markers whose spans give the entity ids, when the shards' text has its entities marked
+    (`hanformer data prepare --entities`) for a model with the entity embedding; else None."""
+    entities = recorded_entity_config(tokenizer)
+    if entities is None or not entities.entity_embedding:
+        return None
+    return marker_ids(tokenizer.backend)
+
+
+def _build_masked_lm(cfg: PretrainConfig, shards: ShardSet, tokenizer: Tokenizer, dist: DistInfo,
+                     with_nsp: bool) -> ObjectiveParts:
     cls = BertForPreTraining if with_nsp else BertForMaskedLM
     if cfg.init_from:
         model = cls.from_pretrained(cfg.init_from)
@@ -51,9 +64,12 @@ def _build_masked_lm(cfg: PretrainConfig, shards: ShardSet, dist: DistInfo, with
         static = skipgram_vectors(shards.train, shards.vocab_size, embedding.embedding_dim,
                                   epochs=cfg.static_epochs, window=cfg.static_window, seed=cfg.trainer.seed)
         load_static_vectors(embedding, static)
+    markers = entity_embedding_markers(tokenizer)
+    if markers is not None:
+        add_entity_embedding(model)  # zero at the start, like every entity table; trained from the first step
     if cfg.freeze_embeddings:
         freeze_token_embeddings(model)
-    train, valid = masked_batches(cfg, shards, dist)
+    train, valid = masked_batches(cfg, shards, dist, markers)
     score = MaskedLMScore(shards)
     eval_set = held_out_batches(valid, cfg.eval_batches)
 

@@ -110,11 +110,11 @@ def entity_inputs(config: EntityConfig, tokenizer: Tokenizer, log: Log = log_to_
                   ) -> tuple[EntityConfig | None, Tokenizer]:
     """The entity settings of the run and the tokenizer that records them: `--entities` when
     given (its markers added to the tokenizer), else those an entity-aware checkpoint was
-    fine-tuned with (kept, so it is never run without its entity inputs), else none."""
+    pretrained or fine-tuned with (kept, so it is never run without its entity inputs), else none."""
     if not config.enabled:
         recorded = recorded_entity_config(tokenizer)
         if recorded is not None:
-            log(f"entities: {recorded.entities}, as the checkpoint was fine-tuned (its tokenizer's record)")
+            log(f"entities: {recorded.entities}, as the checkpoint was trained (its tokenizer's record)")
         return recorded, tokenizer
     parts = [f"tags {','.join(config.tags)}" if config.tags else "all entity types"]
     parts += ["[ENT]/[/ENT] markers"] * config.entity_markers + ["entity embedding"] * config.entity_embedding
