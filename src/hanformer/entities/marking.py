@@ -6,6 +6,9 @@ spans, NER spans and attention views still point into what the user typed. The m
 zero-width offsets at the entity's edges ((start, start) and (end, end)): they cover no
 character, so no answer or entity span can start or end on one. An entity that starts or ends
 inside a piece takes the whole piece (with Kiwi's morpheme split, pieces end at morphemes).
+
+Pretraining shards keep only the marked ids; `entity_ids_from_markers` reads the entity ids back
+from the markers in each batch.
 """
 
 from __future__ import annotations
@@ -80,7 +83,6 @@ def _append(out: MarkedPieces, piece: int, offset: tuple[int, int], entity: int 
     out.ids.append(piece)
     out.offsets.append(offset)
     out.entity_ids.append(entity)
-
 
 
 def entity_ids_from_markers(ids: np.ndarray, markers: MarkerIds, boundary_ids: Sequence[int] = ()) -> np.ndarray:
