@@ -21,6 +21,8 @@ from hanformer.models.bert.config import BertConfig
 from hanformer.models.bert.family import EncoderFamilyConfig
 from hanformer.models.bert.heads import BertForQuestionAnswering, BertForSequenceClassification
 from hanformer.models.registry import task_class
+from hanformer.serving.config import ServeConfig
+from hanformer.serving.engine import InferenceEngine
 from hanformer.tasks.encoding import (
     PieceEncoder,
     collate,
@@ -286,6 +288,9 @@ def test_finetune_korquad_with_kiwi_entities_and_predict(tmp_path_factory, tmp_p
     assert main(["predict", "--model", str(best), "--input", str(inputs)]) == 0
     record = json.loads(capsys.readouterr().out)
     assert context[record["start"]:record["end"]] == record["answer"]
+    # `hanformer serve` finds the entities the same way, unasked: the same answer as `predict`.
+    served = InferenceEngine(best, ServeConfig()).predict(["김철수는 어디에 가?"], [context])[0]
+    assert (served["answer"], served["start"], served["end"]) == (record["answer"], record["start"], record["end"])
     # Run without its entity inputs, the model says what it needs in one line.
     assert main(["predict", "--model", str(best), "--input", str(inputs), "--entities", "off"]) == 2
     assert "entity_ids" in capsys.readouterr().err
