@@ -115,3 +115,49 @@ def test_recipe_with_electra_pretraining_and_repeated_seeds(tmp_path, monkeypatc
     assert comp["seeds"] == 2 and "pretrained_std" in comp and "scratch_std" in comp
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     assert "Replaced-token detection" in html and "mean of 2 seeds" in html and " ± " in html
+
+
+@pytest.mark.slow
+def test_recipe_variants_pretrain_beside_the_recipe_and_fine_tune_every_task(tmp_path, monkeypatch):
+    """`[variant.<name>]` pretrains a second model from the same text and tokenizer with some
+    settings changed (its own shards only when it changes [data]), fine-tunes every task from it
+    with the same settings, and the report puts it beside the recipe's own pretrained model."""
+    pytest.importorskip("kiwipiepy")
+    monkeypatch.chdir(REPO)
+    text = (REPO / "recipes" / "tiny.toml").read_text(encoding="utf-8").replace('name = "tiny"', 'name = "tiny-var"')
+    text = text.replace("[finetune.nsmc]\n", '[variant.entities]\ndescription = "Kiwi\'s proper nouns marked"\n'
+                        'data = { entity = { entities = "kiwi" } }\n\n'
+                        '[variant.mlm]\npretrain = { objective = "mlm" }\n\n[finetune.nsmc]\n')
+    recipe = tmp_path / "tiny-var.toml"
+    recipe.write_text(text, encoding="utf-8")
+    out = tmp_path / "runs"
+    assert main(["run", str(recipe), "--out-dir", str(out)]) == 0
+    run_dir = out / "tiny-var"
+    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+
+    assert [s["key"] for s in metrics["stages"]] == [
+        "tokenizer", "data", "pretrain", "variant/entities/data", "variant/entities/pretrain", "variant/mlm/pretrain",
+        "finetune/nsmc/pretrained", "finetune/nsmc/entities", "finetune/nsmc/mlm", "finetune/nsmc/scratch",
+        "finetune/nsmc/tfidf", "evaluate", "report"]
+    # The entity variant pretrained on its own shards, with the markers and the entity table ...
+    entity_model = json.loads((run_dir / "variant/entities/pretrain/final/config.json").read_text(encoding="utf-8"))
+    assert entity_model["entity_type_vocab_size"] == 2
+    assert json.loads((run_dir / "pretrain/final/config.json").read_text(encoding="utf-8")).get(
+        "entity_type_vocab_size", 0) == 0
+    # ... and kept them when fine-tuned; the masked-LM-only variant read the recipe's own shards.
+    tuned = json.loads((run_dir / "finetune/nsmc/entities/best/config.json").read_text(encoding="utf-8"))
+    assert tuned["entity_type_vocab_size"] == 2
+    assert not (run_dir / "variant/mlm/data").exists()
+    assert "nsp_accuracy" not in metrics["variants"]["mlm"]["curves"]["eval"][-1]
+    assert "nsp_accuracy" in metrics["pretrain"]["curves"]["eval"][-1]
+
+    runs = metrics["tasks"]["nsmc"]["runs"]
+    assert set(runs) == {"pretrained", "entities", "mlm", "scratch"}
+    comp = metrics["comparison"]["nsmc"]
+    assert comp["variants"] == ["entities", "mlm"]
+    for variant in ("entities", "mlm"):
+        assert comp[variant] == runs[variant]["test"]["accuracy"]
+        assert comp[f"gain_of_{variant}"] == pytest.approx(comp[variant] - comp["pretrained"])
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert "Pretraining — variant entities" in html and "Kiwi&#x27;s proper nouns marked" in html
+    assert "variant mlm − pretrained" in html

@@ -6,14 +6,17 @@ from pathlib import Path
 
 import hanformer.recipes.run as run_module
 from hanformer.recipes import run_recipe
-from hanformer.recipes.layout import RunLayout, baseline_key, finetune_key
+from hanformer.recipes.layout import RunLayout, baseline_key, data_key, finetune_key, pretrain_key
 from hanformer.recipes.report.render import stylesheet
 
 
 def test_run_layout_spells_the_documented_paths():
     layout = RunLayout(Path("runs/demo"))
-    assert layout.shards_dir == Path("runs/demo/data/shards")
-    assert layout.pretrained_model == Path("runs/demo/pretrain/final")
+    assert layout.shards_dir() == Path("runs/demo/data/shards")
+    assert layout.pretrained_model() == Path("runs/demo/pretrain/final")
+    assert layout.shards_dir("entities") == Path("runs/demo/variant/entities/data/shards")
+    assert layout.pretrained_model("entities") == Path("runs/demo/variant/entities/pretrain/final")
+    assert (data_key("entities"), pretrain_key(None)) == ("variant/entities/data", "pretrain")
     assert finetune_key("nsmc", "scratch") == "finetune/nsmc/scratch"
     assert baseline_key("nsmc") == "finetune/nsmc/tfidf"
     assert layout.best_dirs("nsmc", "pretrained", []) == [Path("runs/demo/finetune/nsmc/pretrained/best")]

@@ -76,6 +76,22 @@ def test_stage_without_its_input_is_refused(tmp_path):
                             r"\[evaluate\]: nothing to evaluate")
 
 
+def test_variant_tables_are_checked_before_any_work(tmp_path):
+    base = TOKENIZER + "[data]\n[pretrain]\n"
+    check_fails_before_work(tmp_path, base + "[variant.scratch]\npretrain = { objective = 'mlm' }\n",
+                            r"\[variant.scratch\]: a variant is named .* and not pretrained, scratch, tfidf")
+    check_fails_before_work(tmp_path, base + "[variant.v]\ndescription = 'nothing'\n",
+                            r"\[variant.v\]: changes nothing; give data = ")
+    check_fails_before_work(tmp_path, base + "[variant.v]\npretrian = { objective = 'mlm' }\n",
+                            r"\[variant.v\]: unknown key 'pretrian' \(did you mean 'pretrain'\?\)")
+    check_fails_before_work(tmp_path, base + "[variant.v]\npretrain = { objectiv = 'mlm' }\n",
+                            r"\[variant.v\] pretrain: unknown key 'objectiv' \(did you mean 'objective'\?\)")
+    check_fails_before_work(tmp_path, base + "[variant.v]\ndata = { entity = { entities = 'kiwi', tags = 3 } }\n",
+                            r"\[variant.v\] data: unknown key 'entity.tags'")
+    check_fails_before_work(tmp_path, TOKENIZER + "[variant.v]\npretrain = { objective = 'mlm' }\n",
+                            r"\[variant.v\]: a variant changes the recipe's pretraining: add \[data\] and \[pretrain\]")
+
+
 def test_finetune_table_shape_and_budget(tmp_path):
     check_fails_before_work(tmp_path, "[finetune]\nnsmc = 3\n", r"\[finetune.nsmc\]: expected a table per task")
     check_fails_before_work(tmp_path, "[finetune.nsmc]\nepochs = 1\n", r"\[finetune.nsmc\]: missing key 'train'")

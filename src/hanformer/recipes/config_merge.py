@@ -98,6 +98,15 @@ def build_config(cls: type, settings: dict[str, Any], injected: dict[str, Any], 
     return parse_stage_config(cls, data, source)
 
 
+def overlay(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `changes` on top; a table in both (e.g. `entity = { ... }`) is overlaid key by key."""
+    out = dict(base)
+    for key, value in changes.items():
+        key = key.replace("-", "_")
+        out[key] = overlay(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def stage_settings(config: Any, drop: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
     """A Stage's `settings` (the config's record, plus `extra`) and `setting_defaults` (the same
     record of the config class's defaults; none if the class has required fields)."""

@@ -4,7 +4,8 @@
       tokenizer/                                the vocabulary
       data/shards/                              token shards
       pretrain/final/                           the pretrained model (+ metrics.jsonl beside it)
-      finetune/<task>/<init>/[seed-N/]best/     fine-tuned models (init: pretrained | scratch)
+      variant/<variant>/{data,pretrain}/        a [variant.<variant>]'s own shards and pretrained model
+      finetune/<task>/<init>/[seed-N/]best/     fine-tuned models (init: pretrained | <variant> | scratch)
       finetune/<task>/tfidf/baseline.json       the TF-IDF baseline
       evaluate/results.json                     held-out scores, confusion matrices, examples
       report/metrics.json                       the report stage's data (+ attention.html)
@@ -39,6 +40,16 @@ REPORT_HTML = "report.html"
 ATTENTION_HTML = "attention.html"
 
 
+def data_key(variant: str | None = None) -> str:
+    """The stage key (and folder) of the shards: the recipe's, or a variant's own."""
+    return f"variant/{variant}/{DATA}" if variant else DATA
+
+
+def pretrain_key(variant: str | None = None) -> str:
+    """The stage key (and folder) of a pretraining: the recipe's, or a variant's."""
+    return f"variant/{variant}/{PRETRAIN}" if variant else PRETRAIN
+
+
 def finetune_key(task: str, init: str) -> str:
     """The stage key (and folder) of fine-tuning table `task` from `init`."""
     return f"finetune/{task}/{init}"
@@ -67,21 +78,17 @@ class RunLayout:
     def tokenizer_dir(self) -> Path:
         return self.stage_dir(TOKENIZER)
 
-    @property
-    def shards_dir(self) -> Path:
-        return self.stage_dir(DATA) / SHARDS
+    def shards_dir(self, variant: str | None = None) -> Path:
+        return self.stage_dir(data_key(variant)) / SHARDS
 
-    @property
-    def pretrain_dir(self) -> Path:
-        return self.stage_dir(PRETRAIN)
+    def pretrain_dir(self, variant: str | None = None) -> Path:
+        return self.stage_dir(pretrain_key(variant))
 
-    @property
-    def pretrained_model(self) -> Path:
-        return self.pretrain_dir / FINAL
+    def pretrained_model(self, variant: str | None = None) -> Path:
+        return self.pretrain_dir(variant) / FINAL
 
-    @property
-    def pretrain_metrics(self) -> Path:
-        return self.pretrain_dir / TRAINER_METRICS
+    def pretrain_metrics(self, variant: str | None = None) -> Path:
+        return self.pretrain_dir(variant) / TRAINER_METRICS
 
     def finetune_dir(self, task: str, init: str) -> Path:
         return self.stage_dir(finetune_key(task, init))

@@ -4,6 +4,9 @@
     [tokenizer]           train a WordPiece vocabulary          -> runs/<name>/tokenizer/
     [data]                text -> token shards                  -> runs/<name>/data/
     [pretrain]            masked-LM + NSP pretraining           -> runs/<name>/pretrain/
+    [variant.<v>]         a second pretrained model: the same text with some [data] / [pretrain]
+                          settings changed, fine-tuned on every task beside the first
+                                                                -> runs/<name>/variant/<v>/{data,pretrain}/
     [finetune.<task>]     one table per task; each task is fine-tuned from the pretrained
                           model AND from scratch (same architecture and settings), and a
                           classification task also trains the TF-IDF baseline on the same labels
@@ -49,8 +52,10 @@ from hanformer.training.config import check_seed
 from hanformer.utils.config import load_config, load_toml, parse_duration, setting
 from hanformer.utils.corpus import FORMATS
 
-STAGE_TABLES = ("run", "tokenizer", "data", "pretrain", "finetune", "evaluate", "translation", "language_models",
-                "report")
+STAGE_TABLES = ("run", "tokenizer", "data", "pretrain", "variant", "finetune", "evaluate", "translation",
+                "language_models", "report")
+# Names a variant cannot take: the other initialisations of a task's fine-tuning runs.
+RESERVED_VARIANT_NAMES = ("pretrained", "scratch", "tfidf")
 T = TypeVar("T")
 
 
@@ -97,6 +102,18 @@ class PretrainSection:
 
     budget: str | None = setting(None, "stated wall-clock budget for this stage (the trainer's max_time when it has one)")
     settings: dict[str, Any] = setting({}, "(the component's own settings)")
+
+
+@dataclass
+class VariantSection:
+    """`[variant.<name>]`: a second pretrained model beside `[pretrain]`'s, from the same text and
+    tokenizer with some `[data]` and `[pretrain]` settings changed; every task is fine-tuned from it
+    too, with the task's settings and seeds, so the report puts it beside the recipe's own model."""
+
+    description: str = setting("", "one line on what the variant changes, shown in the report")
+    data: dict[str, Any] = setting({}, "[data] settings that differ, e.g. { entity = { entities = \"kiwi\" } } "
+                                   "(none: the variant pretrains on the recipe's own shards)")
+    pretrain: dict[str, Any] = setting({}, "[pretrain] settings that differ, e.g. { objective = \"mlm\" }")
 
 
 @dataclass
@@ -243,6 +260,7 @@ class Recipe:
     tokenizer: TokenizerSection | None = None
     data: DataSection | None = None
     pretrain: PretrainSection | None = None
+    variants: dict[str, VariantSection] = field(default_factory=dict)
     finetune: dict[str, FinetuneSection] = field(default_factory=dict)
     evaluate: EvaluateSection | None = None
     translation: dict[str, TranslationSection] = field(default_factory=dict)
@@ -356,6 +374,8 @@ def parse_recipe(data: dict[str, Any], path: str | Path) -> Recipe:
             section = _split(data[name], _SECTIONS[name], source)
             _check_budget(section.budget, source)
             setattr(recipe, name, section)
+    for name, table in data.get("variant", {}).items():
+        recipe.variants[name] = _variant(name, table, path)
     for task_name, table in data.get("finetune", {}).items():
         source = f"{path} [finetune.{task_name}]"
         if not isinstance(table, dict):
@@ -390,6 +410,25 @@ def parse_recipe(data: dict[str, Any], path: str | Path) -> Recipe:
     if "report" in data:
         recipe.report = parse_stage_config(ReportSection, data["report"], f"{path} [report]")
     return recipe
+
+
+def _variant(name: str, table: Any, path: Path) -> VariantSection:
+    """`[variant.<name>]`: its keys checked here; its settings with the stages they change (`build_stages`)."""
+    source = f"{path} [variant.{name}]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: expected a table per variant, e.g. [variant.entities] with "
+                          f"data = {{ entity = {{ entities = \"kiwi\" }} }}; got {name} = {table!r}")
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", name) or name in RESERVED_VARIANT_NAMES:
+        raise ConfigError(f"{source}: a variant is named with letters, digits, '.', '_' or '-', and not "
+                          f"{', '.join(RESERVED_VARIANT_NAMES)} (the other runs of every task)")
+    section = parse_stage_config(VariantSection, table, source)
+    for key in ("data", "pretrain"):
+        if not isinstance(getattr(section, key), dict):
+            raise ConfigError(f"{source}: {key} must be a table of [{key}] settings, e.g. {key} = {{ ... }}")
+    if not section.data and not section.pretrain:
+        raise ConfigError(f"{source}: changes nothing; give data = {{ ... }} and/or pretrain = {{ ... }} "
+                          "with the settings that differ from [data] and [pretrain]")
+    return section
 
 
 def _language_models(table: dict[str, Any], path: Path) -> LanguageModelsSection:

@@ -101,19 +101,28 @@ def collect_report_data(recipe: Any, run_dir: Path, stages: list[dict[str, Any]]
     tok = _manifest(layout.tokenizer_dir)
     if tok:
         data["tokenizer"] = tok.get("summary", {})
-    pre = _manifest(layout.pretrain_dir)
+    pre = _manifest(layout.pretrain_dir())
     if pre:
-        rows = read_jsonl(layout.pretrain_metrics)
+        rows = read_jsonl(layout.pretrain_metrics())
         data["pretrain"] = {"final": pre.get("summary", {}), "curves": curves_from_metrics(rows)}
+    variants = {}
+    for variant, changes in getattr(recipe, "variants", {}).items():
+        man = _manifest(layout.pretrain_dir(variant))
+        variants[variant] = {"description": changes.description, "data": changes.data, "pretrain": changes.pretrain,
+                             "final": (man or {}).get("summary", {}),
+                             "curves": curves_from_metrics(read_jsonl(layout.pretrain_metrics(variant)))}
+    if variants:
+        data["variants"] = variants
     results = _evaluation_results(layout)
     stage_keys = {str(s.get("key")) for s in stages}
+    inits = (INITS[0], *variants, INITS[1])
     tasks: dict[str, Any] = {}
     for name in recipe.finetune:
-        entry = _task_entry(layout, name, results.get(name, {}), stage_keys)
+        entry = _task_entry(layout, name, inits, results.get(name, {}), stage_keys)
         if entry["runs"]:
             tasks[name] = entry
     data["tasks"] = tasks
-    data["comparison"] = _comparison(tasks)
+    data["comparison"] = _comparison(tasks, list(variants))
     if extra:
         data.update(extra)
     return data
@@ -126,11 +135,13 @@ def _evaluation_results(layout: RunLayout) -> dict[str, Any]:
     return json.loads(layout.evaluate_results.read_text(encoding="utf-8")).get("tasks", {})
 
 
-def _task_entry(layout: RunLayout, name: str, results: dict[str, Any], stage_keys: set[str]) -> dict[str, Any]:
-    """One task's data: its fine-tuning runs (validation scores, curves, held-out results) and baseline."""
+def _task_entry(layout: RunLayout, name: str, inits: tuple[str, ...], results: dict[str, Any],
+                stage_keys: set[str]) -> dict[str, Any]:
+    """One task's data: its fine-tuning runs from each of `inits` (validation scores, curves,
+    held-out results) and its baseline."""
     entry: dict[str, Any] = {"runs": {}}
     entry.update({k: v for k, v in results.items() if k != "runs"})
-    for init in INITS:
+    for init in inits:
         man = _manifest(layout.finetune_dir(name, init))
         if not man:
             continue
@@ -164,8 +175,10 @@ def _manifest(stage_dir: Path) -> dict[str, Any] | None:
     return man if man and man.get("status") == "complete" else None
 
 
-def _comparison(tasks: dict[str, Any]) -> dict[str, Any]:
-    """Per task: the primary held-out metric of the pretrained and the from-scratch model."""
+def _comparison(tasks: dict[str, Any], variants: list[str]) -> dict[str, Any]:
+    """Per task: the primary held-out metric of the pretrained and the from-scratch model, the
+    baselines, and each variant's model with its lead over the recipe's pretrained one
+    (`gain_of_<variant>`)."""
     out = {}
     for name, entry in tasks.items():
         runs = entry["runs"]
@@ -192,5 +205,10 @@ def _comparison(tasks: dict[str, Any]) -> dict[str, Any]:
             for other, key in (("scratch", "gain"), ("tfidf", "gain_over_tfidf"), ("majority", "gain_over_majority")):
                 if isinstance(row.get(other), (int, float)):
                     row[key] = pretrained - row[other]
+            for variant in variants:
+                if isinstance(row.get(variant), (int, float)):
+                    row[f"gain_of_{variant}"] = row[variant] - pretrained
+        if variants:
+            row["variants"] = [v for v in variants if v in runs]
         out[name] = row
     return out

@@ -4,6 +4,7 @@ offline, and can be mailed around as it is."""
 
 from __future__ import annotations
 
+import json
 import sys
 from functools import cache
 from importlib.resources import files
@@ -44,7 +45,16 @@ def _objective_words(rtd: str | None, nsp: str | None) -> str:
     return "Masked-LM and next-sentence prediction" if nsp else "Masked-LM"
 
 
-def _pretrain_section(pre: dict[str, Any]) -> str:
+def _variant_section(name: str, variant: dict[str, Any]) -> str:
+    """A variant's pretraining, as the recipe's own, under what it changes."""
+    changes = "; ".join(f"[{table}] {esc(json.dumps(variant.get(table), ensure_ascii=False))}"
+                        for table in ("data", "pretrain") if variant.get(table))
+    what = f"{esc(variant['description'])} " if variant.get("description") else ""
+    return _pretrain_section(variant, f"Pretraining — variant {name}",
+                             f"{what}The recipe's text and tokenizer with these settings changed: {changes}.")
+
+
+def _pretrain_section(pre: dict[str, Any], heading: str = "Pretraining", lead: str = "") -> str:
     train = pre.get("curves", {}).get("train", [])
     evals = pre.get("curves", {}).get("eval", [])
     mlm = first_key(evals, MLM_KEYS, ("mlm", "acc"))
@@ -82,8 +92,8 @@ def _pretrain_section(pre: dict[str, Any]) -> str:
               "tokens_per_s": "throughput (tokens/s, mean)"}
     rows = [[esc(label), fmt(final[k], k)] for k, label in labels.items()
             if isinstance(final.get(k), (int, float, str)) and not isinstance(final.get(k), bool)]
-    out = ["<h2>Pretraining</h2>",
-           f'<p class="lead">{_objective_words(rtd, nsp)} on the unlabeled text, '
+    out = [f"<h2>{esc(heading)}</h2>",
+           f'<p class="lead">{lead + " " if lead else ""}{_objective_words(rtd, nsp)} on the unlabeled text, '
            "read from the trainer's JSON-lines metrics.</p>",
            f'<div class="fig">{plots.line_panels(panels)}</div>']
     if rows:
@@ -109,6 +119,12 @@ def _headline(data: dict[str, Any]) -> str:
             sub += (f'<div class="s">{TFIDF} + logistic regression {fmt(comp["tfidf"], m)} · '
                     f'<span class="{"good" if lead > 0 else "bad"}">pretrained '
                     f'{gap(lead, m, pre, comp["tfidf"])}</span></div>')
+        for variant in comp.get("variants", []):
+            lead = comp.get(f"gain_of_{variant}")
+            if is_number(lead):
+                sub += (f'<div class="s">variant {esc(variant)} {fmt_spread(comp[variant], comp.get(f"{variant}_std"), m)} · '
+                        f'<span class="{"good" if lead > 0 else "bad"}">{gap(lead, m, pre, comp[variant])} '
+                        "over pretrained</span></div>")
         if comp.get("majority") is not None:
             sub += (f'<div class="s">always answering the most frequent class '
                     f'({esc(comp.get("majority_label"))}): {fmt(comp["majority"], m)}</div>')
@@ -197,6 +213,8 @@ def render_report(data: dict[str, Any]) -> str:
         parts.append(_tokenizer_section(data["tokenizer"]))
     if data.get("pretrain"):
         parts.append(_pretrain_section(data["pretrain"]))
+    for name, variant in (data.get("variants") or {}).items():
+        parts.append(_variant_section(name, variant))
     for name, entry in data.get("tasks", {}).items():
         parts.append(task_section(name, entry, data.get("comparison", {})))
     parts.append(translation_comparison(data.get("translations") or {}))

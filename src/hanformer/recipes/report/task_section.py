@@ -23,6 +23,7 @@ from hanformer.recipes.report.metric_names import PRIMARY_METRICS, first_key, is
 # The scores a task's comparison row holds: key, name in the figure, name in the sentence.
 COMPARED = (("pretrained", "pretrained", "pretrained"), ("scratch", "scratch", "from scratch"),
              ("tfidf", TFIDF, TFIDF), ("majority", "majority", "majority class"))
+COMPARED_KEYS = {key for key, _, _ in COMPARED}
 _GAINS = (("gain", "from scratch"), ("gain_over_tfidf", TFIDF), ("gain_over_majority", "majority class"))
 
 
@@ -46,7 +47,7 @@ def task_section(name: str, entry: dict[str, Any], comparison: dict[str, Any]) -
     baseline = entry.get("tfidf_baseline")
     table = _scores_table(runs, baseline)
     comp = comparison.get(name)
-    bars = {label: comp[key] for key, label, _ in COMPARED
+    bars = {label: comp[key] for key, label, _ in _compared(comp)
             if isinstance(comp.get(key), (int, float))} if comp else {}
     if comp and len(bars) >= 2:
         svg = plots.bar_comparison(comp["metric"], bars, is_fraction(comp["metric"], *bars.values()))
@@ -101,6 +102,12 @@ def task_section(name: str, entry: dict[str, Any], comparison: dict[str, Any]) -
     return "\n".join(out)
 
 
+def _compared(comp: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """COMPARED with each variant's model after the recipe's pretrained one."""
+    variants = [(v, v, f"variant {v}") for v in comp.get("variants", [])]
+    return [COMPARED[0], *variants, *COMPARED[1:]]
+
+
 def _column_name(column: str) -> str:
     css = {"pretrained": "pre", "scratch": "scr"}.get(column, "base")
     return f'<span class="{css}">{esc(column)}</span>'
@@ -110,7 +117,9 @@ def _scores_table(runs: dict[str, Any], baseline: dict[str, Any] | None) -> str:
     """Every score of the models (mean ± std over seeds) and of the TF-IDF baseline, and the
     pretrained model's lead over the others."""
     columns: dict[str, dict[str, Any]] = {**runs, **({TFIDF: baseline} if baseline else {})}
-    gaps = [(a, b) for a, b in (("pretrained", "scratch"), ("pretrained", TFIDF)) if a in columns and b in columns]
+    variants = [c for c in runs if c not in COMPARED_KEYS]
+    pairs = [("pretrained", "scratch"), ("pretrained", TFIDF), *((v, "pretrained") for v in variants)]
+    gaps = [(a, b) for a, b in pairs if a in columns and b in columns]
     metric_names: list[tuple[str, str]] = []
     for run in runs.values():
         for part in ("test", "valid"):
@@ -135,9 +144,11 @@ def _gaps_sentence(comp: dict[str, Any]) -> str:
     every model side by side, and the pretrained model's lead over each."""
     m = comp["metric"]
     scores = [f"{word} {fmt_spread(comp[key], comp.get(f'{key}_std'), m)}"
-              for key, _, word in COMPARED if is_number(comp.get(key))]
+              for key, _, word in _compared(comp) if is_number(comp.get(key))]
     gaps = [f"pretrained − {word} = {gap(comp[key], m, comp.get('pretrained'), unit='points')}"
             for key, word in _GAINS if is_number(comp.get(key))]
+    gaps += [f"variant {v} − pretrained = {gap(comp[f'gain_of_{v}'], m, comp.get(v), unit='points')}"
+             for v in comp.get("variants", []) if is_number(comp.get(f"gain_of_{v}"))]
     if not gaps:
         return ""
     said = "; ".join(gaps)

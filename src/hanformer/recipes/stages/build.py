@@ -29,6 +29,10 @@ def build_stages(recipe: Recipe) -> list[Stage]:
         stages.append(data_stage(recipe))
     if recipe.pretrain is not None:
         stages.append(pretrain_stage(recipe))
+    for variant, changes in recipe.variants.items():
+        if changes.data:
+            stages.append(data_stage(recipe, variant))
+        stages.append(pretrain_stage(recipe, variant))
     for name, sec in recipe.finetune.items():
         stages.extend(finetune_stages(recipe, name, sec))
     if recipe.evaluate is not None:
@@ -48,7 +52,7 @@ def check_inputs(recipe: Recipe) -> None:
     Cheap checks first, all of them before any component config is built or any work starts.
     """
     p = recipe.path
-    if not any((recipe.tokenizer, recipe.data, recipe.pretrain, recipe.finetune, recipe.evaluate,
+    if not any((recipe.tokenizer, recipe.data, recipe.pretrain, recipe.variants, recipe.finetune, recipe.evaluate,
                 recipe.translation, recipe.language_models, recipe.report)):
         raise ConfigError(f"{p}: no stages; add at least one of [tokenizer], [data], [pretrain], "
                           "[finetune.<task>], [evaluate], [translation.<name>], [language_models], [report]")
@@ -69,6 +73,10 @@ def check_inputs(recipe: Recipe) -> None:
                               "[data] tokenizer = \"DIR\" (an existing tokenizer folder)")
     if recipe.pretrain is not None and recipe.data is None:
         raise ConfigError(f"{p} [pretrain]: needs token shards: add a [data] stage before [pretrain]")
+    for variant in recipe.variants:
+        if recipe.pretrain is None:
+            raise ConfigError(f"{p} [variant.{variant}]: a variant changes the recipe's pretraining: "
+                              "add [data] and [pretrain] stages")
     for name, sec in recipe.finetune.items():
         source = f"{p} [finetune.{name}]"
         for key in ("train", "valid", "test"):

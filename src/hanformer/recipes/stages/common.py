@@ -75,9 +75,13 @@ def task_seeds(sec: FinetuneSection) -> list[int]:
     return [int(s) for s in seeds]
 
 
-def task_inits(sec: FinetuneSection) -> tuple[str, ...]:
-    """The initialisations a task is fine-tuned from: pretrained, and from scratch unless switched off."""
-    return INITS if sec.scratch else INITS[:1]
+def task_inits(recipe: Recipe, sec: FinetuneSection) -> tuple[str, ...]:
+    """The initialisations a task is fine-tuned from: pretrained, every `[variant.<name>]`'s
+    pretrained model (unless the task fine-tunes a `model` of its own), and from scratch unless
+    switched off."""
+    pretrained, scratch = INITS
+    variants = tuple(recipe.variants) if not sec.model else ()
+    return (pretrained, *variants) + ((scratch,) if sec.scratch else ())
 
 
 def tokenizer_source(recipe: Recipe, explicit: str | None) -> tuple[dict[str, str], Path]:

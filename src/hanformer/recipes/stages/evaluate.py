@@ -28,7 +28,7 @@ def evaluate_stage(recipe: Recipe) -> Stage:
     inputs: list[Path] = []
     plan: list[Scored] = []
     for name, task in recipe.finetune.items():
-        for init in task_inits(task):
+        for init in task_inits(recipe, task):
             upstream[finetune_key(name, init)] = "" if task_seeds(task) else BEST  # "": every seed's output
             plan.append((name, task, init))
         if task.test:

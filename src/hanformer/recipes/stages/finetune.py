@@ -18,6 +18,7 @@ from hanformer.recipes.layout import (
     TOKENIZER,
     RunLayout,
     finetune_key,
+    pretrain_key,
     seed_parts,
 )
 from hanformer.recipes.recipe import FinetuneSection, Recipe
@@ -45,12 +46,13 @@ def finetune_stages(recipe: Recipe, name: str, sec: FinetuneSection) -> list[Sta
         raise ConfigError(f"{source}: {e}") from None
     layout = RunLayout(recipe.run_dir)
     files = [Path(p) for p in (sec.train, sec.valid, sec.test) if p]
-    if sec.model:
-        model_dir, upstream = Path(sec.model), {}
-    else:
-        model_dir, upstream = layout.pretrained_model, {PRETRAIN: FINAL}
     stages = []
-    for init in task_inits(sec):
+    for init in task_inits(recipe, sec):
+        variant = init if init in recipe.variants else None
+        if sec.model:
+            model_dir, upstream = Path(sec.model), {}
+        else:
+            model_dir, upstream = layout.pretrained_model(variant), {pretrain_key(variant): FINAL}
         out_dir = layout.finetune_dir(name, init)
         injected = {"task": sec.task, "model": str(model_dir), "train": sec.train, "valid": sec.valid,
                     "from_scratch": init == "scratch", "out": str(out_dir), "trainer.output_dir": str(out_dir)}
@@ -67,14 +69,21 @@ def finetune_stages(recipe: Recipe, name: str, sec: FinetuneSection) -> list[Sta
         inputs = list(files) + ([model_dir] if not upstream else [])
         stages.append(Stage(
             key=finetune_key(name, init),
-            title=f"fine-tune on {sec.task} " + ("from the pretrained model" if init == "pretrained"
-                                                 else "from scratch (same architecture)"),
+            title=f"fine-tune on {sec.task} " + _from_words(init),
             run=_finetune_run(config), **stage_settings(config, _FINETUNE_PATHS),
             inputs=inputs, upstream=up, outputs=seed_parts(task_seeds(sec)),
             resumable=True, budget=sec.budget))
     # Both runs read the same examples (only the initialisation differs), and so does the baseline.
     baseline = baseline_stage(recipe, name, sec, config)
     return stages + ([baseline] if baseline else [])
+
+
+def _from_words(init: str) -> str:
+    if init == "pretrained":
+        return "from the pretrained model"
+    if init == "scratch":
+        return "from scratch (same architecture)"
+    return f"from the pretrained model of variant {init}"
 
 
 def _finetune_run(config: FinetuneConfig) -> StageRun:

@@ -7,15 +7,15 @@ from typing import Any
 from hanformer.pretraining.config import PretrainConfig
 from hanformer.pretraining.run import pretrain
 from hanformer.recipes.caching import Stage, StageContext
-from hanformer.recipes.config_merge import build_config, stage_settings
+from hanformer.recipes.config_merge import build_config, overlay, stage_settings
 from hanformer.recipes.layout import (
-    DATA,
     FINAL,
     FINAL_CONFIG,
-    PRETRAIN,
     SHARDS,
     TRAINER_METRICS,
     RunLayout,
+    data_key,
+    pretrain_key,
 )
 from hanformer.recipes.recipe import Recipe
 from hanformer.recipes.report.collect import read_jsonl
@@ -27,20 +27,26 @@ _OBJECTIVE_WORDS = {"mlm": "masked-LM (no next-sentence prediction)", "rtd": "re
 _DEFAULT_OBJECTIVE_WORDS = "masked-LM + next-sentence prediction"
 
 
-def pretrain_stage(recipe: Recipe) -> Stage:
+def pretrain_stage(recipe: Recipe, variant: str | None = None) -> Stage:
+    """The recipe's pretraining, or with `variant` that of `[variant.<variant>]`: its `pretrain`
+    settings over the `[pretrain]` table's, on its own shards when it changes `[data]`."""
     sec = recipe.pretrain
     assert sec is not None
-    source = f"{recipe.path} [pretrain]"
+    settings, source, shards_of = sec.settings, f"{recipe.path} [pretrain]", None
+    if variant is not None:
+        changes = recipe.variants[variant]
+        settings, source = overlay(settings, changes.pretrain), f"{recipe.path} [variant.{variant}] pretrain"
+        shards_of = variant if changes.data else None
     layout = RunLayout(recipe.run_dir)
-    injected = {"data": str(layout.shards_dir), "trainer.output_dir": str(layout.pretrain_dir)}
+    injected = {"data": str(layout.shards_dir(shards_of)), "trainer.output_dir": str(layout.pretrain_dir(variant))}
     defaults: dict[str, Any] = {"trainer.seed": recipe.run.seed}
     if sec.budget:
         defaults["trainer.max_time"] = sec.budget
-    config = build_config(PretrainConfig, sec.settings, injected, source, defaults)
+    config = build_config(PretrainConfig, settings, injected, source, defaults)
 
     def run(ctx: StageContext) -> dict[str, Any]:
         result = pretrain(config, resume=ctx.resume)
-        stop_if_interrupted(result, PRETRAIN)
+        stop_if_interrupted(result, ctx.stage.key)
         summary = plain(result)
         summary.update(summary.pop("eval_metrics", {}) or {})
         rows = read_jsonl(ctx.dir / TRAINER_METRICS)
@@ -50,6 +56,7 @@ def pretrain_stage(recipe: Recipe) -> Stage:
         return {k: v for k, v in summary.items() if k not in ("output_dir", "checkpoint", "final_dir")}
 
     objective = _OBJECTIVE_WORDS.get(getattr(config, "objective", ""), _DEFAULT_OBJECTIVE_WORDS)
-    return Stage(key=PRETRAIN, title=f"pretrain with {objective}", run=run,
-                 **stage_settings(config, ("data", "output_dir")), upstream={DATA: SHARDS},
+    title = f"pretrain with {objective}" + (f" (variant {variant})" if variant else "")
+    return Stage(key=pretrain_key(variant), title=title, run=run,
+                 **stage_settings(config, ("data", "output_dir")), upstream={data_key(shards_of): SHARDS},
                  outputs=[FINAL, FINAL_CONFIG], resumable=True, budget=sec.budget)

@@ -28,7 +28,7 @@ def report_stage(recipe: Recipe, stage_keys: list[str]) -> Stage:
     layout = RunLayout(recipe.run_dir)
     no_baseline = {name: why for name, task in recipe.finetune.items()
                    if (why := baseline_absence(recipe, name, task)) is not None}
-    attention_model = layout.pretrained_model if recipe.pretrain is not None else None
+    attention_model = layout.pretrained_model() if recipe.pretrain is not None else None
 
     def run(ctx: StageContext) -> dict[str, Any]:
         records = []
