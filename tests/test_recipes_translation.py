@@ -17,6 +17,7 @@ from hanformer.cli.main import main
 from hanformer.data.parallel import read_table_pairs
 from hanformer.errors import ConfigError, InputError
 from hanformer.recipes import load_recipe, run_recipe
+from hanformer.recipes.report.translation_section import transformer_leads
 from hanformer.recipes.stages import build_stages
 from hanformer.recipes.stages.translation import translation_stages
 
@@ -212,3 +213,14 @@ def test_shipped_translation_recipes_find_their_data(shared_data: Path, monkeypa
     for stem in SHIPPED:
         stages = build_stages(load_recipe(REPO / "recipes" / f"{stem}.toml"))  # checks every file exists
         assert stages[-1].key == "report"
+
+
+def test_the_report_says_how_far_the_transformer_is_ahead_of_the_recurrent_models():
+    def run(architecture, bleu, valid="val.en + val.de"):
+        return {"architecture": {"architecture": architecture}, "valid_corpora": [valid],
+                "scores": {"decodings": {"beam": {"bleu": bleu}}}, "train": {"seconds": 1200}}
+    leads = transformer_leads({"en-de": run("transformer", 33.49), "gru": run("gru", 27.0),
+                               "gru-att": run("gru", 30.12), "de-en": run("transformer", 35.0, "val.de + val.en")})
+    assert len(leads) == 1  # de-en has no recurrent run on its validation set to compare with
+    assert "<b>en-de</b> (33.49" in leads[0] and "<b>+3.37 BLEU</b>" in leads[0] and "<b>gru-att</b> (30.12" in leads[0]
+    assert transformer_leads({"a": run("transformer", 30.0), "b": run("transformer", 31.0)}) == []

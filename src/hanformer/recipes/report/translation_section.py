@@ -144,7 +144,37 @@ def translation_comparison(translations: dict[str, Any]) -> str:
             "beam search at each table's width). Each run's own section follows.</p>"
             + html_table(["run", "model", "BLEU greedy", "BLEU beam", "chrF greedy", "chrF beam", "training time",
                           "optimizer steps", "parameters"], rows, (2, 3, 4, 5, 6, 7, 8))
-            .replace("<table>", '<table class="translation-comparison">', 1))
+            .replace("<table>", '<table class="translation-comparison">', 1)
+            + "".join(f'<p class="gaps">{line}</p>' for line in transformer_leads(translations)))
+
+
+def _beam_bleu(entry: dict[str, Any]) -> float | None:
+    value = (((entry.get("scores") or {}).get("decodings") or {}).get("beam") or {}).get("bleu")
+    return value if isinstance(value, (int, float)) else None
+
+
+def transformer_leads(translations: dict[str, Any]) -> list[str]:
+    """For each validation set that a Transformer and a recurrent run were both scored on: how far
+    the best Transformer is ahead of the best recurrent model (beam BLEU), with their budgets."""
+    groups: dict[str, dict[str, list[tuple[float, str, Any]]]] = {}
+    for name, entry in translations.items():
+        bleu = _beam_bleu(entry)
+        if bleu is None:
+            continue
+        kind = "transformer" if (entry.get("architecture") or {}).get("architecture", "transformer") == "transformer" \
+            else "recurrent"
+        valid = " + ".join(entry.get("valid_corpora") or []) or "its carve"
+        seconds = (entry.get("train") or {}).get("seconds")
+        groups.setdefault(valid, {}).setdefault(kind, []).append((bleu, name, seconds))
+    lines = []
+    for valid, kinds in groups.items():
+        if "transformer" not in kinds or "recurrent" not in kinds:
+            continue
+        (t_bleu, t_name, t_time), (r_bleu, r_name, r_time) = max(kinds["transformer"]), max(kinds["recurrent"])
+        lines.append(f"On {esc(valid)}: the Transformer <b>{esc(t_name)}</b> ({t_bleu:.2f} beam BLEU, "
+                     f"{fmt_seconds(t_time)} of training) is <b>{t_bleu - r_bleu:+.2f} BLEU</b> ahead of the "
+                     f"best recurrent model <b>{esc(r_name)}</b> ({r_bleu:.2f}, {fmt_seconds(r_time)}).")
+    return lines
 
 
 def translation_section(name: str, entry: dict[str, Any]) -> str:
