@@ -76,18 +76,24 @@ def test_stage_without_its_input_is_refused(tmp_path):
                             r"\[evaluate\]: nothing to evaluate")
 
 
-def test_variant_tables_are_checked_before_any_work(tmp_path):
-    base = TOKENIZER + "[data]\n[pretrain]\n"
-    check_fails_before_work(tmp_path, base + "[variant.scratch]\npretrain = { objective = 'mlm' }\n",
-                            r"\[variant.scratch\]: a variant is named .* and not pretrained, scratch, tfidf")
-    check_fails_before_work(tmp_path, base + "[variant.v]\ndescription = 'nothing'\n",
-                            r"\[variant.v\]: changes nothing; give data = ")
-    check_fails_before_work(tmp_path, base + "[variant.v]\npretrian = { objective = 'mlm' }\n",
-                            r"\[variant.v\]: unknown key 'pretrian' \(did you mean 'pretrain'\?\)")
-    check_fails_before_work(tmp_path, base + "[variant.v]\npretrain = { objectiv = 'mlm' }\n",
-                            r"\[variant.v\] pretrain: unknown key 'objectiv' \(did you mean 'objective'\?\)")
-    check_fails_before_work(tmp_path, base + "[variant.v]\ndata = { entity = { entities = 'kiwi', tags = 3 } }\n",
-                            r"\[variant.v\] data: unknown key 'entity.tags'")
+VARIANT_MISTAKES = [  # (what follows [data] and [pretrain], the error it gets)
+    ("[variant.scratch]\npretrain = { objective = 'mlm' }\n",
+     r"\[variant.scratch\]: a variant is named .* and not pretrained, scratch, tfidf"),
+    ("[variant.v]\ndescription = 'nothing'\n", r"\[variant.v\]: changes nothing; give data = "),
+    ("[variant.v]\npretrian = { objective = 'mlm' }\n",
+     r"\[variant.v\]: unknown key 'pretrian' \(did you mean 'pretrain'\?\)"),
+    ("[variant.v]\npretrain = { objectiv = 'mlm' }\n",
+     r"\[variant.v\] pretrain: unknown key 'objectiv' \(did you mean 'objective'\?\)"),
+    ("[variant.v]\ndata = { entity = { entities = 'kiwi', tags = 3 } }\n", r"\[variant.v\] data: unknown key 'entity.tags'"),
+]
+
+
+@pytest.mark.parametrize(("body", "pattern"), VARIANT_MISTAKES)
+def test_variant_tables_are_checked_before_any_work(tmp_path, body, pattern):
+    check_fails_before_work(tmp_path, TOKENIZER + "[data]\n[pretrain]\n" + body, pattern)
+
+
+def test_a_variant_needs_the_pretraining_it_changes(tmp_path):
     check_fails_before_work(tmp_path, TOKENIZER + "[variant.v]\npretrain = { objective = 'mlm' }\n",
                             r"\[variant.v\]: a variant changes the recipe's pretraining: add \[data\] and \[pretrain\]")
 
