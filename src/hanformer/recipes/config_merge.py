@@ -13,7 +13,7 @@ import typing
 from typing import Any
 
 from hanformer.errors import ConfigError
-from hanformer.recipes.recipe import parse_stage_config
+from hanformer.recipes.stage_config import parse_stage_config
 from hanformer.utils.config import config_to_dict
 
 

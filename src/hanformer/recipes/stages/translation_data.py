@@ -24,7 +24,7 @@ from hanformer.data.parallel import SentencePair, read_parallel, read_table_pair
 from hanformer.errors import ConfigError
 from hanformer.models.encoder_decoder.settings import TranslationTrainConfig
 from hanformer.models.encoder_decoder.train import load_split
-from hanformer.recipes.recipe import parse_stage_config
+from hanformer.recipes.stage_config import parse_stage_config
 from hanformer.recipes.stages.translation_paths import SIDES, TranslationLayout
 from hanformer.utils.config import setting
 from hanformer.utils.files import atomic_write, plain_suffix
