@@ -23,6 +23,12 @@ from pathlib import Path
 
 INITS = ("pretrained", "scratch")  # the two initialisations every task is fine-tuned from
 
+
+def initialisations(variants: Sequence[str] = (), scratch: bool = True) -> tuple[str, ...]:
+    """What a task is fine-tuned from, in report order: pretrained, each variant's model, scratch."""
+    pretrained, from_scratch = INITS
+    return (pretrained, *variants) + ((from_scratch,) if scratch else ())
+
 TOKENIZER = "tokenizer"
 DATA = "data"
 PRETRAIN = "pretrain"

@@ -15,7 +15,7 @@ import torch
 
 from hanformer import __version__
 from hanformer.recipes.caching import read_manifest
-from hanformer.recipes.layout import INITS, RunLayout, baseline_key
+from hanformer.recipes.layout import RunLayout, baseline_key, initialisations
 from hanformer.recipes.report.metric_names import primary_metric
 from hanformer.utils.machine import cpu_model
 
@@ -115,7 +115,7 @@ def collect_report_data(recipe: Any, run_dir: Path, stages: list[dict[str, Any]]
         data["variants"] = variants
     results = _evaluation_results(layout)
     stage_keys = {str(s.get("key")) for s in stages}
-    inits = (INITS[0], *variants, INITS[1])
+    inits = initialisations(list(variants))
     tasks: dict[str, Any] = {}
     for name in recipe.finetune:
         entry = _task_entry(layout, name, inits, results.get(name, {}), stage_keys)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from hanformer.errors import ConfigError
-from hanformer.recipes.layout import INITS, TOKENIZER, RunLayout
+from hanformer.recipes.layout import TOKENIZER, RunLayout, initialisations
 from hanformer.recipes.recipe import FinetuneSection, Recipe
 from hanformer.tasks.registry import label_name
 
@@ -79,9 +79,7 @@ def task_inits(recipe: Recipe, sec: FinetuneSection) -> tuple[str, ...]:
     """The initialisations a task is fine-tuned from: pretrained, every `[variant.<name>]`'s
     pretrained model (unless the task fine-tunes a `model` of its own), and from scratch unless
     switched off."""
-    pretrained, scratch = INITS
-    variants = tuple(recipe.variants) if not sec.model else ()
-    return (pretrained, *variants) + ((scratch,) if sec.scratch else ())
+    return initialisations(tuple(recipe.variants) if not sec.model else (), sec.scratch)
 
 
 def tokenizer_source(recipe: Recipe, explicit: str | None) -> tuple[dict[str, str], Path]:
