@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hanformer.models.bert.config import BertConfig
+from hanformer.models.common.dropout import Dropout
 
 
 def sinusoidal_table(num_positions: int, dim: int) -> Tensor:
@@ -66,7 +67,7 @@ class BertEmbeddings(nn.Module):
             self.register_buffer("sinusoidal", sinusoidal_table(config.max_position_embeddings, config.hidden_size),
                                  persistent=False)
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def with_entities(self, input_ids: Tensor | None, inputs_embeds: Tensor | None, entity_ids: Tensor) -> Tensor:
         """The token vectors plus the entity vectors, to go into `forward` as `inputs_embeds`.

@@ -34,6 +34,7 @@ from hanformer.models.bert.heads import (
 )
 from hanformer.models.bert.model import BertModel, BertPreTrainedModel
 from hanformer.models.common.config import block_parameters, require_positive_ints
+from hanformer.models.common.dropout import Dropout
 from hanformer.models.common.layers import activation
 from hanformer.models.common.outputs import BaseModelOutputWithPooling, TokenClassifierOutput
 from hanformer.utils.config import setting
@@ -218,7 +219,7 @@ class DenseClassifier(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.act = activation(config.sentence_activation)
-        self.dropout = nn.Dropout(_classifier_dropout(config))
+        self.dropout = Dropout(_classifier_dropout(config))
         self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
 
     def forward(self, sentence: Tensor) -> Tensor:
@@ -236,7 +237,7 @@ class FamilyForSequenceClassification(InFamily, BertForSequenceClassification):
         BertPreTrainedModel.__init__(self, config)  # not BERT's layers: no pooler, a two-layer classifier
         self.num_labels = config.num_labels
         self.bert = self.encoder_class(config, add_pooling_layer=False)
-        self.dropout = nn.Dropout(_classifier_dropout(config))
+        self.dropout = Dropout(_classifier_dropout(config))
         self.classifier = DenseClassifier(config)  # type: ignore[assignment]
         self.init_weights()
 

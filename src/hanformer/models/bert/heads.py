@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from hanformer.models.bert.config import BertConfig
 from hanformer.models.bert.model import BertModel, BertPreTrainedModel
+from hanformer.models.common.dropout import Dropout
 from hanformer.models.common.layers import activation, masked_mean
 from hanformer.models.common.outputs import (
     BertForPreTrainingOutput,
@@ -121,7 +122,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.bert = BertModel(config)
-        self.dropout = nn.Dropout(_classifier_dropout(config))
+        self.dropout = Dropout(_classifier_dropout(config))
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.init_weights()
 
@@ -173,7 +174,7 @@ class BertForTokenClassification(BertPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.bert = self.encoder_class(config, add_pooling_layer=False)
-        self.dropout = nn.Dropout(_classifier_dropout(config))
+        self.dropout = Dropout(_classifier_dropout(config))
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.init_weights()
 

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hanformer.models.common.dropout import Dropout, dropout
+from hanformer.models.common.sdpa import scaled_dot_product_attention
 from hanformer.models.common.unpad import AttentionBuckets, bucketed_attention
 
 
@@ -338,16 +340,16 @@ class MultiHeadAttention(nn.Module):
             mask = causal if mask is None else mask & causal
             is_causal = False
 
-        dropout = self.dropout if self.training else 0.0
+        p_drop = self.dropout if self.training else 0.0
         if need_weights:
             scores = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim))
             if mask is not None:
                 scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
             probs = scores.softmax(dim=-1)
-            out = F.dropout(probs, dropout, self.training) @ v
+            out = dropout(probs, p_drop, self.training) @ v
         else:
             probs = None
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=is_causal)
+            out = scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p_drop, is_causal=is_causal)
 
         b = out.shape[0]
         out = out.transpose(1, 2).reshape(b, q_len, -1)
@@ -393,7 +395,7 @@ class TransformerBlock(nn.Module):
             self.cross_attention = None
         self.ffn = FeedForward(hidden_size, intermediate_size, act, bias)
         self.ffn_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def _residual(self, x: Tensor, norm: nn.LayerNorm, sublayer: Callable[[Tensor], Tensor]) -> Tensor:
         if self.pre_norm:

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hanformer.models.common.sdpa import scaled_dot_product_attention
+
 
 def plan_buckets(lengths: list[int], max_buckets: int) -> list[list[int]]:
     """Group row indices (sorted longest first) so that sum(rows x width²) is smallest."""
@@ -162,7 +164,7 @@ def bucketed_attention(qkv: Tensor, buckets: AttentionBuckets, num_heads: int, d
                                                strict=True):
         grid = put_rows(part, slot, rows * width) if mask is not None else part
         q, k, v = grid.view(rows, width, 3, num_heads, head_dim).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=None if is_causal else mask, dropout_p=dropout_p,
+        out = scaled_dot_product_attention(q, k, v, attn_mask=None if is_causal else mask, dropout_p=dropout_p,
                                              scale=scale, is_causal=is_causal)
         out = out.transpose(1, 2).reshape(rows * width, hidden)
         outs.append(take_rows(out, slot) if mask is not None else out)

@@ -29,6 +29,7 @@ from hanformer.errors import InputError
 from hanformer.generation.config import GenerationConfig
 from hanformer.generation.search import decode_encoder_decoder
 from hanformer.models.common.base import PreTrainedModel
+from hanformer.models.common.dropout import Dropout
 from hanformer.models.common.layers import (
     StaticKVCache,
     TokenLayout,
@@ -106,7 +107,7 @@ class _Stack(nn.Module):
             # Not a parameter and not saved: it is a function of the config.
             self.register_buffer("sinusoidal", sinusoidal_positions(config.max_position_embeddings, d),
                                  persistent=False)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.layers = nn.ModuleList(
             TransformerBlock(d, heads, ffn_dim, act=config.activation_function, dropout=config.dropout,
                              attention_dropout=config.attention_dropout, layer_norm_eps=config.layer_norm_eps,

@@ -28,6 +28,7 @@ from hanformer.errors import ConfigError, InputError
 from hanformer.generation.config import GenerationConfig
 from hanformer.generation.search import decode
 from hanformer.models.common.base import PreTrainedModel
+from hanformer.models.common.dropout import Dropout
 from hanformer.models.common.layers import (
     KVCache,
     StaticKVCache,
@@ -70,7 +71,7 @@ class GPTModel(GPTPreTrainedModel):
         super().__init__(config)
         self.token_embeddings = nn.Embedding(config.vocab_size, config.n_embd)
         self.position_embeddings = nn.Embedding(config.n_positions, config.n_embd)
-        self.dropout = nn.Dropout(config.embd_pdrop)
+        self.dropout = Dropout(config.embd_pdrop)
         self.layers = nn.ModuleList(
             TransformerBlock(config.n_embd, config.n_head, config.intermediate_size,
                              act=config.activation_function, dropout=config.resid_pdrop,

@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from hanformer.errors import CheckpointError, InputError
+from hanformer.models.common.dropout import Dropout
 from hanformer.models.common.outputs import ModelOutput
 from hanformer.models.rnn.config import RNNConfig
 from hanformer.models.rnn.state import RNNState
@@ -53,7 +54,7 @@ class RNNLanguageModel(nn.Module):
         self.config = config
         e, h = config.embedding_size, config.hidden_size
         self.embedding = nn.Embedding(config.vocab_size, e)
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = Dropout(config.dropout)
         cell = nn.LSTM if config.cell == "lstm" else nn.GRU
         # torch applies `dropout` between layers only, never after the last: self.drop does that.
         self.rnn = cell(e, h, config.num_layers, batch_first=True,

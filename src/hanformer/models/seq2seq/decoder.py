@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from hanformer.models.common.dropout import Dropout
 from hanformer.models.rnn.state import RNNState
 from hanformer.models.seq2seq.attention import AdditiveAttention, MultiplicativeAttention
 from hanformer.models.seq2seq.cache import RNNSeq2SeqCache
@@ -30,7 +31,7 @@ class RNNDecoder(nn.Module):
         self.config = config
         h, m = config.hidden_size, config.memory_size
         self.embeddings = embeddings
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = Dropout(config.dropout)
         self.rnn = make_rnn(config, config.decoder_input_size, bidirectional=False)
         self.bridge = nn.Linear(m, config.state_tensors * config.num_layers * h)
         self.attention: AdditiveAttention | MultiplicativeAttention | None = None

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from hanformer.errors import InputError
+from hanformer.models.common.dropout import Dropout
 from hanformer.models.common.outputs import ModelOutput
 from hanformer.models.seq2seq.config import RNNSeq2SeqConfig
 from hanformer.models.seq2seq.recurrence import make_rnn, recur
@@ -49,7 +50,7 @@ class RNNEncoder(nn.Module):
     def __init__(self, config: RNNSeq2SeqConfig, embeddings: nn.Embedding) -> None:
         super().__init__()
         self.embeddings = embeddings
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = Dropout(config.dropout)
         self.rnn = make_rnn(config, config.embedding_size, config.bidirectional)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, **_: Any) -> RNNEncoderOutput:
