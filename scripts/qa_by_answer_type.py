@@ -15,14 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from hanformer.entities.kiwi import KiwiEntityDetector
-from hanformer.evaluation.qa import qa_scores
-from hanformer.tasks.examples import QAExample
+from hanformer.tasks.answer_types import scores_by_answer_type
 from hanformer.tasks.finetune_config import DataConfig, read_examples
-from hanformer.tasks.inference import predict_examples
 from hanformer.tasks.registry import get_task
 from hanformer.tasks.split import carve_validation
-from hanformer.tasks.task_model import TaskModel
 
 
 def main() -> None:
@@ -39,30 +35,14 @@ def main() -> None:
     task = get_task(args.task)
     examples, _ = read_examples(task, args.train, DataConfig(), log=lambda _: None)
     _, valid = carve_validation(examples, args.valid_fraction, args.split_seed, task.group)
-    contexts = sorted({e.context for e in valid})
-    spans = dict(zip(contexts, KiwiEntityDetector(args.tags.split(",")).detect(contexts), strict=True))
-
-    def is_entity(e: QAExample) -> bool:
-        a = e.answers[0]
-        return any(s.start < a.end and a.start < s.end for s in spans[e.context])
-
-    groups = {"all": valid, "entity": [e for e in valid if is_entity(e)],
-              "other": [e for e in valid if not is_entity(e)]}
-    print(", ".join(f"{name}: {len(exs)} questions" for name, exs in groups.items()))
-    results = {}
-    for model_dir in args.models:
-        model = TaskModel.load(model_dir, args.task, "cpu")
-        predicted = predict_examples(model.task, model.model, model.encoder, valid, model.settings, model.labels)
-        by_id = {e.id: p for e, p in zip(valid, predicted.labels, strict=True)}
-        results[model_dir] = {
-            name: qa_scores({e.id: by_id[e.id] for e in exs}, {e.id: [a.text for a in e.answers] for e in exs},
-                            "korquad" if args.task == "korquad" else "squad")
-            for name, exs in groups.items()}
-        print(model_dir, " · ".join(f"{name} EM {s['exact_match']:.2f} F1 {s['f1']:.2f}"
-                                    for name, s in results[model_dir].items()))
+    scores = scores_by_answer_type(args.models, args.task, valid, args.tags.split(","))
+    print(", ".join(f"{name}: {n} questions" for name, n in scores["questions"].items()))
+    results = dict(zip(args.models, scores["runs"], strict=True))
+    for model_dir, run in results.items():
+        print(model_dir, " · ".join(f"{k} {v:.2f}" for k, v in run.items()))
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=1)
+            json.dump({"questions": scores["questions"], "models": results}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -23,14 +23,18 @@ from hanformer.models.bert.heads import BertForQuestionAnswering, BertForSequenc
 from hanformer.models.registry import task_class
 from hanformer.serving.config import ServeConfig
 from hanformer.serving.engine import InferenceEngine
+from hanformer.tasks.answer_types import scores_by_answer_type
 from hanformer.tasks.encoding import (
     PieceEncoder,
     collate,
     encode_text_examples,
     encode_token_examples,
 )
+from hanformer.tasks.evaluate import evaluate
 from hanformer.tasks.examples import Answer, QAExample, TextExample, TokenExample
+from hanformer.tasks.finetune_config import DataConfig, read_examples
 from hanformer.tasks.qa import QASettings, encode_qa_examples
+from hanformer.tasks.registry import get_task
 from hanformer.tokenization.tokenizer import Tokenizer
 
 COMMON = ["--threads", "1", "--no-progress", "--no-tensorboard", "--eval-batch-size", "16"]
@@ -269,6 +273,9 @@ def test_finetune_korquad_with_kiwi_entities_and_predict(tmp_path_factory, tmp_p
     qas = [{"id": f"q{i}", "question": f"{who}는 어디에 가?",
             "answers": [{"text": where, "answer_start": context.index(where)}]}
            for i, (who, where) in enumerate(zip(["김철수", "박영희"] * 4, ["서울", "부산"] * 4, strict=True))]
+    qas += [{"id": f"v{i}", "question": f"{who}는 서울에 뭐 해?",  # an answer that is no proper noun
+             "answers": [{"text": "간다", "answer_start": context.index("간다")}]}
+            for i, who in enumerate(["김철수", "박영희"])]
     squad = tmp_path / "qa.json"
     squad.write_text(json.dumps({"data": [{"title": "t", "paragraphs": [{"context": context, "qas": qas}]}]},
                                 ensure_ascii=False), encoding="utf-8")
@@ -294,3 +301,11 @@ def test_finetune_korquad_with_kiwi_entities_and_predict(tmp_path_factory, tmp_p
     # Run without its entity inputs, the model says what it needs in one line.
     assert main(["predict", "--model", str(best), "--input", str(inputs), "--entities", "off"]) == 2
     assert "entity_ids" in capsys.readouterr().err
+    # Split by answer type, the scores weigh back to what `evaluate` gives on all the questions.
+    examples, _ = read_examples(get_task("korquad"), str(squad), DataConfig())
+    by_type = scores_by_answer_type([best], "korquad", examples)
+    assert by_type["questions"] == {"entity": 8, "other": 2}
+    overall = evaluate(best, "korquad", str(squad))["metrics"]
+    for metric in ("f1", "exact_match"):
+        weighted = (8 * by_type["runs"][0][f"entity_answer_{metric}"] + 2 * by_type["runs"][0][f"other_answer_{metric}"]) / 10
+        assert weighted == pytest.approx(overall[metric]), metric

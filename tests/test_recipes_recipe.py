@@ -158,6 +158,8 @@ PIPELINE = TOKENIZER + "[data]\n\n[pretrain]\nmax_steps = 2\n\n"
     (PIPELINE.replace("max_steps = 2", "max_steps = 2\nseq_len = 4") + FINETUNE,
      r"\[pretrain\]: seq_len must be >= 8"),
     (PIPELINE + FINETUNE + "[evaluate]\nbatch_size = 0\n", r"\[evaluate\]: batch_size = 0: must be at least 1"),
+    (PIPELINE + FINETUNE + "answer_types = true\n",
+     r"\[finetune.nsmc\]: answer_types = true needs an extractive-QA task; 'nsmc' is a classification task"),
     (PIPELINE + FINETUNE, None),  # the same recipe without a bad value plans fine
 ])
 def test_values_the_stages_parse_are_checked_by_the_dry_run(tmp_path, capsys, body, pattern):

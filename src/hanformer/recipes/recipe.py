@@ -124,6 +124,9 @@ class FinetuneSection:
                                     "baseline on the same labels and carve, for comparison (default: when "
                                     "scikit-learn is installed; false: never)")
     budget: str | None = setting(None, "stated wall-clock budget for each of the two fine-tuning runs")
+    answer_types: bool = setting(False, "extractive QA: also score each model's validation questions split by "
+                                 "answer type, answers overlapping a proper noun Kiwi finds in the context "
+                                 "and the others (needs kiwipiepy)")
     settings: dict[str, Any] = setting({}, "(the component's own settings)")
 
 

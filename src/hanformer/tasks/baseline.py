@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from hanformer.errors import ConfigError, HanformerError, InputError
-from hanformer.tasks.finetune_config import DataConfig, Log, read_examples, subsample
+from hanformer.tasks.finetune_config import DataConfig, Log, read_examples, read_split, subsample
 from hanformer.tasks.registry import TaskSpec, compute_metrics, get_task
-from hanformer.tasks.split import carve_validation
 from hanformer.training.config import check_seed
 from hanformer.utils.config import setting
 from hanformer.utils.files import atomic_write_json, check_output_file
@@ -82,13 +81,8 @@ def baseline_split(config: BaselineConfig, log: Log = _stderr) -> BaselineSplit:
     read, carve (or the --valid file), the seeded subsets, and for tasks that learn their labels
     from the data, validation examples with a label training never saw left out."""
     task = get_task(config.task)
-    train, _ = read_examples(task, config.train, config.data, log=log)
-    if config.valid:
-        valid, _ = read_examples(task, config.valid, config.data, labels=task.labels, log=log)
-    else:
-        train, valid = carve_validation(train, config.valid_fraction, config.split_seed, task.group)
-    train = subsample(train, config.max_train_examples, config.split_seed)
-    valid = subsample(valid, config.max_valid_examples, config.split_seed)
+    split = read_split(task, config, log)
+    train, valid = split.train, split.valid
     labels = list(task.labels) if task.labels is not None else sorted({str(e.label) for e in train})
     valid = [e for e in valid if str(e.label) in labels]
     if len({str(e.label) for e in train}) < 2:

@@ -36,8 +36,7 @@ from hanformer.tasks.finetune_config import (
     log_to_stderr,
     mean_std,
     quiet,
-    read_examples,
-    subsample,
+    read_split,
 )
 from hanformer.tasks.inference import encode_examples, gold_of, score_examples
 from hanformer.tasks.model_dir import resolve_model_dir
@@ -55,7 +54,6 @@ from hanformer.tasks.registry import (
     majority_scores,
     most_frequent_label,
 )
-from hanformer.tasks.split import carve_validation
 from hanformer.tokenization.tokenizer import Tokenizer
 from hanformer.training.config import make_output_dir
 from hanformer.training.distributed import env_dist_info, resolve_device
@@ -155,16 +153,8 @@ def finetune(config: FinetuneConfig, resume: str | Path | bool | None = None, lo
     task = get_task(config.task)
     settings = config.settings(task)
     # Named tasks have fixed labels: unknown ones are malformed rows. Generic tasks learn theirs.
-    train, skipped = read_examples(task, config.train, config.data, log=log)
-    if config.valid:
-        valid, skipped_valid = read_examples(task, config.valid, config.data, labels=task.labels, log=log)
-        skipped += skipped_valid
-    else:
-        train, valid = carve_validation(train, config.valid_fraction, config.split_seed, task.group)
-        log(f"validation: carved {len(valid)} of {len(train) + len(valid)} examples "
-            f"(fraction {config.valid_fraction}, seed {config.split_seed})")
-    train = subsample(train, config.max_train_examples, config.split_seed)
-    valid = subsample(valid, config.max_valid_examples, config.split_seed)
+    split = read_split(task, config, log)
+    train, valid, skipped = split.train, split.valid, split.skipped
     labels = task_labels(task, config, train)
     if labels is not None and task.labels is None:
         unseen = [e for e in valid if str(e.label) not in labels]

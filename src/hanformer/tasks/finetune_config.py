@@ -10,12 +10,13 @@ import statistics
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from hanformer.entities.config import EntityConfig
 from hanformer.errors import ConfigError, InputError
 from hanformer.tasks.model_io import TaskSettings
 from hanformer.tasks.registry import Columns, TaskSpec, get_task
+from hanformer.tasks.split import carve_validation
 from hanformer.training.config import TrainerConfig, check_output_dir, check_seed
 from hanformer.utils.config import setting
 
@@ -171,6 +172,43 @@ def read_examples(task: TaskSpec, path: str, data: DataConfig, labels: Sequence[
         raise InputError(f"{path}: no usable examples for task {task.name!r}"
                          + (f" (first problem: {result.skipped[0]})" if result.skipped else ""))
     return result.examples, len(result.skipped)
+
+
+class SplitSettings(Protocol):
+    """What decides a run's training and validation examples (fine-tuning and the baseline)."""
+
+    train: str
+    valid: str | None
+    data: DataConfig
+    valid_fraction: float
+    split_seed: int
+    max_train_examples: int
+    max_valid_examples: int
+
+
+@dataclasses.dataclass
+class ExampleSplit:
+    train: list[Any]
+    valid: list[Any]
+    skipped: int  # malformed rows left out of both files
+    carved: bool  # valid was carved from the training file
+
+
+def read_split(task: TaskSpec, config: SplitSettings, log: Log = log_to_stderr) -> ExampleSplit:
+    """Training and validation examples as every run with these settings makes them: read, the
+    seeded carve (or the --valid file), then the seeded subsets. Tasks with fixed labels read
+    unknown ones as malformed rows."""
+    train, skipped = read_examples(task, config.train, config.data, log=log)
+    if config.valid:
+        valid, skipped_valid = read_examples(task, config.valid, config.data, labels=task.labels, log=log)
+        skipped += skipped_valid
+    else:
+        train, valid = carve_validation(train, config.valid_fraction, config.split_seed, task.group)
+        log(f"validation: carved {len(valid)} of {len(train) + len(valid)} examples "
+            f"(fraction {config.valid_fraction}, seed {config.split_seed})")
+    return ExampleSplit(subsample(train, config.max_train_examples, config.split_seed),
+                        subsample(valid, config.max_valid_examples, config.split_seed), skipped,
+                        carved=not config.valid)
 
 
 def subsample(examples: list[Any], n: int, seed: int) -> list[Any]:

@@ -150,7 +150,7 @@ def _task_entry(layout: RunLayout, name: str, inits: tuple[str, ...], results: d
         rows = read_jsonl(layout.finetune_metrics(name, init, summary.get("seeds") or []))
         run = {"valid": summary.get("valid", {}), "seconds": man.get("seconds"),
                "curves": curves_from_metrics(rows),
-               **{k: summary[k] for k in ("valid_std", "seeds", "valid_runs", "valid_majority") if k in summary}}
+               **{k: summary[k] for k in ("valid_std", "seeds", "valid_runs", "valid_majority", "valid_answer_types") if k in summary}}
         run.update(results.get("runs", {}).get(init, {}))
         entry["runs"][init] = run
     baseline = _tfidf_baseline(layout, name, stage_keys)

@@ -57,6 +57,7 @@ def task_section(name: str, entry: dict[str, Any], comparison: dict[str, Any]) -
         out.append(_gaps_sentence(comp))
     out.append(_baseline_note(baseline, entry.get("tfidf_baseline_absent")))
     out.append(_majority_note(next(iter(runs.values()))))
+    out.append(_answer_types_note(runs))
 
     # Curves: training loss and the validation metric, both initialisations on one axis.
     loss_series, eval_series = [], []
@@ -169,6 +170,18 @@ def _baseline_note(baseline: dict[str, Any] | None, absent: str | None) -> str:
             f'{baseline.get("valid_examples", 0):,} validation examples{held_out}; it is deterministic '
             "(no spread over seeds). The models' validation scores are of their best epoch, chosen on "
             "that carve; the baseline chose nothing there.</p>")
+
+
+def _answer_types_note(runs: dict[str, Any]) -> str:
+    """What the entity_answer_* / other_answer_* rows count."""
+    kinds = next((r["valid_answer_types"] for r in runs.values() if r.get("valid_answer_types")), None)
+    if not kinds:
+        return ""
+    counts = kinds.get("questions", {})
+    return (f'<p class="note">By answer type: <b>entity_answer</b> rows score the {counts.get("entity", 0):,} '
+            f'validation questions whose gold answer overlaps a span Kiwi tags {esc("/".join(kinds.get("tags", [])))} '
+            f'in the context, <b>other_answer</b> rows the {counts.get("other", 0):,} others; every model '
+            "is scored on the same questions.</p>")
 
 
 def _majority_note(run: dict[str, Any]) -> str:

@@ -30,8 +30,9 @@ from hanformer.recipes.stages.common import (
     task_inits,
     task_seeds,
 )
+from hanformer.tasks.answer_types import scores_by_answer_type
 from hanformer.tasks.finetune import finetune
-from hanformer.tasks.finetune_config import FinetuneConfig
+from hanformer.tasks.finetune_config import FinetuneConfig, mean_std, quiet, read_split
 from hanformer.tasks.registry import get_task
 
 # Settings the recipe runner fills in (paths and wiring): not part of a stage's hashed settings.
@@ -41,9 +42,12 @@ _FINETUNE_PATHS = ("model", "train", "valid", "output_dir", "out", "resume")
 def finetune_stages(recipe: Recipe, name: str, sec: FinetuneSection) -> list[Stage]:
     source = f"{recipe.path} [finetune.{name}]"
     try:
-        get_task(sec.task)
+        task = get_task(sec.task)
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
+    if sec.answer_types and task.kind != "qa":
+        raise ConfigError(f"{source}: answer_types = true needs an extractive-QA task; {task.name!r} is a "
+                          f"{task.kind} task: remove the key")
     layout = RunLayout(recipe.run_dir)
     files = [Path(p) for p in (sec.train, sec.valid, sec.test) if p]
     stages = []
@@ -70,7 +74,8 @@ def finetune_stages(recipe: Recipe, name: str, sec: FinetuneSection) -> list[Sta
         stages.append(Stage(
             key=finetune_key(name, init),
             title=f"fine-tune on {sec.task} " + _from_words(init),
-            run=_finetune_run(config), **stage_settings(config, _FINETUNE_PATHS),
+            run=_finetune_run(config, layout.best_dirs(name, init, task_seeds(sec)) if sec.answer_types else None),
+            **stage_settings(config, _FINETUNE_PATHS, **({"answer_types": True} if sec.answer_types else {})),
             inputs=inputs, upstream=up, outputs=seed_parts(task_seeds(sec)),
             resumable=True, budget=sec.budget))
     # Both runs read the same examples (only the initialisation differs), and so does the baseline.
@@ -86,7 +91,8 @@ def _from_words(init: str) -> str:
     return f"from the pretrained model of variant {init}"
 
 
-def _finetune_run(config: FinetuneConfig) -> StageRun:
+def _finetune_run(config: FinetuneConfig, answer_type_models: list[Path] | None = None) -> StageRun:
+    """Fine-tune; with `answer_type_models` (each seed's best model) also score them by answer type."""
     def run(ctx: StageContext) -> dict[str, Any]:
         result = finetune(config, resume=ctx.resume, log=ctx.log)
         stop_if_interrupted(result, ctx.stage.key)
@@ -95,6 +101,20 @@ def _finetune_run(config: FinetuneConfig) -> StageRun:
         summary = plain(result)
         valid = summary.pop("best_metrics", None) or summary.pop("eval_metrics", None) or {}
         out = {"valid": valid, **{k: v for k, v in summary.items() if isinstance(v, (int, float))}}
+        if answer_type_models:
+            by_type = scores_by_answer_type(answer_type_models, config.task,
+                                            read_split(get_task(config.task), config, quiet).valid)
+            ctx.log("validation by answer type: " + ", ".join(f"{n} {k} questions" for k, n in
+                                                               by_type["questions"].items()))
+            out["valid_answer_types"] = {"questions": by_type["questions"], "tags": by_type["tags"]}
+            if per_seed:
+                for run_scores, extra in zip(per_seed, by_type["runs"], strict=True):
+                    run_scores.update(extra)
+                summary_by_type = mean_std(by_type["runs"])
+                valid.update({k: v["mean"] for k, v in summary_by_type.items()})
+                spread.update({k: v["std"] for k, v in summary_by_type.items()})
+            else:
+                valid.update(by_type["runs"][0])
         if per_seed:
             out.update(valid_std=spread, seeds=list(getattr(config, "seeds", [])), valid_runs=per_seed)
         if result.majority_baseline:
