@@ -257,8 +257,9 @@ def _layer_activations(s: ModelShape, tokens: int, batch: int, seq: int, compute
     scores = batch * s.heads * seq * seq
     if fused:
         saved += batch * s.heads * seq * 4  # log-sum-exp per query
-    else:  # the math kernel keeps the probabilities, the dropout mask and the dropped probabilities
-        saved += scores * (2 * compute + 1) + 2 * tokens * h * compute  # (+ the scaled queries and keys)
+    else:  # attention's math (models/common/sdpa.py) keeps the probabilities, the dropout mask,
+        # the dropped probabilities and the scaled queries
+        saved += scores * (2 * compute + 1) + tokens * h * compute
     return saved
 
 
