@@ -32,7 +32,7 @@ import torch  # noqa: E402
 
 import common  # noqa: E402
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+DTYPES = common.DTYPES
 PRESETS = common.PRESETS
 make_batches = common.make_batches
 
@@ -125,16 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     device = torch.device(args.device)
-    facts = common.machine_facts(device)
-    common.print_facts(facts)
-    dtypes = [d for d in args.dtypes.split(",") if d]
-    if "bf16" in dtypes and not (facts["bf16_native"] or args.force_bf16):
-        print("bf16: skipped, this CPU has no native bfloat16 matmul (oneDNN emulates it ~100x slower "
-              "than fp32); pass --force-bf16 to run it anyway")
-        dtypes.remove("bf16")
-    peaks = {d: common.gemm_peak(DTYPES[d], device) for d in dtypes}
-    for d, v in peaks.items():
-        print(f"measured GEMM peak {d}: {v / 1e9:,.0f} GFLOP/s")
+    facts, dtypes, peaks = common.machine_and_dtypes(device, args.dtypes, args.force_bf16)
     print(common.FLOP_FORMULA)
     impls = args.impls.split(",")
     rows: list[list[Any]] = []

@@ -44,6 +44,10 @@ MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
 
 # --- machine facts ------------------------------------------------------------------------
 
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
 def bf16_is_native(device: torch.device | str = "cpu") -> bool:
     """Whether bfloat16 matmuls run on native instructions here (else they are far slower than fp32)."""
     device = torch.device(device)
@@ -87,6 +91,23 @@ def print_facts(facts: dict[str, Any]) -> None:
 
 
 # --- timing -------------------------------------------------------------------------------
+
+def machine_and_dtypes(device: torch.device, requested: str, force_bf16: bool = False
+                       ) -> tuple[dict[str, Any], list[str], dict[str, float]]:
+    """Print the machine's facts; the requested dtypes ("fp32,bf16"), bf16 left out where the CPU
+    only emulates it (unless forced), and the GEMM peak measured for each, printed too."""
+    facts = machine_facts(device)
+    print_facts(facts)
+    dtypes = [d for d in requested.split(",") if d]
+    if "bf16" in dtypes and not (facts["bf16_native"] or force_bf16):
+        print("bf16: skipped, this CPU has no native bfloat16 matmul (oneDNN emulates it ~100x slower "
+              "than fp32); pass --force-bf16 to run it anyway")
+        dtypes.remove("bf16")
+    peaks = {d: gemm_peak(DTYPES[d], device) for d in dtypes}
+    for d, v in peaks.items():
+        print(f"measured GEMM peak {d}: {v / 1e9:,.0f} GFLOP/s")
+    return facts, dtypes, peaks
+
 
 def synchronize(device: torch.device | str) -> None:
     if torch.device(device).type == "cuda":
