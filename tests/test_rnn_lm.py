@@ -25,6 +25,7 @@ from hanformer.models.rnn.score import score_stream  # noqa: E402
 from hanformer.models.rnn.settings import RNNTrainConfig  # noqa: E402
 from hanformer.models.rnn.tbptt import StreamWindows  # noqa: E402
 from hanformer.models.rnn.train import train_rnn  # noqa: E402
+from hanformer.tokenization.tokenizer import Tokenizer  # noqa: E402
 from hanformer.training.config import TrainerConfig  # noqa: E402
 
 SMALL = ["--embedding-size", "32", "--hidden-size", "48", "--num-layers", "1", "--batch-size", "8",
@@ -195,6 +196,30 @@ def test_cli_train_perplexity_sample(corpus, tmp_path, capsys):
     assert main(["rnn", "sample", "--model", str(out / "final"), "--num", "2", "--max-new-tokens", "5",
                  "--device", "cpu"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 2
+    # `hanformer generate` takes the same folder: prompts of different lengths, greedy, each the
+    # argmax continuation of [separator] + its pieces with the state carried.
+    prompts = ["서울", "서울 도시의 상징"]
+    assert main(["generate", "--model", str(out / "final"), "--prompt", prompts[0], "--prompt", prompts[1],
+                 "--max-new-tokens", "4", "--json"]) == 0
+    results = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    model = RNNLanguageModel.from_pretrained(out / "final").eval()
+    tokenizer = Tokenizer.from_pretrained(out / "final")
+    sep = model.config.separator_id
+    for prompt, result in zip(prompts, results, strict=True):
+        ids = [sep, *tokenizer.encode(prompt, add_special_tokens=False).ids]
+        assert result["prompt"] == prompt and result["prompt_tokens"] == len(ids)
+        expected, state, step_ids = [], None, ids
+        with torch.no_grad():
+            for _ in range(4):
+                out_step = model(torch.tensor([step_ids]), state=state)
+                state, token = out_step.state, int(out_step.logits[0, -1].argmax())
+                expected.append(token)
+                if token == sep:
+                    break
+                step_ids = [token]
+        assert result["generated_tokens"] == len(expected)
+        assert result["text"] == tokenizer.decode(ids + expected, skip_special_tokens=True)[
+            len(tokenizer.decode(ids, skip_special_tokens=True)):]
 
 
 def test_empty_held_out_file_is_a_one_line_error(corpus, tmp_path, capsys):

@@ -17,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(
         subparsers, "generate", "generate text with a GPT model (greedy, sampling, beam search)",
         "Continue each prompt with a causal language model (a checkpoint from `hanformer pretrain "
-        "--objective clm`, or a GPT-2 layout checkpoint with hanformer tokenizer files). With one prompt "
+        "--objective clm`, a GPT-2 layout checkpoint with hanformer tokenizer files, or an LSTM/GRU folder "
+        "from `hanformer rnn train`, which starts after its document separator). With one prompt "
         "and greedy decoding or sampling, text is printed as it is produced; beam search prints its best "
         "sequences at the end. Settings come from defaults < the TOML file (--config) < flags.\n\n"
         "examples:\n"
@@ -26,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--temperature 0.8 --seed 1\n"
         "  hanformer generate --model runs/gpt/final --prompt \"서울은\" --prompt \"부산은\" --num-beams 4 "
         "--no-repeat-ngram-size 3")
-    p.add_argument("--model", required=True, metavar="DIR", help="GPT checkpoint directory with tokenizer files")
+    p.add_argument("--model", required=True, metavar="DIR", help="GPT checkpoint or RNN language-model folder, with tokenizer files")
     p.add_argument("--prompt", action="append", default=None, metavar="TEXT",
                    help="text to continue (repeat for a batch; '' starts from the document-start token)")
     p.add_argument("--file", metavar="FILE", default=None, help="also use every non-empty line of this UTF-8 file as a prompt")

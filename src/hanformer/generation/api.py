@@ -19,6 +19,9 @@ from hanformer.generation.config import GenerationConfig
 from hanformer.models.checkpoint import load_model
 from hanformer.models.gpt.model import GPTForCausalLM
 from hanformer.models.hf_cache import locate_model
+from hanformer.models.hub import model_type
+from hanformer.models.rnn.config import MODEL_TYPE as RNN_MODEL_TYPE
+from hanformer.models.rnn.model import RNNLanguageModel
 from hanformer.tokenization.tokenizer import Tokenizer
 
 log = logging.getLogger("hanformer.generation")
@@ -40,13 +43,19 @@ class GeneratedText:
     """Prompt length in tokens after any truncation (BOS included)."""
 
 
-def load_generator(model_dir: str | Path) -> tuple[GPTForCausalLM, Tokenizer]:
-    """A GPT checkpoint directory -> (model in eval mode, its tokenizer)."""
+Generator = GPTForCausalLM | RNNLanguageModel
+
+
+def load_generator(model_dir: str | Path) -> tuple[Generator, Tokenizer]:
+    """A GPT or RNN language-model folder -> (model in eval mode, its tokenizer)."""
     model_dir = locate_model(model_dir)  # a hub name in the cache: the tokenizer is read from there too
+    if model_type(model_dir) == RNN_MODEL_TYPE:
+        return RNNLanguageModel.from_pretrained(model_dir).eval(), Tokenizer.from_pretrained(model_dir)
     model = load_model(model_dir)
     if not isinstance(model, GPTForCausalLM):
         raise InputError(f"{model_dir}: a {type(model).__name__} checkpoint cannot generate text; generation needs "
-                         "a causal language model (a GPT checkpoint, e.g. from `hanformer pretrain --objective clm`)")
+                         "a causal language model (a GPT checkpoint, e.g. from `hanformer pretrain --objective clm`, "
+                         "or an RNN one from `hanformer rnn train`)")
     return model.eval(), Tokenizer.from_pretrained(model_dir)
 
 
@@ -65,6 +74,13 @@ class _Continuation:
         if full.startswith(head):
             return full[len(head):]
         return self.tokenizer.decode(generated, skip_special_tokens=True)
+
+
+def _shifted(on_text: TextCallback | None, offset: int) -> TextCallback | None:
+    """`on_text` for a call that generates rows offset.. of the caller's batch."""
+    if on_text is None:
+        return None
+    return lambda row, text: on_text(offset + row, text)
 
 
 def _cut_at_stop(text: str, stop_strings: Sequence[str]) -> tuple[str, bool]:
@@ -147,8 +163,11 @@ def _stop_criterion(continuation: _Continuation, stop_strings: Sequence[str]) ->
 
 
 def encode_prompts(tokenizer: Tokenizer, prompts: Sequence[str], config: GenerationConfig, *,
-                   bos_token_id: int | None, context: int) -> list[list[int]]:
+                   bos_token_id: int | None, context: int | None) -> list[list[int]]:
     """Prompt ids: [BOS] + word pieces, fitted into the context window as `config.long_prompt` says."""
+    if context is None:  # a recurrence reads any length
+        context = max(len(tokenizer.encode(p, add_special_tokens=False).ids) if isinstance(p, str) else 0
+                      for p in prompts) + 1 + config.max_new_tokens
     room = context - config.max_new_tokens
     if room < 1:
         raise ConfigError(f"max_new_tokens = {config.max_new_tokens} leaves no room for a prompt in this model's "
@@ -180,7 +199,8 @@ def generate(model: Any, prompts: str | Sequence[str], config: GenerationConfig 
              **settings: Any) -> list[GeneratedText]:
     """Continue each prompt with a causal language model.
 
-    `model` is a GPT checkpoint directory or a loaded `GPTForCausalLM` (then pass `tokenizer`).
+    `model` is a GPT or RNN language-model folder, or a loaded `GPTForCausalLM` /
+    `RNNLanguageModel` (then pass `tokenizer`).
     Settings come from `config` and/or keyword overrides (`max_new_tokens=40, do_sample=True`).
     Returns `num_return_sequences` results per prompt, prompt by prompt. `on_text(row, text)`
     receives the text as it is produced (greedy and sampling; beam search knows its result only
@@ -201,12 +221,27 @@ def generate(model: Any, prompts: str | Sequence[str], config: GenerationConfig 
         prompts = [prompts]
     if not prompts:
         raise InputError("no prompts given")
-    model_config = model.config
-    eos = config.eos_token_id if config.eos_token_id is not None else model_config.eos_token_id
-    pad = config.pad_token_id if config.pad_token_id is not None else model_config.pad_token_id
+    recurrent = isinstance(model, RNNLanguageModel)
+    if recurrent:
+        # Documents are separated by one token in an RNN's stream: it starts a text and ends it.
+        # The recurrence reads every position, so differing prompt lengths go one at a time.
+        config = config.replace(prepend_bos=True)
+        if len({len(tokenizer.encode(p, add_special_tokens=False).ids) if isinstance(p, str) else -1
+                for p in prompts}) > 1:
+            results: list[GeneratedText] = []
+            for p in prompts:
+                offset = len(results)
+                results += generate(model, [p], config, tokenizer=tokenizer, on_text=_shifted(on_text, offset))
+            return results
+        bos = eos_default = pad_default = model.config.separator_id
+        context = None
+    else:
+        bos, eos_default, pad_default = model.config.bos_token_id, model.config.eos_token_id, model.config.pad_token_id
+        context = model.config.n_positions
+    eos = config.eos_token_id if config.eos_token_id is not None else eos_default
+    pad = config.pad_token_id if config.pad_token_id is not None else pad_default
     pad = pad if pad is not None else (eos if eos is not None else 0)
-    ids = encode_prompts(tokenizer, prompts, config, bos_token_id=model_config.bos_token_id,
-                         context=model_config.n_positions)
+    ids = encode_prompts(tokenizer, prompts, config, bos_token_id=bos, context=context)
 
     device = model.device
     input_ids = pad_rows(ids, pad, left=True, device=device)

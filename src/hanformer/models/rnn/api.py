@@ -12,11 +12,11 @@ from typing import Any
 import torch
 
 from hanformer.errors import ConfigError
+from hanformer.generation.api import generate
 from hanformer.generation.config import GenerationConfig
-from hanformer.generation.search import decode
 from hanformer.models.rnn.model import RNNLanguageModel
 from hanformer.models.rnn.score import score_stream
-from hanformer.models.rnn.tokens import Paths, separator_of, text_stream
+from hanformer.models.rnn.tokens import Paths, text_stream
 from hanformer.tokenization.tokenizer import Tokenizer
 from hanformer.training.distributed import env_dist_info, resolve_device
 from hanformer.utils.corpus import expand_paths
@@ -48,18 +48,13 @@ def rnn_perplexity(model_dir: Folder, files: Paths, *, input_format: str = "auto
 def sample_rnn(model_dir: Folder, *, prompt: str = "", num: int = 5, max_new_tokens: int = 50,
                temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0,
                device: str = "auto") -> list[str]:
-    """`num` continuations of `prompt`, sampled token by token through the shared decoding loop
-    (`hanformer.generation`), starting after a document separator and stopping at the next."""
+    """`num` continuations of `prompt` (each with the prompt in front), sampled token by token by
+    `hanformer.generation.generate`, which starts an RNN after a document separator and stops at the next."""
     if num < 1:
         raise ConfigError(f"--num {num}: ask for at least one sample")
     model, tokenizer = load_rnn(model_dir, device)
-    sep = separator_of(tokenizer)
     config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature,
                               top_k=top_k, top_p=top_p, num_return_sequences=num, seed=seed)
-    ids = [sep, *tokenizer.encode(prompt, add_special_tokens=False).ids] if prompt else [sep]
-    input_ids = torch.tensor([ids], device=model.device)
-    out = decode(model, input_ids, None, config, eos_token_id=sep, pad_token_id=sep)
     # Decoded with the prompt, so a continuation that begins inside a word (## piece) joins it.
-    return [tokenizer.decode(ids[1:] + row, skip_special_tokens=True)
-            for row in out.sequences[:, out.prompt_length:].tolist()]
-
+    head = tokenizer.decode(tokenizer.encode(prompt, add_special_tokens=False).ids, skip_special_tokens=True)
+    return [head + r.text for r in generate(model, [prompt], config, tokenizer=tokenizer)]

@@ -27,7 +27,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hanformer.errors import CheckpointError
 from hanformer.generation.api import generate, load_generator
+from hanformer.models.gpt.model import GPTForCausalLM
 from hanformer.models.ngram.api import perplexity as ngram_perplexity
 from hanformer.models.ngram.api import sample_sentences
 from hanformer.models.rnn.api import rnn_perplexity, sample_rnn
@@ -81,6 +83,8 @@ def causal_stream_nll(model: Any, ids: np.ndarray, window: int) -> tuple[float, 
 
 def _gpt_scores(model_dir: Path, heldout: Path, plan: ScorePlan) -> dict[str, Any]:
     model, tokenizer = load_generator(model_dir)
+    if not isinstance(model, GPTForCausalLM):
+        raise CheckpointError(f"{model_dir}: expected the GPT this stage trained, found a {type(model).__name__}")
     stream = text_stream(heldout, tokenizer, "text")
     stream.require(2, "held-out")
     nll, predicted = causal_stream_nll(model, stream.ids, plan.window)
