@@ -10,12 +10,16 @@ import time
 
 import httpx
 import pytest
+import torch
 
 from _live_server import live_server
 from _tiny_checkpoints import make_checkpoint, make_gpt_checkpoint, make_tokenizer
 from hanformer.generation.api import generate
+from hanformer.models.rnn.config import RNNConfig
+from hanformer.models.rnn.model import RNNLanguageModel
 from hanformer.serving.app import create_app
 from hanformer.serving.config import ServeConfig
+from hanformer.serving.engine import InferenceEngine
 
 PROMPT = "서울은 대한민국의"
 
@@ -240,3 +244,22 @@ def test_concurrent_streams_do_not_mix(server, gpt_dir):
         t.join(timeout=60)
     for p in prompts:
         assert results[p] == generate(str(gpt_dir), p, max_new_tokens=10)[0].text
+
+
+def test_an_rnn_language_model_folder_is_served_for_generation(tmp_path, tokenizer):
+    """An LSTM folder from `hanformer rnn train` serves /api/generate like a GPT: the same text
+    as `generate`, streamed, its context limited only by the server's max_tokens."""
+    torch.manual_seed(0)
+    model = RNNLanguageModel(RNNConfig(vocab_size=tokenizer.vocab_size, embedding_size=16, hidden_size=16,
+                                       num_layers=1, separator_id=tokenizer.sep_token_id))
+    folder = tmp_path / "lstm"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    engine = InferenceEngine(folder, ServeConfig(max_tokens=200, max_new_tokens=12))
+    assert engine.causal_lm and engine.endpoints() == ["/api/tokenize", "/api/generate"]
+    assert engine.info()["architecture"] == "RNNLanguageModel" and engine.max_tokens == 200
+    pieces: list[str] = []
+    served = engine.generate(PROMPT, engine.generation_config({}), pieces.append)
+    expected = generate(str(folder), PROMPT, max_new_tokens=12)[0]
+    assert "".join(pieces) == served.text == expected.text and expected.text
+    assert served.token_ids == expected.token_ids

@@ -24,12 +24,13 @@ from hanformer import __version__
 from hanformer.data.padding import pad_rows, padding_mask_of
 from hanformer.embedding.encode import EmbedConfig, embed
 from hanformer.errors import CheckpointError, HanformerError
-from hanformer.generation.api import generate
+from hanformer.generation.api import generate, load_generator
 from hanformer.generation.config import GenerationConfig
 from hanformer.generation.translate import load_translator
 from hanformer.models.checkpoint import load_model
 from hanformer.models.hub import model_type
-from hanformer.models.registry import serves_translation, task_of
+from hanformer.models.registry import GENERATION, serves_translation, task_of
+from hanformer.models.rnn.config import MODEL_TYPE as RNN_MODEL_TYPE
 from hanformer.serving.config import ServeConfig
 from hanformer.serving.errors import FieldError, check_answer_size
 from hanformer.serving.translation import TranslationService
@@ -95,25 +96,30 @@ class InferenceEngine:
         self.model_dir = resolve_model_dir(model_dir)  # a fine-tuning output dir serves its best/
         self.config = config
         self.translation: TranslationService | None = None
-        if serves_translation(model_type(self.model_dir)):
+        kind = model_type(self.model_dir)
+        if serves_translation(kind):
             # load_translator checks what translation needs (an output layer, the tokenizer).
             model, self.tokenizer = load_translator(self.model_dir)
             self.model: Any = model
             self.translation = TranslationService(model, self.tokenizer, config)
+        elif kind == RNN_MODEL_TYPE:  # LSTM/GRU language models keep their own folder layout
+            self.model, self.tokenizer = load_generator(self.model_dir)
         else:
             self.model = load_model(self.model_dir)
             self.model.eval()
             self.tokenizer = Tokenizer.from_pretrained(self.model_dir)
         architecture = type(self.model).__name__
         self.architecture = architecture
-        self.task = task_of(type(self.model))  # the checkpoint's class decides which task the app serves
-        self.causal_lm = self.task == "text-generation"
+        # The checkpoint's class decides which task the app serves.
+        self.task = GENERATION if kind == RNN_MODEL_TYPE else task_of(type(self.model))
+        self.causal_lm = self.task == GENERATION
         if architecture == "GPTModel":
             raise CheckpointError(f"{self.model_dir}: a GPTModel checkpoint (GPT without its language-model head) "
                                   "has nothing to serve; serve a GPTForCausalLM / GPT2LMHeadModel checkpoint")
         model_config = self.model.config
-        # BERT names the context window max_position_embeddings, GPT-2 n_positions.
-        context = getattr(model_config, "max_position_embeddings", None) or model_config.n_positions
+        # BERT names the context window max_position_embeddings, GPT-2 n_positions; a recurrence has none.
+        context: int = getattr(model_config, "max_position_embeddings", 0) or getattr(model_config, "n_positions",
+                                                                                       config.max_tokens)
         self.max_tokens = min(config.max_tokens, context)
         self.labels: list[str] | None = None
         self.task_name: str | None = None
@@ -336,11 +342,11 @@ class InferenceEngine:
 
         if not self.causal_lm:
             raise FieldError("prompt", f"this checkpoint ({self.architecture}) is not a causal language model and "
-                                       "cannot generate text; serve a GPT checkpoint (`hanformer pretrain "
-                                       "--objective clm`)")
+                                       "cannot generate text; serve a GPT or RNN language model (`hanformer pretrain "
+                                       "--objective clm`, `hanformer rnn train`)")
         settings = dict(settings)
         if settings.get("max_new_tokens") is None:
-            default = GenerationConfig.__dataclass_fields__["max_new_tokens"].default
+            default = GenerationConfig().max_new_tokens
             settings["max_new_tokens"] = max(1, min(default, self.config.max_new_tokens, self.max_tokens // 2))
         try:
             return GenerationConfig(**settings)
