@@ -98,25 +98,10 @@ def memory_probe(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--configs", default="mini,small", help="model presets, comma-separated")
-    p.add_argument("--dtypes", default="fp32,bf16",
-                   help="fp32 and/or bf16 (autocast); bf16 is skipped where it is not native unless --force-bf16")
-    p.add_argument("--lengths", default="fixed,variable", help="fixed and/or variable (16..seq)")
-    p.add_argument("--impls", default="reference,ours")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--seq", type=int, default=128)
-    p.add_argument("--vocab", type=int, default=32000)
-    p.add_argument("--warmup", type=int, default=1, help="untimed rounds (each runs every implementation)")
-    p.add_argument("--repeats", type=int, default=3, help="timed rounds; medians are reported")
-    p.add_argument("--batches", type=int, default=3, help="distinct batches, cycled")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
-    p.add_argument("--force-bf16", action="store_true", help="run bf16 even where it is emulated (very slow)")
+    common.add_step_arguments(p)
     p.add_argument("--compile", action="store_true",
                    help="torch.compile our Transformer blocks (dynamic shapes); the first step's time, "
                         "compilation included, is printed separately and not part of the medians")
-    p.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
