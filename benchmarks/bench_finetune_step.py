@@ -179,18 +179,11 @@ def main(argv: list[str] | None = None) -> None:
                 for dname in dtypes:
                     dtype = DTYPES[dname]
                     steps = {n: make_step(models[n], dtype, device) for n in impls}
-                    fns = {n: (lambda r, s=steps[n], bs=batches: s(bs[r % len(bs)])) for n in impls}
-                    # A GEMM probe in every round: the matmul rate available at that moment.
-                    fns["gemm"] = common.gemm_probe(dtype, device)
-                    times = common.alternate(fns, args.warmup, args.repeats, device)
-                    gemm_now = common.gemm_probe_rate(dtype, device, times.pop("gemm"))
-                    # Tokens and FLOPs of the batches each timed round actually used.
-                    used = [(r % len(batches)) for r in range(args.warmup, args.warmup + args.repeats)]
-                    real = sum(sum(lengths[i]) for i in used) / len(used)
-                    flops = sum(step_flops(task, layers, hidden, args.vocab, lengths[i]) for i in used) / len(used)
-                    med = {n: common.median(times[n]) for n in impls}
-                    tps = {n: real / med[n] for n in impls}
-                    mfu = {n: flops / med[n] / gemm_now for n in impls}
+                    work = [step_flops(task, layers, hidden, args.vocab, n) for n in lengths]
+                    timing = common.time_steps(steps, batches, lengths, work, dtype, device, args.warmup,
+                                               args.repeats)
+                    times, med, real, flops = timing.seconds, timing.median_s, timing.real_tokens, timing.useful_flops
+                    tps, mfu, gemm_now = timing.tokens_per_s, timing.mfu, timing.gemm_flops
                     mem: dict[str, dict[str, float] | None] = {n: None for n in impls}
                     if not args.no_memory and common.memory_available():
                         for n in impls:
@@ -219,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
                         f"{n}: {med[n]:.3f}s/step {tps[n]:,.0f} tok/s MFU {100 * mfu[n]:.1f}%" for n in impls)
                         + f", ours/reference {ratio:.2f}x (GEMM during: {gemm_now / 1e9:,.0f} GFLOP/s)",
                         flush=True)
-                    del steps, fns
+                    del steps
             del models, reference, all_batches
     headers = ["config", "task", "dtype", "lengths", "reference tok/s", "ours tok/s", "ours/ref", "ref MFU",
                "ours MFU", "ref peak MiB", "ours peak MiB", "mem ours/ref"]

@@ -147,19 +147,11 @@ def main(argv: list[str] | None = None) -> None:
                         steps["ours"](batches[0])
                     print(f"[{preset} {dname} {lengths_kind}] ours, first step with compilation: "
                           f"{first.seconds:.1f}s", flush=True)
-                fns = {n: (lambda r, s=steps[n], bs=batches: s(bs[r % len(bs)])) for n in impls}
-                # A GEMM probe in every round: the matmul rate available at that moment.
-                fns["gemm"] = common.gemm_probe(dtype, device)
-                times = common.alternate(fns, args.warmup, args.repeats, device)
-                gemm_now = common.gemm_probe_rate(dtype, device, times.pop("gemm"))
-                # Tokens and FLOPs of the batches each timed round actually used.
-                used = [(r % len(batches)) for r in range(args.warmup, args.warmup + args.repeats)]
-                real = sum(sum(lengths[i]) for i in used) / len(used)
-                flops = sum(3 * common.bert_forward_flops(layers, hidden, 4 * hidden, args.vocab, lengths[i],
-                                                          masked[i]) for i in used) / len(used)
-                med = {n: common.median(times[n]) for n in impls}
-                tps = {n: real / med[n] for n in impls}
-                mfu = {n: flops / med[n] / gemm_now for n in impls}
+                work = [3 * common.bert_forward_flops(layers, hidden, 4 * hidden, args.vocab, n, m)
+                        for n, m in zip(lengths, masked, strict=True)]
+                timing = common.time_steps(steps, batches, lengths, work, dtype, device, args.warmup, args.repeats)
+                times, med, real, flops = timing.seconds, timing.median_s, timing.real_tokens, timing.useful_flops
+                tps, mfu, gemm_now = timing.tokens_per_s, timing.mfu, timing.gemm_flops
                 mem: dict[str, dict[str, float] | None] = {n: None for n in impls}
                 if not args.no_memory and common.memory_available():
                     for n in impls:

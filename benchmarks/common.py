@@ -21,6 +21,7 @@ optimizer state included). On CUDA, torch's own allocator statistics are used in
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import os
@@ -112,6 +113,36 @@ def add_step_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--force-bf16", action="store_true", help="run bf16 even where it is emulated (very slow)")
     p.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)
+
+
+@dataclasses.dataclass
+class StepTiming:
+    """Alternated rounds of each implementation's training step, with the GEMM rate of the moment."""
+
+    seconds: dict[str, list[float]]  # per implementation, one per timed round
+    median_s: dict[str, float]
+    real_tokens: float  # per step, averaged over the batches the timed rounds used
+    useful_flops: float  # the same
+    tokens_per_s: dict[str, float]
+    mfu: dict[str, float]
+    gemm_flops: float  # the probe's rate during the rounds
+
+
+def time_steps(steps: dict[str, Callable[[Any], Any]], batches: Sequence[Any], lengths: Sequence[Sequence[int]],
+               flops: Sequence[float], dtype: torch.dtype, device: torch.device | str,
+               warmup: int, repeats: int) -> StepTiming:
+    """Round r runs every step on batches[r % len(batches)] and a GEMM probe, alternating;
+    `flops[i]` is the useful work of a step on batch i, `lengths[i]` its real lengths."""
+    fns: dict[str, Callable[[int], Any]] = {n: (lambda r, s=s: s(batches[r % len(batches)])) for n, s in steps.items()}
+    fns["gemm"] = gemm_probe(dtype, device)  # the matmul rate available at that moment
+    times = alternate(fns, warmup, repeats, device)
+    gemm_now = gemm_probe_rate(dtype, device, times.pop("gemm"))
+    used = [r % len(batches) for r in range(warmup, warmup + repeats)]
+    real = sum(sum(lengths[i]) for i in used) / len(used)
+    useful = sum(flops[i] for i in used) / len(used)
+    med = {n: median(times[n]) for n in steps}
+    return StepTiming(times, med, real, useful, {n: real / med[n] for n in steps},
+                      {n: useful / med[n] / gemm_now for n in steps}, gemm_now)
 
 
 def machine_and_dtypes(device: torch.device, requested: str, force_bf16: bool = False
