@@ -164,14 +164,14 @@ def _stop_criterion(continuation: _Continuation, stop_strings: Sequence[str]) ->
 
 def encode_prompts(tokenizer: Tokenizer, prompts: Sequence[str], config: GenerationConfig, *,
                    bos_token_id: int | None, context: int | None) -> list[list[int]]:
-    """Prompt ids: [BOS] + word pieces, fitted into the context window as `config.long_prompt` says."""
-    if context is None:  # a recurrence reads any length
-        context = max(len(tokenizer.encode(p, add_special_tokens=False).ids) if isinstance(p, str) else 0
-                      for p in prompts) + 1 + config.max_new_tokens
-    room = context - config.max_new_tokens
-    if room < 1:
-        raise ConfigError(f"max_new_tokens = {config.max_new_tokens} leaves no room for a prompt in this model's "
-                          f"context window of {context} tokens; use at most {context - 1}")
+    """Prompt ids: [BOS] + word pieces, fitted into the context window as `config.long_prompt` says
+    (`context` None: no window, as for a recurrence)."""
+    room: int | None = None
+    if context is not None:
+        room = context - config.max_new_tokens
+        if room < 1:
+            raise ConfigError(f"max_new_tokens = {config.max_new_tokens} leaves no room for a prompt in this "
+                              f"model's context window of {context} tokens; use at most {context - 1}")
     out = []
     for i, prompt in enumerate(prompts):
         if not isinstance(prompt, str):
@@ -182,7 +182,7 @@ def encode_prompts(tokenizer: Tokenizer, prompts: Sequence[str], config: Generat
         if not ids:
             raise InputError(f"prompt {i + 1} is empty and the model has no bos_token_id to start from; "
                              "give some text to continue")
-        if len(ids) > room:
+        if room is not None and len(ids) > room:
             if config.long_prompt == "error":
                 raise InputError(f"prompt {i + 1} has {len(ids)} tokens but only {room} fit (context window "
                                  f"{context} - max_new_tokens {config.max_new_tokens}); shorten it, lower "
@@ -224,15 +224,7 @@ def generate(model: Any, prompts: str | Sequence[str], config: GenerationConfig 
     recurrent = isinstance(model, RNNLanguageModel)
     if recurrent:
         # Documents are separated by one token in an RNN's stream: it starts a text and ends it.
-        # The recurrence reads every position, so differing prompt lengths go one at a time.
         config = config.replace(prepend_bos=True)
-        if len({len(tokenizer.encode(p, add_special_tokens=False).ids) if isinstance(p, str) else -1
-                for p in prompts}) > 1:
-            results: list[GeneratedText] = []
-            for p in prompts:
-                offset = len(results)
-                results += generate(model, [p], config, tokenizer=tokenizer, on_text=_shifted(on_text, offset))
-            return results
         bos = eos_default = pad_default = model.config.separator_id
         context = None
     else:
@@ -242,6 +234,12 @@ def generate(model: Any, prompts: str | Sequence[str], config: GenerationConfig 
     pad = config.pad_token_id if config.pad_token_id is not None else pad_default
     pad = pad if pad is not None else (eos if eos is not None else 0)
     ids = encode_prompts(tokenizer, prompts, config, bos_token_id=bos, context=context)
+    if recurrent and len({len(i) for i in ids}) > 1:
+        # A recurrence reads every position (no padding to skip): prompts of differing lengths go one at a time.
+        results: list[GeneratedText] = []
+        for p in prompts:
+            results += generate(model, [p], config, tokenizer=tokenizer, on_text=_shifted(on_text, len(results)))
+        return results
 
     device = model.device
     input_ids = pad_rows(ids, pad, left=True, device=device)

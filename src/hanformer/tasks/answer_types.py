@@ -15,7 +15,6 @@ from hanformer.tasks.examples import QAExample
 from hanformer.tasks.inference import predict_examples
 from hanformer.tasks.task_model import TaskModel
 
-ANSWER_TYPES = ("entity", "other")
 DEFAULT_TAGS = ("NNP",)
 
 
