@@ -184,26 +184,13 @@ def main(argv: list[str] | None = None) -> None:
                                                args.repeats)
                     times, med, real, flops = timing.seconds, timing.median_s, timing.real_tokens, timing.useful_flops
                     tps, mfu, gemm_now = timing.tokens_per_s, timing.mfu, timing.gemm_flops
-                    mem: dict[str, dict[str, float] | None] = {n: None for n in impls}
-                    if not args.no_memory and common.memory_available():
-                        for n in impls:
-                            mem[n] = common.memory_probe(__file__, [
-                                "--configs", preset, "--tasks", task, "--dtypes", dname,
-                                "--lengths", lengths_kind, "--impls", n, "--batch", str(args.batch),
-                                "--seq", str(args.seq), "--vocab", str(args.vocab), "--seed", str(args.seed),
-                                "--device", args.device, "--threads", str(torch.get_num_threads())])
-                    ratio = tps.get("ours", float("nan")) / tps.get("reference", float("nan"))
-
-                    def mib(n: str, key: str, mem: dict[str, dict[str, float] | None] = mem) -> float:
-                        m = mem.get(n)
-                        return m[key] if m else float("nan")
-
-                    mem_ratio = mib("ours", "total") / mib("reference", "total")
-                    rows.append([preset, task, dname, lengths_kind, tps.get("reference", float("nan")),
-                                 tps.get("ours", float("nan")), f"{ratio:.2f}x",
-                                 f"{100 * mfu.get('reference', float('nan')):.1f}%",
-                                 f"{100 * mfu.get('ours', float('nan')):.1f}%",
-                                 mib("reference", "total"), mib("ours", "total"), mem_ratio])
+                    mem = common.peak_memories(__file__, impls, [
+                        "--configs", preset, "--tasks", task, "--dtypes", dname, "--lengths", lengths_kind,
+                        "--batch", str(args.batch), "--seq", str(args.seq), "--vocab", str(args.vocab),
+                        "--seed", str(args.seed), "--device", args.device,
+                        "--threads", str(torch.get_num_threads())], not args.no_memory)
+                    ratio, cells = common.comparison_cells(timing, mem)
+                    rows.append([preset, task, dname, lengths_kind, *cells])
                     results.append({"config": preset, "task": task, "dtype": dname, "lengths": lengths_kind,
                                     "seconds": times, "median_s": med, "real_tokens_per_step": real,
                                     "useful_flops_per_step": flops, "tokens_per_s": tps, "mfu": mfu,

@@ -152,26 +152,13 @@ def main(argv: list[str] | None = None) -> None:
                 timing = common.time_steps(steps, batches, lengths, work, dtype, device, args.warmup, args.repeats)
                 times, med, real, flops = timing.seconds, timing.median_s, timing.real_tokens, timing.useful_flops
                 tps, mfu, gemm_now = timing.tokens_per_s, timing.mfu, timing.gemm_flops
-                mem: dict[str, dict[str, float] | None] = {n: None for n in impls}
-                if not args.no_memory and common.memory_available():
-                    for n in impls:
-                        mem[n] = common.memory_probe(__file__, [
-                            "--configs", preset, "--dtypes", dname, "--lengths", lengths_kind, "--impls", n,
-                            "--batch", str(args.batch), "--seq", str(args.seq), "--vocab", str(args.vocab),
-                            "--seed", str(args.seed), "--device", args.device,
-                            "--threads", str(torch.get_num_threads())])
-                ratio = tps.get("ours", float("nan")) / tps.get("reference", float("nan"))
-
-                def mib(n: str, key: str, mem: dict[str, dict[str, float] | None] = mem) -> float:
-                    m = mem.get(n)
-                    return m[key] if m else float("nan")
-
-                mem_ratio = mib("ours", "total") / mib("reference", "total")
-                rows.append([preset, dname, lengths_kind, tps.get("reference", float("nan")),
-                             tps.get("ours", float("nan")), f"{ratio:.2f}x",
-                             f"{100 * mfu.get('reference', float('nan')):.1f}%",
-                             f"{100 * mfu.get('ours', float('nan')):.1f}%",
-                             mib("reference", "total"), mib("ours", "total"), f"{mem_ratio:.2f}"])
+                mem = common.peak_memories(__file__, impls, [
+                    "--configs", preset, "--dtypes", dname, "--lengths", lengths_kind,
+                    "--batch", str(args.batch), "--seq", str(args.seq), "--vocab", str(args.vocab),
+                    "--seed", str(args.seed), "--device", args.device, "--threads", str(torch.get_num_threads())],
+                    not args.no_memory)
+                ratio, cells = common.comparison_cells(timing, mem)
+                rows.append([preset, dname, lengths_kind, *cells])
                 results.append({"config": preset, "dtype": dname, "lengths": lengths_kind, "seconds": times,
                                 "median_s": med, "real_tokens_per_step": real, "useful_flops_per_step": flops,
                                 "tokens_per_s": tps, "mfu": mfu, "gemm_flops_during": gemm_now, "memory_mib": mem, "ratio": ratio})

@@ -145,6 +145,31 @@ def time_steps(steps: dict[str, Callable[[Any], Any]], batches: Sequence[Any], l
                       {n: useful / med[n] / gemm_now for n in steps}, gemm_now)
 
 
+def peak_memories(script: str | Path, impls: Sequence[str], args: Sequence[str], enabled: bool
+                  ) -> dict[str, dict[str, float] | None]:
+    """Each implementation's step peak, from `script --impls NAME ARGS` in a fresh process
+    (None where skipped or unavailable)."""
+    if not (enabled and memory_available()):
+        return {n: None for n in impls}
+    return {n: memory_probe(script, ["--impls", n, *args]) for n in impls}
+
+
+def comparison_cells(timing: StepTiming, mem: dict[str, dict[str, float] | None]) -> tuple[float, list[Any]]:
+    """ours ÷ reference, and the table cells after the configuration columns: tokens/s, ratio,
+    MFU and peak MiB of each side, and the memory ratio."""
+    nan = float("nan")
+
+    def mib(n: str) -> float:
+        m = mem.get(n)
+        return m["total"] if m else nan
+
+    tps, mfu = timing.tokens_per_s, timing.mfu
+    ratio = tps.get("ours", nan) / tps.get("reference", nan)
+    return ratio, [tps.get("reference", nan), tps.get("ours", nan), f"{ratio:.2f}x",
+                   f"{100 * mfu.get('reference', nan):.1f}%", f"{100 * mfu.get('ours', nan):.1f}%",
+                   mib("reference"), mib("ours"), f"{mib('ours') / mib('reference'):.2f}"]
+
+
 def machine_and_dtypes(device: torch.device, requested: str, force_bf16: bool = False
                        ) -> tuple[dict[str, Any], list[str], dict[str, float]]:
     """Print the machine's facts; the requested dtypes ("fp32,bf16"), bf16 left out where the CPU
