@@ -182,8 +182,6 @@ def main(argv: list[str] | None = None) -> None:
                     work = [step_flops(task, layers, hidden, args.vocab, n) for n in lengths]
                     timing = common.time_steps(steps, batches, lengths, work, dtype, device, args.warmup,
                                                args.repeats)
-                    times, med, real, flops = timing.seconds, timing.median_s, timing.real_tokens, timing.useful_flops
-                    tps, mfu, gemm_now = timing.tokens_per_s, timing.mfu, timing.gemm_flops
                     mem = common.peak_memories(__file__, impls, [
                         "--configs", preset, "--tasks", task, "--dtypes", dname, "--lengths", lengths_kind,
                         "--batch", str(args.batch), "--seq", str(args.seq), "--vocab", str(args.vocab),
@@ -192,24 +190,14 @@ def main(argv: list[str] | None = None) -> None:
                     ratio, cells = common.comparison_cells(timing, mem)
                     rows.append([preset, task, dname, lengths_kind, *cells])
                     results.append({"config": preset, "task": task, "dtype": dname, "lengths": lengths_kind,
-                                    "seconds": times, "median_s": med, "real_tokens_per_step": real,
-                                    "useful_flops_per_step": flops, "tokens_per_s": tps, "mfu": mfu,
-                                    "gemm_flops_during": gemm_now, "memory_mib": mem, "ratio": ratio})
-                    print(f"[{preset} {task} {dname} {lengths_kind}] " + ", ".join(
-                        f"{n}: {med[n]:.3f}s/step {tps[n]:,.0f} tok/s MFU {100 * mfu[n]:.1f}%" for n in impls)
-                        + f", ours/reference {ratio:.2f}x (GEMM during: {gemm_now / 1e9:,.0f} GFLOP/s)",
-                        flush=True)
+                                    **common.timing_record(timing), "memory_mib": mem, "ratio": ratio})
+                    print(common.timing_line(f"{preset} {task} {dname} {lengths_kind}", timing, ratio), flush=True)
                     del steps
             del models, reference, all_batches
-    headers = ["config", "task", "dtype", "lengths", "reference tok/s", "ours tok/s", "ours/ref", "ref MFU",
-               "ours MFU", "ref peak MiB", "ours peak MiB", "mem ours/ref"]
-    print()
-    print(f"Fine-tuning step, batch {args.batch}, seq {args.seq}, vocab {args.vocab}, AdamW; "
-          f"real tokens/s (median of {args.repeats}, alternating)")
-    print(common.format_table(headers, rows))
-    path = common.write_results("finetune_step", {"facts": facts, "gemm_peak_flops": peaks, "args": vars(args),
-                                                  "results": results})
-    print(f"results: {path.relative_to(common.BENCH_DIR.parent)}")
+    common.finish_step_benchmark(
+        "finetune_step", f"Fine-tuning step, batch {args.batch}, seq {args.seq}, vocab {args.vocab}, AdamW; "
+        f"real tokens/s (median of {args.repeats}, alternating)", ["config", "task", "dtype", "lengths"], rows,
+        {"facts": facts, "gemm_peak_flops": peaks, "args": vars(args), "results": results})
 
 
 if __name__ == "__main__":

@@ -150,8 +150,6 @@ def main(argv: list[str] | None = None) -> None:
                 work = [3 * common.bert_forward_flops(layers, hidden, 4 * hidden, args.vocab, n, m)
                         for n, m in zip(lengths, masked, strict=True)]
                 timing = common.time_steps(steps, batches, lengths, work, dtype, device, args.warmup, args.repeats)
-                times, med, real, flops = timing.seconds, timing.median_s, timing.real_tokens, timing.useful_flops
-                tps, mfu, gemm_now = timing.tokens_per_s, timing.mfu, timing.gemm_flops
                 mem = common.peak_memories(__file__, impls, [
                     "--configs", preset, "--dtypes", dname, "--lengths", lengths_kind,
                     "--batch", str(args.batch), "--seq", str(args.seq), "--vocab", str(args.vocab),
@@ -159,22 +157,14 @@ def main(argv: list[str] | None = None) -> None:
                     not args.no_memory)
                 ratio, cells = common.comparison_cells(timing, mem)
                 rows.append([preset, dname, lengths_kind, *cells])
-                results.append({"config": preset, "dtype": dname, "lengths": lengths_kind, "seconds": times,
-                                "median_s": med, "real_tokens_per_step": real, "useful_flops_per_step": flops,
-                                "tokens_per_s": tps, "mfu": mfu, "gemm_flops_during": gemm_now, "memory_mib": mem, "ratio": ratio})
-                print(f"[{preset} {dname} {lengths_kind}] " + ", ".join(
-                    f"{n}: {med[n]:.3f}s/step {tps[n]:,.0f} tok/s MFU {100 * mfu[n]:.1f}%" for n in impls)
-                    + f", ours/reference {ratio:.2f}x (GEMM during: {gemm_now / 1e9:,.0f} GFLOP/s)", flush=True)
+                results.append({"config": preset, "dtype": dname, "lengths": lengths_kind,
+                                **common.timing_record(timing), "memory_mib": mem, "ratio": ratio})
+                print(common.timing_line(f"{preset} {dname} {lengths_kind}", timing, ratio), flush=True)
         del models, reference
-    headers = ["config", "dtype", "lengths", "reference tok/s", "ours tok/s", "ours/ref", "ref MFU", "ours MFU",
-               "ref peak MiB", "ours peak MiB", "mem ours/ref"]
-    print()
-    print(f"Pretraining step, batch {args.batch}, seq {args.seq}, vocab {args.vocab}, AdamW; "
-          f"real tokens/s (median of {args.repeats}, alternating)")
-    print(common.format_table(headers, rows))
-    path = common.write_results("pretrain_step", {"facts": facts, "gemm_peak_flops": peaks, "args": vars(args),
-                                                  "results": results})
-    print(f"results: {path.relative_to(common.BENCH_DIR.parent)}")
+    common.finish_step_benchmark(
+        "pretrain_step", f"Pretraining step, batch {args.batch}, seq {args.seq}, vocab {args.vocab}, AdamW; "
+        f"real tokens/s (median of {args.repeats}, alternating)", ["config", "dtype", "lengths"], rows,
+        {"facts": facts, "gemm_peak_flops": peaks, "args": vars(args), "results": results})
 
 
 if __name__ == "__main__":

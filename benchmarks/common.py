@@ -170,6 +170,34 @@ def comparison_cells(timing: StepTiming, mem: dict[str, dict[str, float] | None]
                    mib("reference"), mib("ours"), f"{mib('ours') / mib('reference'):.2f}"]
 
 
+def timing_record(timing: StepTiming) -> dict[str, Any]:
+    """The timing as results/NAME.json stores it."""
+    return {"seconds": timing.seconds, "median_s": timing.median_s, "real_tokens_per_step": timing.real_tokens,
+            "useful_flops_per_step": timing.useful_flops, "tokens_per_s": timing.tokens_per_s, "mfu": timing.mfu,
+            "gemm_flops_during": timing.gemm_flops}
+
+
+def timing_line(label: str, timing: StepTiming, ratio: float) -> str:
+    """One configuration's result as the benchmarks print it while they run."""
+    return (f"[{label}] " + ", ".join(f"{n}: {timing.median_s[n]:.3f}s/step {timing.tokens_per_s[n]:,.0f} tok/s "
+                                      f"MFU {100 * timing.mfu[n]:.1f}%" for n in timing.median_s)
+            + f", ours/reference {ratio:.2f}x (GEMM during: {timing.gemm_flops / 1e9:,.0f} GFLOP/s)")
+
+
+STEP_COLUMNS = ["reference tok/s", "ours tok/s", "ours/ref", "ref MFU", "ours MFU", "ref peak MiB",
+                "ours peak MiB", "mem ours/ref"]  # the cells of comparison_cells()
+
+
+def finish_step_benchmark(name: str, title: str, key_columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                          payload: dict[str, Any]) -> None:
+    """Print the table (the configuration columns, then STEP_COLUMNS) and write results/NAME.json."""
+    print()
+    print(title)
+    print(format_table([*key_columns, *STEP_COLUMNS], rows))
+    path = write_results(name, payload)
+    print(f"results: {path.relative_to(BENCH_DIR.parent)}")
+
+
 def machine_and_dtypes(device: torch.device, requested: str, force_bf16: bool = False
                        ) -> tuple[dict[str, Any], list[str], dict[str, float]]:
     """Print the machine's facts; the requested dtypes ("fp32,bf16"), bf16 left out where the CPU
