@@ -29,12 +29,19 @@ decoder whose context is the encoder's final state (--attention none), additive 
 (bahdanau) or multiplicative attention (luong). --model picks their size (tiny, mini, small,
 base = RNNsearch); --model-overrides takes RNNSeq2SeqConfig fields.
 
+--init-encoder DIR starts the Transformer's encoder from a pretrained BERT (a `hanformer pretrain`
+output or a Hugging Face BERT folder): the model takes the BERT's width, depth and tokenizer
+(shared by both sides), its encoder computes what the BERT computes, and the decoder starts at
+random.
+
 examples:
   hanformer translation train --train-source train.en --train-target train.de \\
       --valid-source val.en --valid-target val.de --out runs/en-de --model mini --max-time 20m
   hanformer translation train --train-source train.en --train-target train.de \\
       --valid-source val.en --valid-target val.de --out runs/en-de-gru --architecture gru \\
       --attention bahdanau --model mini --max-time 20m
+  hanformer translation train --train-source train.ko --train-target train.en --out runs/ko-en-bert \
+      --init-encoder runs/ko-bert/pretrain/final --model tiny --max-time 20m
   hanformer translation train --train-source train.en --train-target train.de --out runs/en-de --resume
 """
 

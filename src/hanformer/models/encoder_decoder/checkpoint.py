@@ -11,8 +11,9 @@ What differs between our modules and transformers' Marian:
   `lm_head` that differs from it is refused), and the sinusoidal position tables are not stored.
 
 Pre-LN models add `encoder.layer_norm` / `decoder.layer_norm` (the names of transformers'
-pre-LN MBart); transformers' Marian has no such layers, so only hanformer computes those models
-right. Reading files and the shared checks are `models/hub.py`'s.
+pre-LN MBart), and models with `normalize_embedding` add `encoder.layernorm_embedding` /
+`decoder.layernorm_embedding` (BART's names); transformers' Marian has no such layers, so only
+hanformer computes those models right. Reading files and the shared checks are `models/hub.py`'s.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def _name_map() -> list[tuple[str, str]]:
             (layer + "ffn.down.", layer + "fc2."),
             (layer + "ffn_norm.", layer + "final_layer_norm."),
             (f"{side}.final_norm.", f"{side}.layer_norm."),  # pre-LN only
+            (f"{side}.embedding_norm.", f"{side}.layernorm_embedding."),  # normalize_embedding only
         ]
     layer = "decoder.layers.{i}."
     pairs += [

@@ -5,8 +5,9 @@ dropout 0.1, ReLU, one vocabulary for source and target whose embedding matrix i
 encoder, the decoder and the output projection (three-way tying), token embeddings scaled by
 sqrt(d_model). Field names are those of `transformers.MarianConfig` (Marian NMT is this
 architecture), so a `config.json` moves both ways; `norm_placement`, `position_embedding_type`,
-`layer_norm_eps` and `label_smoothing` are ours (transformers keeps and ignores them, so only
-post-LN models with eps 1e-5 compute alike there; learned positions load fine, as Marian's
+`layer_norm_eps` and `label_smoothing` are ours and `normalize_embedding` is older BART configs'
+(transformers' Marian keeps and ignores them, so only post-LN models with eps 1e-5 and no
+embedding LayerNorm compute alike there; learned positions load fine, as Marian's
 position table is an ordinary tensor).
 """
 
@@ -53,7 +54,7 @@ _IGNORED_HF_KEYS = {
 # Options of older Marian/BART configs that change the maths; we implement only these values.
 # (The layer drops and the activation dropout only act in training.)
 _REQUIRED_HF_VALUES: dict[str, Any] = {
-    "normalize_before": False, "normalize_embedding": False, "static_position_embeddings": True,
+    "normalize_before": False, "static_position_embeddings": True,
     "add_final_layer_norm": False, "add_bias_logits": False, "activation_dropout": 0.0,
     "encoder_layerdrop": 0.0, "decoder_layerdrop": 0.0,
 }
@@ -82,6 +83,9 @@ class TransformerConfig:
         "post", "LayerNorm after each residual add (the paper) or before each sub-layer plus a final one")
     position_embedding_type: Literal["sinusoidal", "learned"] = setting(
         "sinusoidal", "fixed sine/cosine positions (the paper) or a learned table")
+    normalize_embedding: bool = setting(
+        False, "a LayerNorm on the summed token and position embeddings of each stack (as BERT and BART have; "
+        "an encoder started from a BERT needs it); transformers' Marian has no such layer")
     layer_norm_eps: float = setting(1e-5, "epsilon of every LayerNorm")
     init_std: float = setting(0.02, "std of the normal init of the projection weights")
     label_smoothing: float = setting(0.1, "label smoothing of the training loss (0 = plain cross-entropy)")
@@ -143,7 +147,8 @@ class TransformerConfig:
         cross = 4 * d * d + 4 * d + 2 * d  # query, key/value, output projections + their LayerNorm
         decoder = self.decoder_layers * (block_parameters(d, self.decoder_ffn_dim) + cross)
         final_norms = 4 * d if self.norm_placement == "pre" else 0
-        return embeddings + encoder + decoder + final_norms
+        embedding_norms = 4 * d if self.normalize_embedding else 0
+        return embeddings + encoder + decoder + final_norms + embedding_norms
 
     @property
     def layer_field(self) -> str:

@@ -107,6 +107,9 @@ class _Stack(nn.Module):
             # Not a parameter and not saved: it is a function of the config.
             self.register_buffer("sinusoidal", sinusoidal_positions(config.max_position_embeddings, d),
                                  persistent=False)
+        # BERT's (and BART's) LayerNorm of the summed embeddings, which an encoder started from
+        # a BERT needs: its first block expects normalised input.
+        self.embedding_norm = nn.LayerNorm(d, eps=config.layer_norm_eps) if config.normalize_embedding else None
         self.dropout = Dropout(config.dropout)
         self.layers = nn.ModuleList(
             TransformerBlock(d, heads, ffn_dim, act=config.activation_function, dropout=config.dropout,
@@ -122,6 +125,8 @@ class _Stack(nn.Module):
             x = x + self.position_embeddings(position_ids)
         else:
             x = x + self.sinusoidal[position_ids].to(x.dtype)
+        if self.embedding_norm is not None:
+            x = self.embedding_norm(x)
         return self.dropout(x)
 
     def check_ids(self, input_ids: Tensor, length: int, what: str) -> None:

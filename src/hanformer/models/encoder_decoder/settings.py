@@ -19,6 +19,12 @@ from hanformer.training.config import TrainerConfig, check_output_dir
 from hanformer.utils.config import setting
 
 PRESET_NAMES = ("tiny", "mini", "small", "base")
+# Model fields an --init-encoder BERT decides (warm_start.bert_encoder_fields); an override of
+# one would break the copy of its weights.
+BERT_DECIDED = ("vocab_size", "decoder_vocab_size", "d_model", "encoder_layers", "encoder_attention_heads",
+                "encoder_ffn_dim", "activation_function",
+                "norm_placement", "layer_norm_eps", "position_embedding_type", "normalize_embedding",
+                "scale_embedding", "share_encoder_decoder_embeddings")
 # What `--architecture` chooses: the Transformer, or a recurrent encoder-decoder on this cell.
 ARCHITECTURES = ("transformer", "gru", "lstm")
 ATTENTIONS = ("none", "bahdanau", "luong")
@@ -42,6 +48,10 @@ class TranslationTrainConfig:
     out: str = setting("runs/translation", "output folder: tokenizer/, checkpoints/, metrics.jsonl, best/, final/")
     tokenizer: str | None = setting(None, "an existing tokenizer folder to use instead of training one "
                                     "(it needs [PAD], [CLS] and [SEP])")
+    init_encoder: str | None = setting(
+        None, "a BERT folder (hanformer's or Hugging Face's) that starts the Transformer's encoder: its tokenizer "
+        "is the joint vocabulary and its sizes the model's (--model then sets only the decoder's depth; "
+        "--model-overrides may change the decoder's heads and feed-forward width)")
     subword: Literal["unigram", "wordpiece"] = setting(
         "unigram", "joint vocabulary kind: unigram (SentencePiece-style pieces, decodes to the exact text) or "
         "wordpiece (hanformer's BERT trainer; decoding puts spaces around hyphens)")
@@ -88,6 +98,16 @@ class TranslationTrainConfig:
             if self.architecture != "transformer" and name in self.model_overrides:
                 raise ConfigError(f"--model-overrides {name}=...: choose it with --architecture (the cell) and "
                                   "--attention instead")
+        if self.init_encoder is not None:
+            if self.architecture != "transformer":
+                raise ConfigError(f"--init-encoder starts a Transformer's encoder; --architecture "
+                                  f"{self.architecture} has none to start")
+            if self.tokenizer is not None:
+                raise ConfigError("--init-encoder brings its BERT's tokenizer; leave out --tokenizer")
+            decided = sorted(set(self.model_overrides) & set(BERT_DECIDED))
+            if decided:
+                raise ConfigError(f"--model-overrides {', '.join(decided)}: --init-encoder takes these from the "
+                                  "BERT; leave them out")
         for name in ("valid_size", "vocab_size", "max_length", "max_tokens", "pool_size", "eval_beams",
                      "eval_max_tokens"):
             if getattr(self, name) < 1:

@@ -38,10 +38,10 @@ import torch
 import torch.nn.functional as F
 
 from hanformer.data.parallel import SentencePair, read_parallel
-from hanformer.errors import InputError
+from hanformer.errors import ConfigError, InputError
 from hanformer.evaluation.translation import translation_scores
 from hanformer.generation.translate import translate
-from hanformer.models.encoder_decoder.config import TransformerConfig
+from hanformer.models.encoder_decoder.config import PRESETS, TransformerConfig
 from hanformer.models.encoder_decoder.data import (
     EncodedPairs,
     SpecialIds,
@@ -53,6 +53,11 @@ from hanformer.models.encoder_decoder.data import (
 from hanformer.models.encoder_decoder.model import TransformerForSeq2SeqLM
 from hanformer.models.encoder_decoder.settings import MAY_CHANGE_ON_RESUME, TranslationTrainConfig
 from hanformer.models.encoder_decoder.vocab import special_ids, train_joint_vocabulary
+from hanformer.models.encoder_decoder.warm_start import (
+    bert_encoder_fields,
+    load_bert,
+    load_bert_encoder,
+)
 from hanformer.models.seq2seq.config import RNNSeq2SeqConfig
 from hanformer.models.seq2seq.model import RNNForSeq2SeqLM
 from hanformer.tokenization.tokenizer import Tokenizer
@@ -87,9 +92,11 @@ def load_split(config: TranslationTrainConfig) -> Split:
 
 
 def joint_tokenizer(config: TranslationTrainConfig, pairs: list[SentencePair], resume: Resume) -> Tokenizer:
-    """The given tokenizer, the one a resumed run trained, or a new joint vocabulary in OUT/tokenizer."""
-    if config.tokenizer:
-        return Tokenizer.from_pretrained(config.tokenizer)
+    """The given tokenizer (or the --init-encoder BERT's), the one a resumed run trained, or a new
+    joint vocabulary in OUT/tokenizer."""
+    given = config.tokenizer or config.init_encoder
+    if given:
+        return Tokenizer.from_pretrained(given)
     folder = Path(config.out) / "tokenizer"
     if is_resuming(resume) and (folder / "tokenizer.json").is_file():
         return Tokenizer.from_pretrained(folder)
@@ -106,12 +113,19 @@ def build_model(config: TranslationTrainConfig, tokenizer: Tokenizer,
                              "cell": config.architecture, "attention": config.attention, "pad_token_id": ids.pad,
                              "eos_token_id": ids.eos, "decoder_start_token_id": ids.start,
                              "label_smoothing": config.label_smoothing, **config.model_overrides}))
-    model_config = TransformerConfig.preset(
-        config.model, **{"vocab_size": tokenizer.vocab_size, "max_position_embeddings": config.max_length,
-                         "pad_token_id": ids.pad, "eos_token_id": ids.eos, "bos_token_id": ids.start,
-                         "decoder_start_token_id": ids.start, "label_smoothing": config.label_smoothing,
-                         **config.model_overrides})
-    return TransformerForSeq2SeqLM(model_config)
+    fields = {"vocab_size": tokenizer.vocab_size, "max_position_embeddings": config.max_length,
+              "pad_token_id": ids.pad, "eos_token_id": ids.eos, "bos_token_id": ids.start,
+              "decoder_start_token_id": ids.start, "label_smoothing": config.label_smoothing}
+    if config.init_encoder is None:
+        return TransformerForSeq2SeqLM(TransformerConfig.preset(config.model, **fields, **config.model_overrides))
+    bert = load_bert(config.init_encoder)
+    if tokenizer.vocab_size > bert.config.vocab_size:
+        raise ConfigError(f"--init-encoder {config.init_encoder}: its tokenizer has {tokenizer.vocab_size} tokens "
+                          f"but the BERT only {bert.config.vocab_size} embeddings; the folder's files do not match")
+    fields = {**fields, **bert_encoder_fields(bert.config, PRESETS[config.model][0]), **config.model_overrides}
+    model = TransformerForSeq2SeqLM(TransformerConfig.from_dict(fields, source="--init-encoder", strict=True))
+    load_bert_encoder(model, bert)
+    return model
 
 
 def loss_batches(pairs: EncodedPairs, ids: SpecialIds, max_tokens: int) -> list[dict[str, torch.Tensor]]:

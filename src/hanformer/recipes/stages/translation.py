@@ -82,7 +82,8 @@ def translation_stages(recipe: Recipe, name: str, sec: TranslationSection) -> li
     plan = ScorePlan.of(sec, config.max_length, keeps_best)
     corpora = [*train, *valid]
     data_key, train_key = translation_key(name, DATA_PART), translation_key(name, TRAIN_PART)
-    tokenizer_inputs = [Path(config.tokenizer)] if config.tokenizer else []
+    # A given tokenizer or start-of-encoder BERT is an input: the stage reruns when its files change.
+    tokenizer_inputs = [Path(p) for p in (config.tokenizer, config.init_encoder) if p]
     return [
         Stage(key=data_key, title=f"{name}: read the parallel corpora" + ("" if valid else
                                                                            ", carve validation pairs (seeded)"),
@@ -132,6 +133,6 @@ def _model_words(config: TranslationTrainConfig) -> str:
     """What the train stage trains, for the plan: 'encoder-decoder Transformer', 'GRU
     encoder-decoder with bahdanau attention', ..."""
     if config.architecture == "transformer":
-        return "encoder-decoder Transformer"
+        return "encoder-decoder Transformer" + (" (its encoder started from a BERT)" if config.init_encoder else "")
     context = "no attention" if config.attention == "none" else f"{config.attention} attention"
     return f"{config.architecture.upper()} encoder-decoder ({context})"
