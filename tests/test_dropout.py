@@ -82,13 +82,13 @@ def test_single_query_attention_equals_torch_kernel(case: str) -> None:
     """One query per row (a decoding step) takes the matmul path on CPU; same result as torch's."""
     g = torch.Generator().manual_seed(2)
     dtype = torch.bfloat16 if case == "bfloat16" else torch.float32
-    q, k, v = (torch.randn(6, 4, n, 16, generator=g).to(dtype) for n in (1, 37, 37))
+    q, k, v = (torch.randn(40, 4, n, 16, generator=g).to(dtype) for n in (1, 37, 37))
     mask = None
     if case == "bool mask":
-        mask = torch.rand(6, 1, 1, 37, generator=g) > 0.3
+        mask = torch.rand(40, 1, 1, 37, generator=g) > 0.3
         mask[..., 0] = True
     elif case == "additive mask":
-        mask = torch.randn(6, 1, 1, 37, generator=g)
+        mask = torch.randn(40, 1, 1, 37, generator=g)
     expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     out = scaled_dot_product_attention(q, k, v, attn_mask=mask)
     tolerance = {"rtol": 2e-2, "atol": 2e-2} if dtype == torch.bfloat16 else {"rtol": 1e-5, "atol": 1e-6}
