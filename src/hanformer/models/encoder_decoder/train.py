@@ -117,7 +117,7 @@ def build_model(config: TranslationTrainConfig, tokenizer: Tokenizer,
               "pad_token_id": ids.pad, "eos_token_id": ids.eos, "bos_token_id": ids.start,
               "decoder_start_token_id": ids.start, "label_smoothing": config.label_smoothing}
     if config.init_encoder is None:
-        return TransformerForSeq2SeqLM(TransformerConfig.preset(config.model, **fields, **config.model_overrides))
+        return TransformerForSeq2SeqLM(TransformerConfig.preset(config.model, **{**fields, **config.model_overrides}))
     bert = load_bert(config.init_encoder)
     if tokenizer.vocab_size > bert.config.vocab_size:
         raise ConfigError(f"--init-encoder {config.init_encoder}: its tokenizer has {tokenizer.vocab_size} tokens "
