@@ -125,6 +125,8 @@ def build_model(config: TranslationTrainConfig, tokenizer: Tokenizer,
     fields = {**fields, **bert_encoder_fields(bert.config, PRESETS[config.model][0]), **config.model_overrides}
     model = TransformerForSeq2SeqLM(TransformerConfig.from_dict(fields, source="--init-encoder", strict=True))
     load_bert_encoder(model, bert)
+    log.info("the encoder starts as the BERT in %s (%d layers of width %d, %d pieces); the decoder at random",
+             config.init_encoder, bert.config.num_hidden_layers, bert.config.hidden_size, bert.config.vocab_size)
     return model
 
 
