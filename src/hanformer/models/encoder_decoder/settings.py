@@ -22,9 +22,9 @@ PRESET_NAMES = ("tiny", "mini", "small", "base")
 # Model fields an --init-encoder BERT decides (warm_start.bert_encoder_fields); an override of
 # one would break the copy of its weights.
 BERT_DECIDED = ("vocab_size", "decoder_vocab_size", "d_model", "encoder_layers", "encoder_attention_heads",
-                "encoder_ffn_dim", "activation_function",
-                "norm_placement", "layer_norm_eps", "position_embedding_type", "normalize_embedding",
-                "scale_embedding", "share_encoder_decoder_embeddings")
+                "encoder_ffn_dim", "activation_function", "norm_placement", "layer_norm_eps",
+                "position_embedding_type", "normalize_embedding", "scale_embedding",
+                "share_encoder_decoder_embeddings")
 # What `--architecture` chooses: the Transformer, or a recurrent encoder-decoder on this cell.
 ARCHITECTURES = ("transformer", "gru", "lstm")
 ATTENTIONS = ("none", "bahdanau", "luong")
