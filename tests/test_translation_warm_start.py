@@ -17,10 +17,11 @@ from hanformer.models.bert.config import BertConfig
 from hanformer.models.bert.model import BertModel
 from hanformer.models.encoder_decoder.config import TransformerConfig
 from hanformer.models.encoder_decoder.model import TransformerForSeq2SeqLM
-from hanformer.models.encoder_decoder.settings import TranslationTrainConfig
+from hanformer.models.encoder_decoder.settings import BERT_DECIDED, TranslationTrainConfig
 from hanformer.models.encoder_decoder.vocab import special_ids, train_joint_vocabulary
 from hanformer.models.encoder_decoder.warm_start import (
     bert_encoder_fields,
+    decoder_defaults,
     load_bert,
     load_bert_encoder,
 )
@@ -54,7 +55,8 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _warm_model(bert: BertModel, max_positions: int = 32) -> TransformerForSeq2SeqLM:
-    fields = {**bert_encoder_fields(bert.config, decoder_layers=1), "max_position_embeddings": max_positions}
+    fields = {**decoder_defaults(bert.config, layers=1), **bert_encoder_fields(bert.config),
+              "max_position_embeddings": max_positions}
     model = TransformerForSeq2SeqLM(TransformerConfig.from_dict(fields, strict=True))
     load_bert_encoder(model, bert)
     return model.eval()
@@ -123,6 +125,10 @@ def test_cli_trains_a_translation_model_from_a_bert_encoder(toy: dict[str, Path]
     # The translation vocabulary is the BERT's.
     assert Tokenizer.from_pretrained(out / "final").vocab_hash == Tokenizer.from_pretrained(toy["bert"]).vocab_hash
     assert special_ids(Tokenizer.from_pretrained(out / "final"))["start"] == final.config.start_token_id
+
+
+def test_the_refused_overrides_are_exactly_the_fields_the_bert_decides(toy: dict[str, Path]) -> None:
+    assert set(BERT_DECIDED) == set(bert_encoder_fields(load_bert(toy["bert"]).config))
 
 
 @pytest.mark.parametrize(("changes", "message"), [

@@ -19,8 +19,8 @@ from hanformer.training.config import TrainerConfig, check_output_dir
 from hanformer.utils.config import setting
 
 PRESET_NAMES = ("tiny", "mini", "small", "base")
-# Model fields an --init-encoder BERT decides (warm_start.bert_encoder_fields); an override of
-# one would break the copy of its weights.
+# Model fields an --init-encoder BERT decides (the keys of warm_start.bert_encoder_fields, which a
+# test holds equal); an override of one would break the copy of its weights.
 BERT_DECIDED = ("vocab_size", "decoder_vocab_size", "d_model", "encoder_layers", "encoder_attention_heads",
                 "encoder_ffn_dim", "activation_function", "norm_placement", "layer_norm_eps",
                 "position_embedding_type", "normalize_embedding", "scale_embedding",

@@ -55,6 +55,7 @@ from hanformer.models.encoder_decoder.settings import MAY_CHANGE_ON_RESUME, Tran
 from hanformer.models.encoder_decoder.vocab import special_ids, train_joint_vocabulary
 from hanformer.models.encoder_decoder.warm_start import (
     bert_encoder_fields,
+    decoder_defaults,
     load_bert,
     load_bert_encoder,
 )
@@ -122,7 +123,9 @@ def build_model(config: TranslationTrainConfig, tokenizer: Tokenizer,
     if tokenizer.vocab_size > bert.config.vocab_size:
         raise ConfigError(f"--init-encoder {config.init_encoder}: its tokenizer has {tokenizer.vocab_size} tokens "
                           f"but the BERT only {bert.config.vocab_size} embeddings; the folder's files do not match")
-    fields = {**fields, **bert_encoder_fields(bert.config, PRESETS[config.model][0]), **config.model_overrides}
+    # Overrides of the fields the BERT decides were refused by config.validate().
+    fields = {**fields, **decoder_defaults(bert.config, PRESETS[config.model][0]), **config.model_overrides,
+              **bert_encoder_fields(bert.config)}
     model = TransformerForSeq2SeqLM(TransformerConfig.from_dict(fields, source="--init-encoder", strict=True))
     load_bert_encoder(model, bert)
     log.info("the encoder starts as the BERT in %s (%d layers of width %d, %d pieces); the decoder at random",

@@ -9,7 +9,7 @@ sqrt(d) scaling. The vocabulary is BERT's: its word embeddings become the one ma
 encoder, the decoder and the output projection share, so the target side is written in BERT's
 pieces too. The decoder (its blocks, its positions, its cross-attention) starts at random.
 
-    bert = BertModel ─► TransformerConfig fields (bert_encoder_fields) ─► model built
+    bert = BertModel ─► TransformerConfig fields (bert_encoder_fields, decoder_defaults) ─► model built
                      ─► load_bert_encoder(model, bert): embeddings, positions, blocks copied
 """
 
@@ -44,23 +44,28 @@ def load_bert(directory: str | Path) -> BertModel:
     return bert
 
 
-def bert_encoder_fields(config: BertConfig, decoder_layers: int | None = None) -> dict[str, Any]:
-    """TransformerConfig fields under which the encoder computes what `config`'s BERT does; the
-    decoder gets the same width and, as defaults, the same heads, feed-forward size and depth."""
+def bert_encoder_fields(config: BertConfig) -> dict[str, Any]:
+    """The TransformerConfig fields under which the encoder computes what `config`'s BERT does
+    (`settings.BERT_DECIDED` names them, so that overrides of them are refused)."""
     return {
-        "vocab_size": config.vocab_size, "d_model": config.hidden_size,
-        "encoder_layers": config.num_hidden_layers, "decoder_layers": decoder_layers or config.num_hidden_layers,
-        "encoder_attention_heads": config.num_attention_heads, "decoder_attention_heads": config.num_attention_heads,
-        "encoder_ffn_dim": config.intermediate_size, "decoder_ffn_dim": config.intermediate_size,
-        "activation_function": config.hidden_act, "norm_placement": config.norm_placement,
-        "layer_norm_eps": config.layer_norm_eps, "position_embedding_type": "learned",
-        "normalize_embedding": True, "scale_embedding": False, "share_encoder_decoder_embeddings": True,
+        "vocab_size": config.vocab_size, "decoder_vocab_size": None, "d_model": config.hidden_size,
+        "encoder_layers": config.num_hidden_layers, "encoder_attention_heads": config.num_attention_heads,
+        "encoder_ffn_dim": config.intermediate_size, "activation_function": config.hidden_act,
+        "norm_placement": config.norm_placement, "layer_norm_eps": config.layer_norm_eps,
+        "position_embedding_type": "learned", "normalize_embedding": True, "scale_embedding": False,
+        "share_encoder_decoder_embeddings": True,
     }
+
+
+def decoder_defaults(config: BertConfig, layers: int) -> dict[str, Any]:
+    """The decoder's depth, and as defaults the BERT's heads and feed-forward size (free to change)."""
+    return {"decoder_layers": layers, "decoder_attention_heads": config.num_attention_heads,
+            "decoder_ffn_dim": config.intermediate_size}
 
 
 @torch.no_grad()
 def load_bert_encoder(model: TransformerForSeq2SeqLM, bert: BertModel) -> None:
-    """Copy `bert` into `model`'s encoder (built from `bert_encoder_fields`) and shared embeddings."""
+    """Copy `bert` into `model`'s encoder (built with `bert_encoder_fields`) and shared embeddings."""
     encoder, embeddings = model.model.encoder, bert.embeddings
     positions = encoder.position_embeddings
     assert positions is not None and encoder.embedding_norm is not None  # bert_encoder_fields asks for both
